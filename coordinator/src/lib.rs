@@ -1,0 +1,1 @@
+//! The stilts coordinator. See ARCHITECTURE.md.

@@ -1,0 +1,7 @@
+//! Generated gRPC types for the `stilts.v1` package. No logic lives here: conversions to domain
+//! types are in `stilts-common`.
+#![allow(clippy::all, missing_docs, unused_qualifications)]
+
+pub mod v1 {
+    tonic::include_proto!("stilts.v1");
+}

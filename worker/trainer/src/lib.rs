@@ -1,0 +1,1 @@
+//! The built-in trainer (burn). See ARCHITECTURE.md.
