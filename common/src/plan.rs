@@ -1,1 +1,91 @@
-//! (being written)
+//! The plan: a grid expanded into deduplicated stage jobs (a DAG in topological order) and the
+//! cells that read their results from it. See `plan::expand` for how it is built.
+
+mod expand;
+#[cfg(test)]
+mod tests;
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{JobSpec, StageKind};
+
+pub use expand::plan;
+
+/// A planned sweep. Cheap in memory: cells are small index records into [`Axes`] and `jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The sweep name from `[sweep] name`.
+    pub sweep: String,
+    /// sha256 hex of the canonical grid (parsed, spans dropped, re-serialised as JSON): two files
+    /// that differ only in comments, layout or key order have the same digest.
+    pub grid_digest: String,
+    /// Deduplicated stage jobs, topologically ordered: every parent comes before its children
+    /// (all intermediate jobs, then all target jobs, then all evaluate jobs).
+    pub jobs: Vec<PlannedJob>,
+    /// Every cell of the grid, in axis order (model, intermediate, target, language, seed).
+    pub cells: Vec<Cell>,
+    /// The axis value tables that cells index into.
+    pub axes: Axes,
+}
+
+/// One deduplicated stage job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedJob {
+    /// `key::job_key(&spec)`.
+    pub key: String,
+    pub spec: JobSpec,
+    /// Index into `Plan::jobs` of the job whose key is `spec.parent` (always a lower index).
+    pub parent: Option<u32>,
+    /// Number of cells whose chain contains this job: a scheduling priority.
+    pub dependents: u64,
+}
+
+/// The values of each axis, in grid order (models in name order: TOML tables are unordered).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Axes {
+    pub models: Vec<String>,
+    /// Includes "none" where the grid lists it.
+    pub intermediates: Vec<String>,
+    pub targets: Vec<String>,
+    /// The union of every target's languages, in first-appearance order.
+    pub languages: Vec<String>,
+    pub seeds: Vec<u64>,
+}
+
+/// One point of the grid. Fields index into [`Axes`]; `evaluate_job` indexes into `Plan::jobs`,
+/// and the rest of the chain is reached through `PlannedJob::parent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cell {
+    pub model: u32,
+    pub intermediate: u32,
+    pub target: u32,
+    pub language: u32,
+    pub seed: u32,
+    pub evaluate_job: u32,
+}
+
+/// A cell's axis values, borrowed from the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellValues<'a> {
+    pub model: &'a str,
+    pub intermediate: &'a str,
+    pub target: &'a str,
+    pub language: &'a str,
+    pub seed: u64,
+}
+
+/// Counts for `stilts plan`: what the DAG saves against training every cell from scratch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    pub cells: u64,
+    pub intermediate_jobs: u64,
+    pub target_jobs: u64,
+    pub evaluate_jobs: u64,
+    /// Training runs if every cell were trained from scratch: 2 per cell (intermediate, then
+    /// target), 1 per baseline ("none") cell.
+    pub naive_training_runs: u64,
+    /// Training jobs in the plan: intermediate + target jobs.
+    pub planned_training_runs: u64,
+    /// `naive_training_runs / planned_training_runs` (1.0 for an empty plan).
+    pub saving_factor: f64,
+}
