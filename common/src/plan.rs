@@ -1,15 +1,9 @@
 //! The plan: a grid expanded into deduplicated stage jobs (a DAG in topological order) and the
-//! cells that read their results from it. See `plan::expand` for how it is built.
-
-mod expand;
-#[cfg(test)]
-mod tests;
+//! cells that read their results from it.
 
 use serde::{Deserialize, Serialize};
 
 use crate::job::{JobSpec, StageKind};
-
-pub use expand::plan;
 
 /// A planned sweep. Cheap in memory: cells are small index records into [`Axes`] and `jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
