@@ -1,1 +1,191 @@
-//! (being written)
+//! The `Store` trait: durable state of sweeps, cells, jobs, workers and the event log, in the
+//! words of the domain. Every job write is a compare-and-set on the record's `version`; the
+//! fencing token of an assignment is the version its `Assign` write produced, so any later write
+//! (lease expiry, reassignment, cancel) makes older tokens stale.
+//!
+//! Backends: SQLite (embedded default, `coordinator/src/store/sqlite.rs`) and etcd (clusters).
+//! One conformance suite (`coordinator/tests/store_conformance.rs`) runs against each of them.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::failure::Failure;
+use crate::job::JobSpec;
+use crate::state::JobStatus;
+
+/// A submitted grid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepRecord {
+    pub name: String,
+    /// File name the grid came from (for error messages and `status`).
+    pub file_name: String,
+    /// The grid file's text, kept so the sweep can be re-planned and audited.
+    pub grid_toml: String,
+    pub grid_digest: String,
+    pub submitted_at_ms: u64,
+    pub cancelled: bool,
+}
+
+/// One point of the grid, by axis values, pointing at the evaluate job that produces its result.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CellRecord {
+    pub model: String,
+    pub intermediate: String,
+    pub target: String,
+    pub language: String,
+    pub seed: u64,
+    /// Key of the evaluate job; the rest of the chain follows `JobSpec::parent`.
+    pub evaluate_job: String,
+}
+
+/// A stage job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub key: String,
+    pub spec: JobSpec,
+    pub status: JobStatus,
+    /// Attempt budget (attempts that count against it before the job fails).
+    pub max_attempts: u32,
+    /// Scheduling priority: number of cells whose chain contains this job.
+    pub dependents: u64,
+    /// The worker holding the job while `leased`.
+    pub worker_id: Option<String>,
+    /// Backoff: not assignable before this time (unix ms).
+    pub not_before_ms: u64,
+    pub last_failure: Option<Failure>,
+    /// Metrics JSON the job wrote (evaluate: `{"de": {"accuracy": 81.2}, …}`).
+    pub metrics: Option<serde_json::Value>,
+    /// Where the job's artifacts are.
+    pub artifact: Option<String>,
+    /// Compare-and-set version; 0 before the record is first stored. Bumped by every write.
+    pub version: u64,
+}
+
+/// A registered worker. Its lease is kept alive by heartbeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    pub id: String,
+    pub name: String,
+    pub slots: u32,
+    pub backend: String,
+    pub labels: BTreeMap<String, String>,
+    /// Job keys whose artifacts the worker holds locally.
+    pub cached_artifacts: Vec<String>,
+    /// Lease expiry (unix ms).
+    pub lease_expires_at_ms: u64,
+}
+
+/// One entry of the event log (job state changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Assigned by the store on append (monotonic); ignored on write.
+    pub seq: u64,
+    pub job_key: String,
+    pub from: String,
+    pub to: String,
+    pub attempt: u32,
+    pub worker_id: String,
+    pub message: String,
+    pub at_ms: u64,
+}
+
+/// A compare-and-set write of one job, with the event it logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobUpdate {
+    /// The version the writer read; the write fails with [`Conflict`] if the stored one differs.
+    pub expected_version: u64,
+    /// The new record (its `version` field is ignored; the store sets it).
+    pub record: JobRecord,
+    pub event: Option<EventRecord>,
+}
+
+/// A compare-and-set write lost: the record changed since it was read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("job {key}: expected version {expected}, stored version is {actual}")]
+pub struct Conflict {
+    pub key: String,
+    pub expected: u64,
+    /// 0 when the job does not exist.
+    pub actual: u64,
+}
+
+/// What `submit` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SubmitOutcome {
+    /// True when the sweep name was new (false: identical re-submission, nothing written).
+    pub sweep_created: bool,
+    /// Jobs written now (the others were already stored, by this or another sweep).
+    pub jobs_inserted: u64,
+}
+
+/// Everything the coordinator rebuilds its memory from on start.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub sweeps: Vec<SweepRecord>,
+    /// Jobs with their sweeps (a job shared by several sweeps appears once, with every sweep).
+    pub jobs: Vec<(JobRecord, Vec<String>)>,
+    pub workers: Vec<WorkerRecord>,
+    /// Sequence number of the last event (0 when none).
+    pub last_event_seq: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A sweep of this name exists with a different grid.
+    #[error("sweep {name:?} already exists with a different grid (digest {existing}); pick another [sweep] name or resume with the same file")]
+    SweepExists { name: String, existing: String },
+    #[error("sweep {0:?} not found")]
+    SweepNotFound(String),
+    /// The backend is unreachable or failed; the caller must not assume the write happened.
+    #[error("store backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("corrupt record {what}: {detail}")]
+    Corrupt { what: String, detail: String },
+}
+
+/// Durable coordinator state. Implementations are cheap to clone handles (`Arc` inside).
+pub trait Store: Send + Sync + 'static {
+    /// Loads everything but cells and events (see [`Store::cells`], [`Store::events_after`]).
+    fn load(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
+
+    /// Atomically records a sweep, its cells and those of its jobs not stored yet (jobs are shared
+    /// across sweeps by key). Re-submitting the same name with the same digest writes nothing.
+    fn submit(
+        &self,
+        sweep: SweepRecord,
+        jobs: Vec<JobRecord>,
+        cells: Vec<CellRecord>,
+    ) -> impl Future<Output = Result<SubmitOutcome, StoreError>> + Send;
+
+    /// Applies job writes, each one compare-and-set on its version, each atomic with its event;
+    /// one lost race does not undo the others. Returns each write's new version or conflict,
+    /// in order.
+    fn update_jobs(
+        &self,
+        updates: Vec<JobUpdate>,
+    ) -> impl Future<Output = Result<Vec<Result<u64, Conflict>>, StoreError>> + Send;
+
+    /// The cells of a sweep, in the order they were submitted.
+    fn cells(&self, sweep: &str) -> impl Future<Output = Result<Vec<CellRecord>, StoreError>> + Send;
+
+    fn set_sweep_cancelled(
+        &self,
+        sweep: &str,
+        cancelled: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates or replaces a worker record (registration, lease renewal).
+    fn put_worker(&self, worker: WorkerRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn remove_worker(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Events with `seq > after`, oldest first, at most `limit`.
+    fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EventRecord>, StoreError>> + Send;
+}
