@@ -1,1 +1,3 @@
 //! The stilts coordinator. See ARCHITECTURE.md.
+
+pub mod store;

@@ -1,0 +1,1 @@
+//! Store backends. The trait is `stilts_common::store::Store`.
