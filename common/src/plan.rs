@@ -1,9 +1,17 @@
 //! The plan: a grid expanded into deduplicated stage jobs (a DAG in topological order) and the
 //! cells that read their results from it.
 
+mod expand;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::job::{JobSpec, StageKind};
+
+pub use expand::{MAX_CELLS, expand, plan};
 
 /// A planned sweep. Cheap in memory: cells are small index records into [`Axes`] and `jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,4 +90,99 @@ pub struct PlanSummary {
     pub planned_training_runs: u64,
     /// `naive_training_runs / planned_training_runs` (1.0 for an empty plan).
     pub saving_factor: f64,
+}
+
+impl Plan {
+    /// A cell's axis values.
+    pub fn cell_values(&self, cell: &Cell) -> CellValues<'_> {
+        CellValues {
+            model: &self.axes.models[cell.model as usize],
+            intermediate: &self.axes.intermediates[cell.intermediate as usize],
+            target: &self.axes.targets[cell.target as usize],
+            language: &self.axes.languages[cell.language as usize],
+            seed: self.axes.seeds[cell.seed as usize],
+        }
+    }
+
+    /// The job indices of a cell's chain, root first: `[intermediate,] target, evaluate`.
+    pub fn chain(&self, cell: &Cell) -> Vec<u32> {
+        self.job_chain(cell.evaluate_job)
+    }
+
+    /// The indices of a job and its ancestors, root first.
+    pub fn job_chain(&self, job: u32) -> Vec<u32> {
+        let mut chain = vec![job];
+        let mut at = job;
+        while let Some(parent) = self.jobs[at as usize].parent {
+            chain.push(parent);
+            at = parent;
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// Counts of cells and jobs, and what the DAG saves against training every cell alone.
+    pub fn summary(&self) -> PlanSummary {
+        let mut per_kind = [0u64; 3];
+        for job in &self.jobs {
+            per_kind[job.spec.kind.rank() as usize] += 1;
+        }
+        let baseline = self
+            .axes
+            .intermediates
+            .iter()
+            .position(|i| i == crate::grid::NO_INTERMEDIATE);
+        let naive: u64 = self
+            .cells
+            .iter()
+            .map(|c| {
+                if Some(c.intermediate as usize) == baseline {
+                    1
+                } else {
+                    2
+                }
+            })
+            .sum();
+        let planned = per_kind[0] + per_kind[1];
+        PlanSummary {
+            cells: self.cells.len() as u64,
+            intermediate_jobs: per_kind[0],
+            target_jobs: per_kind[1],
+            evaluate_jobs: per_kind[2],
+            naive_training_runs: naive,
+            planned_training_runs: planned,
+            saving_factor: if planned == 0 {
+                1.0
+            } else {
+                naive as f64 / planned as f64
+            },
+        }
+    }
+}
+
+impl PlanSummary {
+    /// Jobs of one kind.
+    pub fn jobs(&self, kind: StageKind) -> u64 {
+        match kind {
+            StageKind::Intermediate => self.intermediate_jobs,
+            StageKind::Target => self.target_jobs,
+            StageKind::Evaluate => self.evaluate_jobs,
+        }
+    }
+}
+
+impl fmt::Display for PlanSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "cells:           {}", self.cells)?;
+        writeln!(
+            f,
+            "stage jobs:      {} intermediate + {} target + {} evaluate",
+            self.intermediate_jobs, self.target_jobs, self.evaluate_jobs
+        )?;
+        write!(
+            f,
+            "training runs:   {} planned vs {} naive ({:.1}x fewer)",
+            self.planned_training_runs, self.naive_training_runs, self.saving_factor
+        )
+    }
 }
