@@ -1,4 +1,66 @@
 //! The `stilts` binary: CLI parsing and wiring only; every role is a library function.
-fn main() {
-    println!("stilts");
+
+mod catalog;
+mod cli;
+mod client;
+mod executors;
+mod local_results;
+mod plan_cmd;
+mod progress;
+mod results_view;
+mod roles;
+mod run;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<u8> {
+    match command {
+        Command::Run(args) => Ok(run::run(args).await? as u8),
+        Command::Plan { grid } => {
+            print!("{}", plan_cmd::run(&grid)?);
+            Ok(0)
+        }
+        Command::Results { state, sweep, format } => {
+            print!("{}", local_results::run(&state.state_dir, sweep.as_deref(), format).await?);
+            Ok(0)
+        }
+        Command::Coordinator(args) => roles::coordinator(args).await.map(|()| 0),
+        Command::Worker(args) => roles::worker(args).await.map(|()| 0),
+        Command::Sweep(cmd) => client::run(cmd).await.map(|()| 0),
+        Command::Encode(args) => roles::encode(args).map(|()| 0),
+        Command::Score(args) => {
+            println!("{}", catalog::score(&args)?);
+            Ok(0)
+        }
+        Command::Tasks { catalog: extra } => {
+            print!("{}", catalog::list(extra.as_deref())?);
+            Ok(0)
+        }
+    }
 }

@@ -1,0 +1,63 @@
+//! The task catalog as the binary uses it: the language resolver the planner needs for
+//! `languages = "all"`, `stilts tasks` and `stilts score`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use stilts_tasks::catalog::Catalog;
+
+/// Built-in catalog, plus the user's task file when given.
+pub fn load(extra: Option<&Path>) -> Result<Catalog> {
+    match extra {
+        Some(path) => Catalog::with_user_file(path)
+            .with_context(|| format!("loading task catalog {}", path.display())),
+        None => Ok(Catalog::builtin()),
+    }
+}
+
+/// Task name → its evaluation languages; `None` for a task the catalog does not know.
+pub type Resolver = Arc<dyn Fn(&str) -> Option<Vec<String>> + Send + Sync>;
+
+pub fn language_resolver(extra: Option<&Path>) -> Result<Resolver> {
+    let catalog = load(extra)?;
+    Ok(Arc::new(move |task: &str| catalog.get(task).map(|t| t.languages.clone())))
+}
+
+/// `stilts tasks`: one line per task.
+pub fn list(extra: Option<&Path>) -> Result<String> {
+    let catalog = load(extra)?;
+    let mut rows = vec![["task", "role", "domain", "head", "metric", "languages"].map(String::from)];
+    for t in catalog.tasks() {
+        let langs = if t.languages.len() > 6 {
+            format!("{} ({})", t.languages[..6].join(" ") + " …", t.languages.len())
+        } else {
+            t.languages.join(" ")
+        };
+        rows.push([
+            t.name.clone(),
+            format!("{:?}", t.role).to_lowercase(),
+            t.domain.clone(),
+            format!("{:?}", t.head).to_lowercase(),
+            format!("{:?}", t.metric).to_lowercase(),
+            langs,
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in &rows {
+        let cells: Vec<String> =
+            r.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}", w = *w)).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `stilts score`: the official keys ×100 as one JSON object.
+pub fn score(args: &crate::cli::ScoreArgs) -> Result<String> {
+    let catalog = load(args.catalog.as_deref())?;
+    let value = stilts_tasks::score::score(&catalog, &args.task, &args.lang, &args.predictions, &args.gold)?;
+    Ok(serde_json::to_string(&value)?)
+}

@@ -1,0 +1,107 @@
+//! The long-running roles (`stilts coordinator`, `stilts worker`) and `stilts encode`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use stilts_common::clock::SystemClock;
+use stilts_coordinator::CoordinatorConfig;
+use stilts_coordinator::store::sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{CoordinatorArgs, EncodeArgs, WorkerArgs};
+use crate::run::StateDir;
+use crate::{catalog, executors};
+
+/// Cancels `token` on SIGTERM or Ctrl-C; a second signal cancels `now` too.
+fn on_signals(token: CancellationToken, now: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                return;
+            }
+        };
+        for round in 0..2 {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            if round == 0 {
+                eprintln!("stopping: finishing running jobs (signal again to cancel them)");
+                token.cancel();
+            } else {
+                now.cancel();
+            }
+        }
+    });
+}
+
+pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
+    let state = StateDir::new(&args.state.state_dir);
+    std::fs::create_dir_all(&state.root)
+        .with_context(|| format!("cannot create state directory {}", state.root.display()))?;
+    let store = SqliteStore::open(&state.db())
+        .with_context(|| format!("opening the store {}", state.db().display()))?;
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    eprintln!("coordinator listening on {} (store {})", listener.local_addr()?, state.db().display());
+    let cfg = CoordinatorConfig {
+        lease_ttl: Duration::from_secs(args.lease_ttl),
+        max_attempts: args.max_attempts,
+        task_languages: Some(catalog::language_resolver(None)?),
+        ..CoordinatorConfig::default()
+    };
+    let shutdown = CancellationToken::new();
+    on_signals(shutdown.clone(), CancellationToken::new());
+    stilts_coordinator::run(cfg, listener, store, Arc::new(SystemClock), shutdown).await?;
+    Ok(())
+}
+
+pub async fn worker(args: WorkerArgs) -> Result<()> {
+    let models = args.artifacts.join("..").join("models");
+    let executor = executors::local(&args.backend, &models)?;
+    let mut cfg = stilts_worker::WorkerConfig::new(args.coordinator.clone(), &args.artifacts);
+    cfg.slots = args.slots;
+    cfg.shutdown_grace = Duration::from_secs(args.grace);
+    if let Some(name) = args.name {
+        cfg.name = name;
+    }
+    let (shutdown, now) = (CancellationToken::new(), CancellationToken::new());
+    on_signals(shutdown.clone(), now.clone());
+    stilts_worker::run_until(cfg, executor.into_executor(), shutdown, now).await?;
+    Ok(())
+}
+
+#[cfg(feature = "trainer")]
+pub fn encode(args: EncodeArgs) -> Result<()> {
+    let mut texts = args.texts.clone();
+    if let Some(path) = &args.input {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read input file {}", path.display()))?;
+        texts.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+    }
+    if texts.is_empty() {
+        bail!("nothing to encode: pass texts as arguments or --input FILE (one text per line)");
+    }
+    let pool: stilts_trainer::embed::Pool = args.pool.parse()?;
+    let model = stilts_worker::model_fetch::resolve(&args.model, &default_model_cache())?;
+    let vectors = stilts_trainer::embed::encode(std::path::Path::new(&model), &texts, args.layer, pool)?;
+    for v in vectors {
+        println!("{}", serde_json::to_string(&v)?);
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "trainer"))]
+pub fn encode(_args: EncodeArgs) -> Result<()> {
+    bail!("this stilts binary was built without the burn trainer (cargo feature `trainer`)")
+}
+
+fn default_model_cache() -> std::path::PathBuf {
+    StateDir::new(std::path::Path::new(".stilts")).models()
+}
