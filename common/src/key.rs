@@ -26,7 +26,9 @@ pub fn job_key(spec: &JobSpec) -> String {
 
 /// Whether `s` looks like a job key (64 lowercase hex digits). Use it before a key becomes a path.
 pub fn is_job_key(s: &str) -> bool {
-    s.len() == KEY_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == KEY_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -62,14 +64,20 @@ mod tests {
     fn key_is_pinned() {
         // Changing this value changes every job key ever stored: only with a migration.
         let key = job_key(&spec());
-        assert_eq!(key, "PINNED");
+        assert_eq!(
+            key,
+            "f83b9f7eeab1612f2e29904532e5ccc99d5367b55edffed8d5943ed3f81bf9f2"
+        );
         assert!(is_job_key(&key));
     }
 
     #[test]
     fn canonical_json_has_sorted_recipe() {
         let json = String::from_utf8(canonical_json(&spec())).unwrap();
-        assert!(json.find("\"batch_size\"").unwrap() < json.find("\"lr\"").unwrap(), "{json}");
+        assert!(
+            json.find("\"batch_size\"").unwrap() < json.find("\"lr\"").unwrap(),
+            "{json}"
+        );
     }
 
     #[test]

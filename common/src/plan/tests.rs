@@ -1,1 +1,305 @@
+use std::collections::HashSet;
 
+use super::*;
+use crate::grid::GridError;
+use crate::job::ExecutorSpec;
+
+/// The grid of DESIGN.md §1: 6 models × (4 intermediate tasks + none) × 10 targets × 20 languages
+/// × 3 seeds.
+fn design_grid(languages_per_job: u32) -> String {
+    let models: String = (0..6)
+        .map(|m| format!("m{m} = \"models/m{m}\"\n"))
+        .collect();
+    let targets: Vec<String> = (0..10).map(|t| format!("\"t{t}\"")).collect();
+    let langs: Vec<String> = (0..20).map(|l| format!("\"l{l}\"")).collect();
+    format!(
+        "[sweep]\nname = \"design\"\nseeds = [1, 2, 3]\n[models]\n{models}[grid]\n\
+         intermediate = [\"none\", \"mnli\", \"squad\", \"hellaswag\", \"sst2\"]\n\
+         target = [{}]\nlanguages = [{}]\n[evaluate]\nlanguages_per_job = {languages_per_job}\n",
+        targets.join(", "),
+        langs.join(", ")
+    )
+}
+
+fn plan_of(text: &str) -> Plan {
+    plan("grid.toml", text, None, None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn keys_of(p: &Plan, kind: StageKind) -> Vec<&str> {
+    p.jobs
+        .iter()
+        .filter(|j| j.spec.kind == kind)
+        .map(|j| j.key.as_str())
+        .collect()
+}
+
+#[test]
+fn design_grid_counts() {
+    let p = plan_of(&design_grid(0));
+    let s = p.summary();
+    assert_eq!(s.cells, 18_000);
+    assert_eq!(
+        (s.intermediate_jobs, s.target_jobs, s.evaluate_jobs),
+        (72, 900, 900)
+    );
+    assert_eq!(
+        (s.naive_training_runs, s.planned_training_runs),
+        (32_400, 972)
+    );
+    assert!(
+        (s.saving_factor - 33.33).abs() < 0.01,
+        "{}",
+        s.saving_factor
+    );
+    assert_eq!(s.jobs(StageKind::Target), 900);
+    assert!(
+        s.to_string()
+            .contains("972 planned vs 32400 naive (33.3x fewer)"),
+        "{s}"
+    );
+    assert_eq!(p.axes.languages.len(), 20);
+    assert_eq!(p.sweep, "design");
+    assert_eq!(p.grid_digest.len(), 64);
+}
+
+#[test]
+fn jobs_are_unique_and_topologically_ordered() {
+    let p = plan_of(&design_grid(7));
+    let mut seen = HashSet::new();
+    for (i, job) in p.jobs.iter().enumerate() {
+        assert!(seen.insert(job.key.as_str()), "duplicate key at {i}");
+        assert_eq!(job.key, crate::key::job_key(&job.spec));
+        match job.parent {
+            Some(parent) => {
+                assert!((parent as usize) < i, "parent after child");
+                assert_eq!(
+                    job.spec.parent.as_deref(),
+                    Some(p.jobs[parent as usize].key.as_str())
+                );
+            }
+            None => assert_eq!(job.spec.parent, None),
+        }
+        if i > 0 {
+            assert!(
+                p.jobs[i - 1].spec.kind.rank() <= job.spec.kind.rank(),
+                "kinds out of order"
+            );
+        }
+    }
+}
+
+#[test]
+fn cells_know_their_chain_and_values() {
+    let p = plan_of(&design_grid(0));
+    let none = p
+        .axes
+        .intermediates
+        .iter()
+        .position(|i| i == "none")
+        .unwrap() as u32;
+    for cell in p.cells.iter().step_by(97) {
+        let v = p.cell_values(cell);
+        let chain = p.chain(cell);
+        let specs: Vec<&JobSpec> = chain.iter().map(|&j| &p.jobs[j as usize].spec).collect();
+        assert_eq!(chain.len(), if cell.intermediate == none { 2 } else { 3 });
+        assert_eq!(*chain.last().unwrap(), cell.evaluate_job);
+        for spec in &specs {
+            assert_eq!((spec.model.as_str(), spec.seed), (v.model, v.seed));
+            assert_eq!(spec.intermediate, v.intermediate);
+        }
+        let eval = specs.last().unwrap();
+        assert_eq!(
+            (eval.kind, eval.task.as_str()),
+            (StageKind::Evaluate, v.target)
+        );
+        assert!(eval.languages.iter().any(|l| l == v.language));
+        assert_eq!(specs[specs.len() - 2].kind, StageKind::Target);
+        if cell.intermediate != none {
+            assert_eq!(
+                (specs[0].kind, specs[0].task.as_str()),
+                (StageKind::Intermediate, v.intermediate)
+            );
+        }
+    }
+}
+
+#[test]
+fn dependents_count_cells() {
+    let p = plan_of(&design_grid(0));
+    for job in &p.jobs {
+        let expected = match job.spec.kind {
+            StageKind::Intermediate => 10 * 20,
+            StageKind::Target | StageKind::Evaluate => 20,
+        };
+        assert_eq!(job.dependents, expected, "{:?}", job.spec.kind);
+    }
+    let total: u64 = p
+        .jobs
+        .iter()
+        .filter(|j| j.spec.kind == StageKind::Evaluate)
+        .map(|j| j.dependents)
+        .sum();
+    assert_eq!(total, p.cells.len() as u64);
+}
+
+#[test]
+fn evaluate_jobs_batch_languages() {
+    let p = plan_of(&design_grid(7));
+    // 20 languages in batches of 7: 7 + 7 + 6, three evaluate jobs per target job.
+    assert_eq!(p.summary().evaluate_jobs, 900 * 3);
+    let sizes: Vec<usize> = p
+        .jobs
+        .iter()
+        .filter(|j| j.spec.kind == StageKind::Evaluate)
+        .take(3)
+        .map(|j| j.spec.languages.len())
+        .collect();
+    assert_eq!(sizes, [7, 7, 6]);
+    let eval = p
+        .jobs
+        .iter()
+        .find(|j| j.spec.kind == StageKind::Evaluate)
+        .unwrap();
+    let mut sorted = eval.spec.languages.clone();
+    sorted.sort();
+    assert_eq!(
+        eval.spec.languages, sorted,
+        "languages are sorted within a job"
+    );
+    let per_language = plan_of(&design_grid(1));
+    assert_eq!(per_language.summary().evaluate_jobs, 18_000 / 1 / 3 * 3);
+    // Every cell is still its own cell.
+    assert_eq!(per_language.cells.len(), 18_000);
+}
+
+const COMMAND: &str = include_str!("../../../tests/grids/command.toml");
+
+#[test]
+fn command_grid_plans() {
+    let p = plan_of(COMMAND);
+    let s = p.summary();
+    // 1 model × 2 intermediates × (3 + 2 languages) × 2 seeds.
+    assert_eq!(s.cells, 20);
+    assert_eq!((s.intermediate_jobs, s.target_jobs), (2, 8));
+    // xnli: 3 languages in batches of 2 → 2 jobs; pawsx: 2 languages → 1 job; per target job.
+    assert_eq!(s.evaluate_jobs, 2 * 2 * (2 + 1));
+    assert_eq!(p.axes.languages, ["en", "de", "sw", "fr"]);
+    let inter = &p.jobs[0].spec;
+    assert_eq!(inter.recipe["epochs"], serde_json::json!(1));
+    assert_eq!(
+        (inter.data_version.as_str(), inter.code_version.as_str()),
+        ("demo-1", "demo-scripts-1")
+    );
+    let ExecutorSpec::Command {
+        template,
+        timeout_s,
+        retryable_exit_codes,
+    } = &inter.executor
+    else {
+        panic!("command executor expected")
+    };
+    assert!(template.starts_with("mkdir -p {output_dir}"));
+    assert_eq!(
+        (*timeout_s, retryable_exit_codes.as_slice()),
+        (Some(300), &[75][..])
+    );
+}
+
+#[test]
+fn keys_do_not_depend_on_unrelated_axes() {
+    let base = plan_of(COMMAND);
+    // Another language: the same training jobs, new evaluate jobs for xnli only.
+    let more = plan_of(&COMMAND.replace(
+        "[\"en\", \"de\", \"sw\"]",
+        "[\"en\", \"de\", \"sw\", \"yo\"]",
+    ));
+    for kind in [StageKind::Intermediate, StageKind::Target] {
+        assert_eq!(keys_of(&base, kind), keys_of(&more, kind), "{kind}");
+    }
+    assert_ne!(
+        keys_of(&base, StageKind::Evaluate),
+        keys_of(&more, StageKind::Evaluate)
+    );
+    // Another evaluate command: training keys stay.
+    let eval = plan_of(&COMMAND.replace("test -f {input_dir}/model.txt", "test -d {input_dir}"));
+    for kind in [StageKind::Intermediate, StageKind::Target] {
+        assert_eq!(keys_of(&base, kind), keys_of(&eval, kind), "{kind}");
+    }
+    let base_eval: HashSet<&str> = keys_of(&base, StageKind::Evaluate).into_iter().collect();
+    assert!(
+        keys_of(&eval, StageKind::Evaluate)
+            .iter()
+            .all(|k| !base_eval.contains(k))
+    );
+    // Another target recipe: intermediate keys stay, target and evaluate keys change.
+    let recipe = plan_of(&format!("{COMMAND}\n[recipe.target]\nwarmup = 0.1\n"));
+    assert_eq!(
+        keys_of(&base, StageKind::Intermediate),
+        keys_of(&recipe, StageKind::Intermediate)
+    );
+    let base_target: HashSet<&str> = keys_of(&base, StageKind::Target).into_iter().collect();
+    assert!(
+        keys_of(&recipe, StageKind::Target)
+            .iter()
+            .all(|k| !base_target.contains(k))
+    );
+    // Another intermediate recipe: every key below an intermediate job changes (parent keys),
+    // the baseline chain's keys stay.
+    let inter = plan_of(&COMMAND.replace(
+        "[recipe.intermediate]\nepochs = 1",
+        "[recipe.intermediate]\nepochs = 3",
+    ));
+    let none_targets = |p: &Plan| -> Vec<String> {
+        p.jobs
+            .iter()
+            .filter(|j| j.spec.kind == StageKind::Target && j.parent.is_none())
+            .map(|j| j.key.clone())
+            .collect()
+    };
+    assert_eq!(none_targets(&base), none_targets(&inter));
+    let chained = |p: &Plan| -> Vec<String> {
+        p.jobs
+            .iter()
+            .filter(|j| j.spec.kind == StageKind::Target && j.parent.is_some())
+            .map(|j| j.key.clone())
+            .collect()
+    };
+    assert!(
+        chained(&base)
+            .iter()
+            .zip(chained(&inter))
+            .all(|(a, b)| *a != b)
+    );
+    // A new seed adds jobs and keeps the old ones.
+    let seeds = plan_of(&COMMAND.replace("seeds = [1, 2]", "seeds = [1, 2, 3]"));
+    let seed_keys: HashSet<&str> = seeds.jobs.iter().map(|j| j.key.as_str()).collect();
+    assert!(base.jobs.iter().all(|j| seed_keys.contains(j.key.as_str())));
+}
+
+#[test]
+fn plans_are_deterministic() {
+    assert_eq!(plan_of(COMMAND), plan_of(COMMAND));
+}
+
+#[test]
+fn plan_reports_grid_errors() {
+    let e = plan("mine.toml", "[sweep]\nname = 1\n", None, None).unwrap_err();
+    assert!(matches!(e, GridError::Toml { .. }));
+    assert!(e.to_string().starts_with("mine.toml:2:8: "), "{e}");
+}
+
+#[test]
+fn oversized_grids_are_refused() {
+    let text = design_grid(0).replace(
+        "seeds = [1, 2, 3]",
+        &format!(
+            "seeds = [{}]",
+            (0..20_000)
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    );
+    let e = plan("grid.toml", &text, None, None).unwrap_err();
+    assert!(e.to_string().contains("split the grid"), "{e}");
+}
