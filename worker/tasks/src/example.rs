@@ -64,6 +64,34 @@ pub struct RetrievalSet {
     pub gold: Vec<usize>,
 }
 
+/// A query of an answer-retrieval pool (LAReQA): a question in one language.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolQuery {
+    /// The question id (shared by the parallel questions of every language).
+    pub id: String,
+    pub question: String,
+    pub lang: String,
+}
+
+/// A candidate answer of an answer-retrieval pool: one sentence with the paragraph it comes from
+/// (LAReQA encodes "sentence + context").
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolCandidate {
+    pub sentence: String,
+    pub context: String,
+    pub lang: String,
+}
+
+/// LAReQA / XQuAD-R: queries of one language against the multilingual pool of answer sentences.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerPool {
+    pub queries: Vec<PoolQuery>,
+    pub candidates: Vec<PoolCandidate>,
+    /// `gold[i]` = indices into `candidates` of every correct answer of query `i`
+    /// (one per pool language; 11 in the full XQuAD-R pool).
+    pub gold: Vec<Vec<usize>>,
+}
+
 /// A loaded split of any task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dataset {
@@ -72,6 +100,8 @@ pub enum Dataset {
     Qa(Vec<QaExample>),
     Tagging(Vec<TaggedSentence>),
     Retrieval(RetrievalSet),
+    /// Language-agnostic answer retrieval (LAReQA): several gold candidates per query.
+    AnswerPool(AnswerPool),
 }
 
 impl Dataset {
@@ -82,6 +112,7 @@ impl Dataset {
             Dataset::Qa(v) => v.len(),
             Dataset::Tagging(v) => v.len(),
             Dataset::Retrieval(r) => r.queries.len(),
+            Dataset::AnswerPool(p) => p.queries.len(),
         }
     }
     pub fn is_empty(&self) -> bool {

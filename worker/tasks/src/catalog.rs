@@ -1,0 +1,283 @@
+//! The task catalog, as data: `catalog.toml` (embedded) plus optional user files that add or
+//! replace tasks. See `catalog.toml` for the format; every key is documented there.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::CatalogError;
+
+/// The built-in catalog source, embedded at compile time.
+pub const BUILTIN_CATALOG: &str = include_str!("../catalog.toml");
+
+/// What the task is in the grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// An XTREME(-R) target: trained on English, evaluated zero-shot on every listed language.
+    Target,
+    /// An English intermediate task (the "STILTs" stage).
+    Intermediate,
+}
+
+/// The model head a task needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Head {
+    Classification,
+    Regression,
+    MultipleChoice,
+    SpanQa,
+    TokenClassification,
+    Retrieval,
+}
+
+/// The official metric of a task (see [`crate::metrics`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// `accuracy` ×100.
+    Accuracy,
+    /// `pearson` and `spearman` ×100 (STS-B).
+    PearsonSpearman,
+    /// `exact_match` and `f1`, SQuAD v1.1 normalisation.
+    Squad,
+    /// `exact_match` and `f1`, MLQA language-aware normalisation (context language).
+    Mlqa,
+    /// seqeval 1.2.2 default-mode micro chunk `f1` (also `precision`, `recall`).
+    SeqevalF1,
+    /// `map@20` (mean average precision at 20; MRR@20 with one gold).
+    #[serde(rename = "map_at_20")]
+    MapAt20,
+}
+
+/// Which file family a layout reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutKind {
+    /// What google-research/xtreme's `download_data.sh` writes (test labels removed).
+    Xtreme,
+    /// The dataset's own distribution (labelled test sets where they are public).
+    Original,
+    /// Files shipped in this crate (`demo/`).
+    Demo,
+}
+
+/// The reader (file format) of a layout. See `readers/` for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReaderKind {
+    /// `s1<TAB>s2<TAB>label` (2 columns = unlabelled test), no header: XTREME xnli/pawsx, demo.
+    XtremePairTsv,
+    /// `sentence<TAB>label` without header (demo single-sentence tasks).
+    XtremeSingleTsv,
+    /// XNLI-1.0 `xnli.{dev,test}.tsv` (header; `language` column filters).
+    XnliTsv,
+    /// XNLI-1.0 `xnli.{dev,test}.jsonl` (`language` field filters).
+    XnliJsonl,
+    /// XNLI-MT-1.0 `multinli.train.{lang}.tsv` / `xnli.{split}.{lang}.tsv` style: header `premise hypo label`.
+    XnliMtTsv,
+    /// PAWS-X `x-final` tsv: header `id sentence1 sentence2 label`.
+    PawsxTsv,
+    /// GLUE tsv with a header; columns found by name (MNLI, QQP, SST-2, STS-B).
+    GlueTsv,
+    /// MultiNLI / SNLI 1.0 jsonl (`sentence1`, `sentence2`, `gold_label`; "-" rows skipped).
+    NliJsonl,
+    /// jiant jsonl (`premise`, `hypothesis`, `label`).
+    JiantNliJsonl,
+    /// ANLI jsonl (`context`, `hypothesis`, `label` ∈ e/n/c).
+    AnliJsonl,
+    /// aclImdb folders `{split}/{pos,neg}/*.txt`; the pattern names the split folder.
+    ImdbDir,
+    /// COPA / XCOPA jsonl.
+    CopaJsonl,
+    /// Social IQa jsonl (`correct` A/B/C, or a sibling `*-labels.lst` with 1-based labels).
+    SiqaJsonl,
+    /// HellaSwag jsonl.
+    HellaswagJsonl,
+    /// Cosmos QA csv (or jsonl test file).
+    CosmosqaCsv,
+    /// CommonsenseQA jsonl (original schema or the HF export).
+    CommonsenseqaJsonl,
+    /// SQuAD v1.1 json (SQuAD, XQuAD, MLQA, TyDiQA-GoldP per language).
+    SquadJson,
+    /// The combined TyDiQA-GoldP json; examples filtered by the language prefix of their id.
+    TydiqaCombinedJson,
+    /// CoNLL-U, multi-word tokens merged as XTREME's conversion does (UD-POS).
+    Conllu,
+    /// `token<TAB>tag`, blank line between sentences (tokens only = unlabelled test).
+    XtremeTagTsv,
+    /// PAN-X original `lang:token<TAB>TAG`.
+    PanxOriginal,
+    /// LASER Tatoeba `tatoeba.{xxx}-eng.{xxx}` (+ `.eng`): line i ↔ line i.
+    TatoebaLaser,
+    /// LAReQA XQuAD-R json; the pool is built from every language file in the folder.
+    LareqaJson,
+    /// Mewsli-X `wikinews_mentions` jsonl + `candidate_set_entities.jsonl` in the same folder or its parent.
+    MewslixJsonl,
+}
+
+/// One way the task's files can be laid out under the data root.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layout {
+    /// Short name shown in errors and logs.
+    pub name: String,
+    pub kind: LayoutKind,
+    pub reader: ReaderKind,
+    /// Folders relative to the data root tried in order (default: the task name).
+    #[serde(default)]
+    pub dirs: Vec<String>,
+    /// Restricts the layout to these languages (default: all of the task's).
+    #[serde(default)]
+    pub languages: Option<Vec<String>>,
+    /// File patterns relative to a dir, tried in order. Placeholders: `{lang}` (ISO 639-1),
+    /// `{lang3}` (Tatoeba/LASER ISO 639-3), `{lang_name}` (TyDiQA's English language name).
+    #[serde(default)]
+    pub train: Vec<String>,
+    #[serde(default)]
+    pub dev: Vec<String>,
+    #[serde(default)]
+    pub test: Vec<String>,
+}
+
+/// One task of the catalog.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDef {
+    /// Filled from the table key.
+    #[serde(skip)]
+    pub name: String,
+    pub role: Role,
+    /// Domain label used to group the transfer matrix (nli, qa, commonsense_mc, …).
+    pub domain: String,
+    pub head: Head,
+    pub metric: Metric,
+    /// Evaluation languages (official XTREME-R list for targets; `["en"]` for intermediate tasks).
+    pub languages: Vec<String>,
+    /// Label list (class index = position). Empty for QA, regression and retrieval.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// For targets: the English task(s) its zero-shot training data comes from, in order.
+    #[serde(default)]
+    pub english_train: Vec<String>,
+    /// Input template for multiple-choice contexts (`{premise}`, `{question}`, `{context}`).
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "layout", default)]
+    pub layouts: Vec<Layout>,
+}
+
+impl TaskDef {
+    /// Index of `label` in the label list.
+    pub fn label_index(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label)
+    }
+    /// The evaluation languages other than English (the purer zero-shot average).
+    pub fn non_english_languages(&self) -> impl Iterator<Item = &str> {
+        self.languages
+            .iter()
+            .map(String::as_str)
+            .filter(|l| *l != "en")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    #[serde(default)]
+    tasks: BTreeMap<String, TaskDef>,
+}
+
+/// The set of known tasks, keyed by name.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tasks: BTreeMap<String, TaskDef>,
+}
+
+impl Catalog {
+    /// The built-in catalog (`worker/tasks/catalog.toml`).
+    pub fn builtin() -> Catalog {
+        let mut catalog = Catalog::default();
+        catalog
+            .merge_str(BUILTIN_CATALOG, "catalog.toml (built in)")
+            .expect("the built-in catalog is valid (tested)");
+        catalog
+    }
+
+    /// The built-in catalog plus a user TOML file whose tasks are added or replace built-in tasks
+    /// of the same name. Unknown keys are errors naming the file and line.
+    pub fn with_user_file(path: &Path) -> Result<Catalog, CatalogError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut catalog = Catalog::builtin();
+        catalog.merge_str(&text, &path.display().to_string())?;
+        Ok(catalog)
+    }
+
+    /// Adds the tasks of a TOML document (same format as `catalog.toml`); `file` names it in errors.
+    pub fn merge_str(&mut self, text: &str, file: &str) -> Result<(), CatalogError> {
+        let parsed: CatalogFile = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            CatalogError::Parse {
+                file: file.to_string(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        for (name, mut task) in parsed.tasks {
+            task.name = name.clone();
+            validate(&task, file)?;
+            self.tasks.insert(name, task);
+        }
+        Ok(())
+    }
+
+    /// The task called `name`.
+    pub fn get(&self, name: &str) -> Option<&TaskDef> {
+        self.tasks.get(name)
+    }
+
+    /// All tasks, sorted by name.
+    pub fn tasks(&self) -> impl Iterator<Item = &TaskDef> {
+        self.tasks.values()
+    }
+}
+
+fn validate(task: &TaskDef, file: &str) -> Result<(), CatalogError> {
+    let invalid = |message: String| CatalogError::Invalid {
+        file: file.to_string(),
+        task: task.name.clone(),
+        message,
+    };
+    if task.languages.is_empty() {
+        return Err(invalid("`languages` is empty".into()));
+    }
+    if task.layouts.is_empty() {
+        return Err(invalid("no `[[tasks.NAME.layout]]`".into()));
+    }
+    let needs_labels = matches!(task.head, Head::Classification | Head::TokenClassification);
+    if needs_labels && task.labels.is_empty() {
+        return Err(invalid(format!("head {:?} needs `labels`", task.head)));
+    }
+    for layout in &task.layouts {
+        if layout.train.is_empty() && layout.dev.is_empty() && layout.test.is_empty() {
+            return Err(invalid(format!("layout `{}` lists no files", layout.name)));
+        }
+    }
+    Ok(())
+}
+
+/// 1-based line and column of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
