@@ -119,3 +119,33 @@ fn plan_prints_cells_jobs_and_saving() {
     // naive: 80 baseline cells × 1 + 160 cells × 2 = 400 runs vs 32 planned
     assert!(text.contains("32 planned vs 400 naive"), "{text}");
 }
+
+#[test]
+fn failing_commands_fail_their_job_with_the_reason_and_others_go_on() {
+    let dir = temp_dir();
+    let grid = command_grid("failing", 5, 0.0, 0.0);
+    // Evaluate jobs of l01..l04 fail in four ways; l00 succeeds.
+    let grid = grid.replace(
+        "evaluate = \"",
+        "evaluate = \"case {languages} in l01) exit 3;; l02) exit 0;; l03) echo '{{nope' > {metrics_file}; exit 0;; l04) sleep 60;; esac; ",
+    );
+    let grid = grid.replace("[executor]", "[executor]\ntimeout = \"2s\"");
+    let grid = write(dir.path(), "grid.toml", &grid);
+    let log = dir.path().join("log");
+    let state = dir.path().join("state");
+    let mut cmd = stilts();
+    cmd.args(["run", "--no-progress", "--max-attempts", "1", "--slots", "4", "--state-dir"])
+        .arg(&state)
+        .arg(&grid)
+        .env("STILTS_TEST_LOG", &log);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "failed cells make the run fail: {stderr}");
+    assert!(stderr.contains("exit"), "non-zero exit reason shown: {stderr}");
+    assert!(stderr.contains("metrics"), "missing/invalid metrics reason shown: {stderr}");
+    assert!(stderr.contains("timeout") || stderr.contains("timed out"), "timeout shown: {stderr}");
+    // The l00 cells all have results.
+    let rows = results_csv(&state);
+    assert_eq!(rows.len(), 24, "{rows:?}");
+    assert!(rows.iter().all(|r| r.contains(",l00,")));
+}
