@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use stilts_common::failure::Failure;
 use stilts_common::job::JobSpec;
+/// Progress a running job reports; carried to the coordinator by heartbeats. Defined in
+/// `stilts-common` so the proto conversions can reach it.
+pub use stilts_common::progress::Progress;
 
 /// Everything an executor needs to run one assignment.
 #[derive(Debug, Clone)]
@@ -26,15 +29,6 @@ pub struct JobContext {
     pub metrics_file: PathBuf,
     /// Directory for stdout/stderr logs of this attempt.
     pub log_dir: PathBuf,
-}
-
-/// Progress a running job reports; carried to the coordinator by heartbeats.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Progress {
-    pub step: u64,
-    pub total: u64,
-    pub loss: f64,
-    pub phase: String,
 }
 
 /// Receives progress updates from a running job. Cheap to call often.

@@ -1,3 +1,28 @@
 //! The stilts worker: the agent loop (register, acquire, heartbeat, report) and executors.
+//!
+//! Where to change what: the agent's shutdown and acquiring in `agent.rs`; the running-job table,
+//! artifact layout and job threads in `jobs.rs`; report delivery and which rejections are final in
+//! `reports.rs`; heartbeats in `heartbeat.rs`; addresses, failover and registration in `link.rs`;
+//! the `command` executor in `command.rs` (processes in `process.rs`, progress lines in
+//! `progress_line.rs`, metrics files in `metrics.rs`).
 
+pub mod agent;
+pub mod backoff;
+pub mod command;
+pub mod config;
+pub mod error;
 pub mod executor;
+mod heartbeat;
+mod jobs;
+mod link;
+mod log_tail;
+pub mod metrics;
+pub mod model_fetch;
+mod process;
+pub mod progress_line;
+mod reports;
+
+pub use agent::{run, run_until};
+pub use command::CommandExecutor;
+pub use config::WorkerConfig;
+pub use error::WorkerError;

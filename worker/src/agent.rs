@@ -1,0 +1,211 @@
+//! The worker agent: register, acquire jobs while slots are free, run each on its own thread,
+//! heartbeat, report; survive coordinator outages; drain on shutdown.
+//!
+//! Three loops share one [`Agent`]: acquiring (`acquire_loop` here), heartbeats
+//! (`heartbeat.rs`) and report delivery (`reports.rs`); jobs run on threads (`jobs.rs`).
+//!
+//! Shutdown (`shutdown` fires): no new jobs; running jobs get `shutdown_grace` to finish, then are
+//! cancelled and reported as preempted (retryable, no budget spent); queued reports get
+//! `report_flush` to reach the coordinator; then [`run`] returns. `cancel_now` (for a second
+//! SIGTERM) skips the grace: running jobs are cancelled at once.
+
+use std::sync::{Arc, Mutex};
+
+use stilts_proto::v1 as pb;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tracing::{error, info, warn};
+
+use crate::backoff::Backoff;
+use crate::config::WorkerConfig;
+use crate::error::WorkerError;
+use crate::executor::Executor;
+use crate::heartbeat::heartbeat_loop;
+use crate::jobs::{self, CancelCause, Jobs};
+use crate::link::Link;
+use crate::reports::{ReportQueue, deliver_reports};
+
+/// State shared by the agent's loops and job threads.
+pub(crate) struct Agent {
+    pub(crate) cfg: WorkerConfig,
+    pub(crate) executor: Arc<dyn Executor>,
+    pub(crate) link: Link,
+    pub(crate) jobs: Jobs,
+    pub(crate) reports: ReportQueue,
+    fatal: Mutex<Option<WorkerError>>,
+    fatal_token: CancellationToken,
+}
+
+impl Agent {
+    /// Records an error that ends the agent (the first one wins) and starts the shutdown.
+    pub(crate) fn fail(&self, e: WorkerError) {
+        error!(error = %e, "worker stopping");
+        self.fatal.lock().expect("fatal lock").get_or_insert(e);
+        self.fatal_token.cancel();
+    }
+}
+
+/// Runs a worker until `shutdown` fires, then drains gracefully (see the module doc).
+pub async fn run(
+    cfg: WorkerConfig,
+    executor: Arc<dyn Executor>,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    run_until(cfg, executor, shutdown, CancellationToken::new()).await
+}
+
+/// [`run`] with a second token that cancels running jobs at once instead of letting them finish.
+pub async fn run_until(
+    cfg: WorkerConfig,
+    executor: Arc<dyn Executor>,
+    shutdown: CancellationToken,
+    cancel_now: CancellationToken,
+) -> Result<(), WorkerError> {
+    if cfg.slots == 0 {
+        return Err(WorkerError::NoSlots);
+    }
+    std::fs::create_dir_all(&cfg.artifacts).map_err(|source| WorkerError::ArtifactRoot {
+        path: cfg.artifacts.clone(),
+        source,
+    })?;
+    let link = Link::new(&cfg, executor.backend())?;
+    let agent = Arc::new(Agent {
+        cfg,
+        executor,
+        link,
+        jobs: Jobs::new(),
+        reports: ReportQueue::new(),
+        fatal: Mutex::new(None),
+        fatal_token: CancellationToken::new(),
+    });
+    info!(name = %agent.cfg.name, slots = agent.cfg.slots, url = %agent.link.url(), "worker starting");
+
+    let background = CancellationToken::new();
+    let mut loops = JoinSet::new();
+    loops.spawn(heartbeat_loop(agent.clone(), background.clone()));
+    loops.spawn(deliver_reports(agent.clone(), background.clone()));
+    // A child of `shutdown`: the acquire loop sees the shutdown the moment it is signalled.
+    let stop_acquiring = shutdown.child_token();
+    let mut acquire = tokio::spawn(acquire_loop(agent.clone(), stop_acquiring.clone()));
+
+    let now = cancel_now.clone();
+    let fatal = agent.fatal_token.clone();
+    let hurry = async move {
+        tokio::select! { _ = now.cancelled() => {}, _ = fatal.cancelled() => {} }
+    };
+    tokio::pin!(hurry);
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = &mut hurry => {}
+    }
+    info!(
+        running = agent.jobs.running(),
+        "shutting down: acquiring no more jobs"
+    );
+    stop_acquiring.cancel();
+    // An AcquireJob in flight is let finish (bounded by acquire_wait), so that a job it brings is
+    // handed back at once instead of waiting out a lease.
+    tokio::select! {
+        _ = &mut acquire => {}
+        _ = &mut hurry => acquire.abort(),
+    }
+
+    if agent.jobs.running() > 0 {
+        let grace = agent.cfg.shutdown_grace;
+        info!(
+            running = agent.jobs.running(),
+            grace_ms = grace.as_millis() as u64,
+            "waiting for running jobs"
+        );
+        tokio::select! {
+            _ = agent.jobs.wait_idle() => {}
+            _ = tokio::time::sleep(grace) => {}
+            _ = &mut hurry => {}
+        }
+    }
+    if agent.jobs.running() > 0 {
+        let n = agent.jobs.cancel_all(CancelCause::Shutdown);
+        warn!(jobs = n, "cancelling running jobs");
+        let wait = agent.cfg.cancel_wait;
+        if tokio::time::timeout(wait, agent.jobs.wait_idle())
+            .await
+            .is_err()
+        {
+            error!(
+                jobs = agent.jobs.running(),
+                wait_ms = wait.as_millis() as u64,
+                "jobs did not stop after cancel; abandoning them"
+            );
+        }
+    }
+    if agent.reports.len() > 0 {
+        let flush = agent.cfg.report_flush;
+        info!(reports = agent.reports.len(), "delivering the last reports");
+        if tokio::time::timeout(flush, agent.reports.wait_empty())
+            .await
+            .is_err()
+        {
+            warn!(
+                reports = agent.reports.len(),
+                flush_ms = flush.as_millis() as u64,
+                "coordinator unreachable; undelivered reports are lost (their leases will expire)"
+            );
+        }
+    }
+    background.cancel();
+    while loops.join_next().await.is_some() {}
+    info!("worker stopped");
+    match agent.fatal.lock().expect("fatal lock").take() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Acquires jobs while slots are free, until `stop` fires.
+async fn acquire_loop(agent: Arc<Agent>, stop: CancellationToken) {
+    let mut backoff = Backoff::new(agent.cfg.backoff);
+    let slots = agent.cfg.slots;
+    loop {
+        let free = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            free = agent.jobs.wait_free(slots) => free,
+        };
+        let session = match agent.link.session(&stop).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return,
+            Err(e) => return agent.fail(e),
+        };
+        let wait = agent.cfg.acquire_wait;
+        let req = pb::AcquireJobRequest {
+            worker_id: session.worker_id.clone(),
+            free_slots: free,
+            wait_ms: wait.as_millis() as u64,
+        };
+        let timeout = wait + agent.link.rpc_timeout();
+        match agent
+            .link
+            .call(timeout, |mut c| async move { c.acquire_job(req).await })
+            .await
+        {
+            Ok(reply) => {
+                backoff.reset();
+                if let Some(assignment) = reply.assignment {
+                    jobs::start(&agent, assignment, stop.is_cancelled());
+                }
+            }
+            Err(status) => {
+                if status.code() == Code::NotFound {
+                    agent.link.forget(&session.worker_id).await;
+                }
+                let delay = backoff.next_delay();
+                warn!(url = %agent.link.url(), code = ?status.code(), error = %status.message(), retry_in_ms = delay.as_millis() as u64, "acquire failed");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}

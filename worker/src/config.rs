@@ -1,0 +1,230 @@
+//! Worker configuration: data, with a default for every field but the coordinator addresses.
+//! Durations are written as text: `"250ms"`, `"10s"`, `"5m"`, `"6h"`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backoff::BackoffConfig;
+
+/// How a worker finds its coordinator, what it offers and how patient it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Coordinator URLs (`http://host:7700`), tried in turn when one is unreachable. Required.
+    pub coordinators: Vec<String>,
+    /// Name shown by the coordinator. Default: the host name.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Jobs run at once (one per GPU). Default 1.
+    #[serde(default = "default_slots")]
+    pub slots: u32,
+    /// Root of the local artifact store: job `K` writes into `<artifacts>/K/`, its metrics to
+    /// `<artifacts>/K/metrics.json`, its logs to `<artifacts>/K/logs/attempt-<n>/`.
+    /// Default `artifacts`.
+    #[serde(default = "default_artifacts")]
+    pub artifacts: PathBuf,
+    /// Free-form labels announced at registration (node, rack, GPU model). Default none.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Free device memory in bytes announced at registration (0 = unknown). Default 0.
+    #[serde(default)]
+    pub device_memory: u64,
+    /// Heartbeat period. Default: a third of the lease TTL the coordinator hands out.
+    #[serde(
+        default,
+        with = "duration_text::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub heartbeat_period: Option<Duration>,
+    /// How long one AcquireJob call may wait at the coordinator for a ready job. Default 5s.
+    #[serde(default = "default_acquire_wait", with = "duration_text")]
+    pub acquire_wait: Duration,
+    /// Client-side limit of every other call (and added to `acquire_wait`). Default 10s.
+    #[serde(default = "default_rpc_timeout", with = "duration_text")]
+    pub rpc_timeout: Duration,
+    /// On shutdown, how long running jobs may go on before they are cancelled. Default 30s.
+    #[serde(default = "default_shutdown_grace", with = "duration_text")]
+    pub shutdown_grace: Duration,
+    /// How long a cancelled job may take to stop before the worker gives up waiting for it.
+    /// Default 30s.
+    #[serde(default = "default_cancel_wait", with = "duration_text")]
+    pub cancel_wait: Duration,
+    /// On shutdown, how long to keep trying to deliver queued reports. Default 30s.
+    #[serde(default = "default_report_flush", with = "duration_text")]
+    pub report_flush: Duration,
+    /// Reconnect backoff. Default 100ms doubling to 10s, full jitter.
+    #[serde(default)]
+    pub backoff: BackoffConfig,
+}
+
+fn default_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "worker".to_string())
+}
+fn default_slots() -> u32 {
+    1
+}
+fn default_artifacts() -> PathBuf {
+    PathBuf::from("artifacts")
+}
+fn default_acquire_wait() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_rpc_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_cancel_wait() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_report_flush() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl WorkerConfig {
+    /// A config with every default and the given coordinator addresses and artifact root.
+    pub fn new(coordinators: Vec<String>, artifacts: impl Into<PathBuf>) -> Self {
+        Self {
+            coordinators,
+            name: default_name(),
+            slots: default_slots(),
+            artifacts: artifacts.into(),
+            labels: BTreeMap::new(),
+            device_memory: 0,
+            heartbeat_period: None,
+            acquire_wait: default_acquire_wait(),
+            rpc_timeout: default_rpc_timeout(),
+            shutdown_grace: default_shutdown_grace(),
+            cancel_wait: default_cancel_wait(),
+            report_flush: default_report_flush(),
+            backoff: BackoffConfig::default(),
+        }
+    }
+}
+
+/// Parses `"250ms"`, `"10s"`, `"5m"`, `"6h"`, `"1d"` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86_400.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in duration {text:?} (ms, s, m, h, d)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} is out of range"))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() != 0 || d.is_zero() {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
+/// Serde helpers for durations as text.
+pub mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// The same for `Option<Duration>` (absent = `None`).
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_str(&super::super::format_duration(*d)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|text| super::super::parse_duration(&text).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(6 * 3600));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(
+            parse_duration("3 weeks")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_duration("s").is_err());
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
+    }
+
+    #[test]
+    fn a_minimal_config_gets_every_default_and_round_trips() {
+        let cfg: WorkerConfig =
+            serde_json::from_str(r#"{"coordinators": ["http://c:7700"], "slots": 2}"#).unwrap();
+        assert_eq!(cfg.slots, 2);
+        assert_eq!(cfg.acquire_wait, Duration::from_secs(5));
+        assert_eq!(cfg.heartbeat_period, None);
+        assert_eq!(cfg.backoff, BackoffConfig::default());
+        let back: WorkerConfig =
+            serde_json::from_str(&serde_json::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(back, cfg);
+        let with_period: WorkerConfig = serde_json::from_str(
+            r#"{"coordinators": [], "heartbeat_period": "2s", "backoff": {"max": "1m"}}"#,
+        )
+        .unwrap();
+        assert_eq!(with_period.heartbeat_period, Some(Duration::from_secs(2)));
+        assert_eq!(with_period.backoff.max, Duration::from_secs(60));
+        assert_eq!(with_period.backoff.initial, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e = serde_json::from_str::<WorkerConfig>(r#"{"coordinators": [], "slot": 2}"#);
+        assert!(e.unwrap_err().to_string().contains("unknown field `slot`"));
+    }
+}

@@ -1,0 +1,33 @@
+//! Errors that end the worker agent. Everything transient (an unreachable coordinator, a failed
+//! report) is retried inside the agent and never surfaces here.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum WorkerError {
+    #[error("no coordinator address configured")]
+    NoCoordinator,
+    #[error("a worker needs at least one slot")]
+    NoSlots,
+    #[error("invalid coordinator address {url:?}: {source}")]
+    InvalidCoordinator {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("cannot create the artifact root {}: {source}", path.display())]
+    ArtifactRoot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The coordinator refused to register this worker for a reason retrying will not fix
+    /// (bad request, authentication, permission).
+    #[error("coordinator {url} refused registration: {status}")]
+    RegistrationRefused {
+        url: String,
+        status: Box<tonic::Status>,
+    },
+}

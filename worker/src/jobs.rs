@@ -1,0 +1,338 @@
+//! The jobs running on this worker: the table heartbeats read, and the thread each job runs on.
+//!
+//! Layout per job key `K` under the artifact root: `K/` is the output directory (kept across
+//! attempts so a retry can resume from its checkpoints), `K/metrics.json` the metrics file,
+//! `K/logs/attempt-<n>/` the attempt's logs. A metrics file left by an earlier attempt is moved
+//! to `K/logs/attempt-<n>/previous-metrics.json` before attempt `n` starts, so a stale file is
+//! never taken for this attempt's result.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use stilts_common::convert::job_spec_from_json;
+use stilts_common::failure::{Failure, FailureReason};
+use stilts_proto::v1 as pb;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::agent::Agent;
+use crate::executor::{CancelFlag, JobContext, JobOutput, Progress, ProgressSink};
+use crate::reports::{Outcome, Report};
+
+/// Why the worker cancelled a job; decides how the failure is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelCause {
+    /// The coordinator ordered it (sweep cancelled, job reassigned).
+    Coordinator,
+    /// The worker is shutting down: the job should run again elsewhere at no cost.
+    Shutdown,
+}
+
+/// The failure reported for work the worker gives back because it is going away.
+pub(crate) fn handed_back(message: impl Into<String>) -> Failure {
+    Failure::preempted(message)
+}
+
+/// Latest progress of one job, written by its executor, read by heartbeats.
+#[derive(Debug, Default)]
+struct SharedProgress(Mutex<Progress>);
+
+impl ProgressSink for SharedProgress {
+    fn report(&self, progress: Progress) {
+        *self.0.lock().expect("progress lock") = progress;
+    }
+}
+
+struct Entry {
+    attempt: u32,
+    token: u64,
+    progress: Arc<SharedProgress>,
+    cancel: CancelFlag,
+    cause: Option<CancelCause>,
+}
+
+/// The running jobs, by key.
+pub(crate) struct Jobs {
+    map: Mutex<HashMap<String, Entry>>,
+    count: watch::Sender<usize>,
+}
+
+impl Jobs {
+    pub(crate) fn new() -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+            count: watch::Sender::new(0),
+        }
+    }
+
+    pub(crate) fn running(&self) -> usize {
+        *self.count.borrow()
+    }
+
+    /// Waits until fewer than `slots` jobs run; returns the number of free slots.
+    pub(crate) async fn wait_free(&self, slots: u32) -> u32 {
+        let mut rx = self.count.subscribe();
+        let n = *rx
+            .wait_for(|n| *n < slots as usize)
+            .await
+            .expect("sender lives in self");
+        slots - n as u32
+    }
+
+    /// Waits until no job runs.
+    pub(crate) async fn wait_idle(&self) {
+        let mut rx = self.count.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// What heartbeats carry: every running job with its current attempt, token and progress.
+    pub(crate) fn snapshot(&self) -> Vec<pb::RunningJob> {
+        let map = self.map.lock().expect("jobs lock");
+        map.iter()
+            .map(|(key, e)| pb::RunningJob {
+                job_key: key.clone(),
+                attempt: e.attempt,
+                fencing_token: e.token,
+                progress: Some(e.progress.0.lock().expect("progress lock").clone().into()),
+            })
+            .collect()
+    }
+
+    /// Raises the cancel flag of job `key`; false when it does not run here.
+    pub(crate) fn cancel(&self, key: &str, cause: CancelCause) -> bool {
+        let mut map = self.map.lock().expect("jobs lock");
+        let Some(entry) = map.get_mut(key) else {
+            return false;
+        };
+        entry.cause.get_or_insert(cause);
+        entry.cancel.cancel();
+        true
+    }
+
+    /// Cancels every running job; returns how many.
+    pub(crate) fn cancel_all(&self, cause: CancelCause) -> usize {
+        let mut map = self.map.lock().expect("jobs lock");
+        for entry in map.values_mut() {
+            entry.cause.get_or_insert(cause);
+            entry.cancel.cancel();
+        }
+        map.len()
+    }
+
+    fn publish(&self, map: &HashMap<String, Entry>) {
+        self.count.send_replace(map.len());
+    }
+}
+
+/// A job key is a directory name under the artifact root: it must not escape it.
+fn safe_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 200
+        && key != "."
+        && key != ".."
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Takes on one assignment: prepares its directories and runs it on a thread of its own. Anything
+/// that keeps it from starting is reported as a failure of that attempt.
+pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: bool) {
+    let (key, attempt, token) = (a.job_key.clone(), a.attempt, a.fencing_token);
+    let refuse = |failure: Failure| {
+        warn!(job = %key, attempt, reason = %failure.reason, error = %failure.message, "job not started");
+        agent.reports.push(Report {
+            key: key.clone(),
+            attempt,
+            token,
+            outcome: Outcome::Fail(failure),
+        });
+    };
+    if shutting_down {
+        return refuse(handed_back(format!(
+            "worker {} is shutting down",
+            agent.cfg.name
+        )));
+    }
+    if !safe_key(&key) {
+        return refuse(Failure::permanent(
+            FailureReason::User,
+            format!("job key {key:?} is not a safe directory name"),
+        ));
+    }
+    {
+        // The coordinator re-assigned a job this worker still runs (its lease had lapsed): keep
+        // the running process and report it under the new attempt and token.
+        let mut map = agent.jobs.map.lock().expect("jobs lock");
+        if let Some(entry) = map.get_mut(&key) {
+            if entry.cause.is_none() {
+                info!(job = %key, attempt, old_attempt = entry.attempt, "job re-assigned while still running here; adopting the new attempt");
+                entry.attempt = attempt;
+                entry.token = token;
+                return;
+            }
+            drop(map);
+            return refuse(handed_back(
+                "the previous attempt is still stopping on this worker",
+            ));
+        }
+    }
+    let spec = match job_spec_from_json(&a.spec_json) {
+        Ok(spec) => spec,
+        Err(e) => {
+            return refuse(Failure::retryable(
+                FailureReason::Error,
+                format!("worker cannot read the job spec (version skew?): {e}"),
+            ));
+        }
+    };
+    let output_dir = agent.cfg.artifacts.join(&key);
+    let ctx = JobContext {
+        key: key.clone(),
+        attempt,
+        spec,
+        input_dir: (!a.input_artifact.is_empty()).then(|| PathBuf::from(&a.input_artifact)),
+        metrics_file: output_dir.join("metrics.json"),
+        log_dir: output_dir.join("logs").join(format!("attempt-{attempt}")),
+        output_dir,
+    };
+    if let Err(e) = prepare_dirs(&ctx) {
+        return refuse(Failure::retryable(
+            FailureReason::Error,
+            format!("cannot prepare {}: {e}", ctx.output_dir.display()),
+        ));
+    }
+
+    let progress = Arc::new(SharedProgress::default());
+    let cancel = CancelFlag::new();
+    {
+        let mut map = agent.jobs.map.lock().expect("jobs lock");
+        let entry = Entry {
+            attempt,
+            token,
+            progress: progress.clone(),
+            cancel: cancel.clone(),
+            cause: None,
+        };
+        map.insert(key.clone(), entry);
+        agent.jobs.publish(&map);
+    }
+    info!(job = %key, attempt, kind = %ctx.spec.kind, sweep = %a.sweep, "job started");
+    let thread_agent = agent.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("job-{}", &key[..key.len().min(12)]))
+        .spawn(move || {
+            let started = Instant::now();
+            let executor = thread_agent.executor.clone();
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                executor.run(&ctx, progress.as_ref(), &cancel)
+            }))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(Failure::retryable(
+                    FailureReason::Error,
+                    format!("executor panicked: {what}"),
+                ))
+            });
+            finish(&thread_agent, &ctx.key, result, started);
+        });
+    if let Err(e) = spawned {
+        let mut map = agent.jobs.map.lock().expect("jobs lock");
+        map.remove(&key);
+        agent.jobs.publish(&map);
+        drop(map);
+        refuse(Failure::retryable(
+            FailureReason::Error,
+            format!("cannot start a job thread: {e}"),
+        ));
+    }
+}
+
+fn prepare_dirs(ctx: &JobContext) -> std::io::Result<()> {
+    std::fs::create_dir_all(&ctx.log_dir)?;
+    set_aside(
+        &ctx.metrics_file,
+        &ctx.log_dir.join("previous-metrics.json"),
+    )
+}
+
+fn set_aside(stale: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::rename(stale, to) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Called on the job's thread when the executor returns: queues the report under the job's
+/// current attempt and token, then frees the slot.
+fn finish(agent: &Agent, key: &str, result: Result<JobOutput, Failure>, started: Instant) {
+    let mut map = agent.jobs.map.lock().expect("jobs lock");
+    let Some(entry) = map.remove(key) else {
+        error!(job = %key, "finished job was not in the running table");
+        return;
+    };
+    let duration_s = started.elapsed().as_secs_f64();
+    let outcome = match result {
+        Ok(out) => {
+            info!(job = %key, attempt = entry.attempt, duration_s, "job succeeded");
+            Outcome::Complete {
+                metrics_json: out.metrics.to_string(),
+                artifact: out.artifact.display().to_string(),
+                duration_s,
+            }
+        }
+        Err(mut failure) => {
+            if failure.reason == FailureReason::Cancelled
+                && entry.cause == Some(CancelCause::Shutdown)
+            {
+                failure = handed_back(format!(
+                    "worker {} shut down before the job finished: {}",
+                    agent.cfg.name, failure.message
+                ));
+            }
+            warn!(job = %key, attempt = entry.attempt, reason = %failure.reason, retryable = failure.retryable, error = %failure.message, "job failed");
+            Outcome::Fail(failure)
+        }
+    };
+    agent.reports.push(Report {
+        key: key.to_string(),
+        attempt: entry.attempt,
+        token: entry.token,
+        outcome,
+    });
+    agent.jobs.publish(&map);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_never_escape_the_artifact_root() {
+        assert!(safe_key("3fa9c0de-intermediate_v1.2"));
+        for bad in ["", ".", "..", "../x", "a/b", "/abs", "a b", "a\0b"] {
+            assert!(!safe_key(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stale_metrics_are_set_aside_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stale, to) = (
+            dir.path().join("metrics.json"),
+            dir.path().join("previous.json"),
+        );
+        set_aside(&stale, &to).unwrap();
+        std::fs::write(&stale, "{}").unwrap();
+        set_aside(&stale, &to).unwrap();
+        assert!(!stale.exists());
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), "{}");
+    }
+}
