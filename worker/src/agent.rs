@@ -89,15 +89,11 @@ pub async fn run_until(
     let stop_acquiring = shutdown.child_token();
     let mut acquire = tokio::spawn(acquire_loop(agent.clone(), stop_acquiring.clone()));
 
-    let now = cancel_now.clone();
-    let fatal = agent.fatal_token.clone();
-    let hurry = async move {
-        tokio::select! { _ = now.cancelled() => {}, _ = fatal.cancelled() => {} }
-    };
-    tokio::pin!(hurry);
+    // A fresh future each time: `cancelled()` resolves at once for a token already cancelled.
+    let hurry = || hurried(&cancel_now, &agent.fatal_token);
     tokio::select! {
         _ = shutdown.cancelled() => {}
-        _ = &mut hurry => {}
+        _ = hurry() => {}
     }
     info!(
         running = agent.jobs.running(),
@@ -108,7 +104,7 @@ pub async fn run_until(
     // handed back at once instead of waiting out a lease.
     tokio::select! {
         _ = &mut acquire => {}
-        _ = &mut hurry => acquire.abort(),
+        _ = hurry() => acquire.abort(),
     }
 
     if agent.jobs.running() > 0 {
@@ -121,7 +117,7 @@ pub async fn run_until(
         tokio::select! {
             _ = agent.jobs.wait_idle() => {}
             _ = tokio::time::sleep(grace) => {}
-            _ = &mut hurry => {}
+            _ = hurry() => {}
         }
     }
     if agent.jobs.running() > 0 {
@@ -159,6 +155,14 @@ pub async fn run_until(
     match agent.fatal.lock().expect("fatal lock").take() {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Resolves once running jobs must stop at once: `cancel_now` or a fatal error.
+async fn hurried(cancel_now: &CancellationToken, fatal: &CancellationToken) {
+    tokio::select! {
+        _ = cancel_now.cancelled() => {}
+        _ = fatal.cancelled() => {}
     }
 }
 

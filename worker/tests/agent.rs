@@ -80,15 +80,20 @@ fn config(urls: Vec<String>, artifacts: &Path) -> WorkerConfig {
 
 struct Worker {
     shutdown: CancellationToken,
+    now: CancellationToken,
     handle: JoinHandle<Result<(), WorkerError>>,
 }
 
 impl Worker {
     fn start(cfg: WorkerConfig) -> Self {
-        let shutdown = CancellationToken::new();
+        let (shutdown, now) = (CancellationToken::new(), CancellationToken::new());
         let executor = Arc::new(CommandExecutor::new().with_kill_grace(Duration::from_millis(200)));
-        let handle = tokio::spawn(stilts_worker::run(cfg, executor, shutdown.clone()));
-        Self { shutdown, handle }
+        let run = stilts_worker::run_until(cfg, executor, shutdown.clone(), now.clone());
+        Self {
+            shutdown,
+            now,
+            handle: tokio::spawn(run),
+        }
     }
 
     async fn stop(self) {
@@ -97,11 +102,14 @@ impl Worker {
     }
 
     async fn join(self) {
+        self.result().await.expect("worker ended cleanly");
+    }
+
+    async fn result(self) -> Result<(), WorkerError> {
         tokio::time::timeout(PATIENCE, self.handle)
             .await
             .expect("worker stopped in time")
             .unwrap()
-            .expect("worker ended cleanly");
     }
 }
 
@@ -434,4 +442,39 @@ async fn shutdown_while_the_coordinator_is_unreachable_still_returns() {
         .unwrap();
     let worker = Worker::start(config(vec![format!("http://{dead}")], dir.path()));
     worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_now_skips_the_grace_and_hands_jobs_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Peer::new(3000);
+    let server = PeerServer::start(peer.clone(), 0);
+    peer.enqueue(assignment("slow", 4, StageKind::Target, "sleep 60"));
+    let mut cfg = config(vec![server.url()], dir.path());
+    cfg.shutdown_grace = Duration::from_secs(600);
+    let worker = Worker::start(cfg);
+    peer.wait_for("the job running", PATIENCE, |s| running_in(s, "slow"))
+        .await;
+
+    worker.shutdown.cancel();
+    worker.now.cancel();
+    worker.join().await;
+    let s = peer.state();
+    let failure = s.fails[0].failure.clone().unwrap();
+    assert_eq!(failure.reason, pb::FailureReason::Preempted as i32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_registration_ends_the_worker_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Peer::new(3000);
+    peer.state().refuse_registration = true;
+    let server = PeerServer::start(peer.clone(), 0);
+    let worker = Worker::start(config(vec![server.url()], dir.path()));
+    let err = worker.result().await.unwrap_err();
+    assert!(
+        matches!(err, WorkerError::RegistrationRefused { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not allowed"), "{err}");
 }

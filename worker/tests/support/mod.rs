@@ -34,6 +34,8 @@ pub struct PeerState {
     /// Worker ids the peer knows; heartbeats from others get `known = false`.
     pub known: HashSet<String>,
     pub lease_ttl_ms: u64,
+    /// Refuse every registration with PERMISSION_DENIED.
+    pub refuse_registration: bool,
 }
 
 #[derive(Clone, Default)]
@@ -84,6 +86,11 @@ impl WorkerService for Peer {
     ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
         let mut s = self.state();
         s.registrations.push(request.into_inner());
+        if s.refuse_registration {
+            return Err(Status::permission_denied(
+                "workers from this host are not allowed",
+            ));
+        }
         let worker_id = format!("w{}", s.registrations.len());
         s.known.insert(worker_id.clone());
         Ok(Response::new(pb::RegisterWorkerResponse {
