@@ -21,7 +21,15 @@ pub fn canonical_json(spec: &JobSpec) -> Vec<u8> {
 
 /// The job key: sha256 hex of [`canonical_json`]. Equal keys mean the same work.
 pub fn job_key(spec: &JobSpec) -> String {
-    hex::encode(Sha256::digest(canonical_json(spec)))
+    hex::encode(job_digest(spec, &mut Vec::new()))
+}
+
+/// The raw sha256 behind [`job_key`], serialising into `buf` (cleared first) so that a caller
+/// hashing many specs reuses one buffer.
+pub fn job_digest(spec: &JobSpec, buf: &mut Vec<u8>) -> [u8; 32] {
+    buf.clear();
+    serde_json::to_writer(&mut *buf, spec).expect("a JobSpec always serialises to JSON");
+    Sha256::digest(buf.as_slice()).into()
 }
 
 /// Whether `s` looks like a job key (64 lowercase hex digits). Use it before a key becomes a path.

@@ -4,13 +4,14 @@
 //! hashed once; a cell is six integers found by index arithmetic, with no per-cell string.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use super::{Axes, Cell, Plan, PlannedJob};
 use crate::grid::{
     self, Grid, GridError, LanguageResolver, Location, NO_INTERMEDIATE, TaskValidator,
 };
 use crate::job::{JobSpec, Recipe, StageKind};
-use crate::key::job_key;
+use crate::key::job_digest;
 
 /// The largest grid `plan` expands (a cell takes 24 bytes).
 pub const MAX_CELLS: u64 = 100_000_000;
@@ -43,16 +44,31 @@ pub fn plan(
 
 /// Expands a validated grid (at most [`MAX_CELLS`] cells) into its plan.
 pub fn expand(grid: &Grid) -> Plan {
-    let mut b = Builder {
-        jobs: Vec::new(),
-        index: HashMap::new(),
-    };
     let (m_n, i_n, t_n, s_n) = (
         grid.models.len(),
         grid.intermediates.len(),
         grid.targets.len(),
         grid.seeds.len(),
     );
+    let batch = |t: usize| match grid.languages_per_job {
+        0 => grid.targets[t].languages.len().max(1),
+        n => n as usize,
+    };
+    // Reserve the exact job count: no reallocation of a table that can hold a million specs.
+    let with_jobs = grid
+        .intermediates
+        .iter()
+        .filter(|i| *i != NO_INTERMEDIATE)
+        .count();
+    let evals_per_chain: usize = (0..t_n)
+        .map(|t| grid.targets[t].languages.len().div_ceil(batch(t)))
+        .sum();
+    let capacity = m_n * s_n * (with_jobs + i_n * (t_n + evals_per_chain));
+    let mut b = Builder {
+        jobs: Vec::with_capacity(capacity),
+        index: HashMap::with_capacity(capacity),
+        buf: Vec::with_capacity(4096),
+    };
     let spec =
         |kind: StageKind, m: usize, task: &str, inter: &str, s: usize, recipe: &Recipe| JobSpec {
             kind,
@@ -122,17 +138,13 @@ pub fn expand(grid: &Grid) -> Plan {
     }
 
     // Evaluate jobs: per target job, one per batch of its target's languages.
-    let batch = |t: usize| match grid.languages_per_job {
-        0 => grid.targets[t].languages.len().max(1),
-        n => n as usize,
-    };
     let eval_recipes: Vec<Recipe> = grid
         .targets
         .iter()
         .map(|t| grid.recipe.resolve(StageKind::Evaluate, &t.task))
         .collect();
     let mut eval_start = vec![0usize; target_jobs.len()];
-    let mut eval_jobs: Vec<u32> = Vec::new();
+    let mut eval_jobs: Vec<u32> = Vec::with_capacity(target_jobs.len() * evals_per_chain);
     for (slot, &parent) in target_jobs.iter().enumerate() {
         let t = (slot / s_n) % t_n;
         let target_spec = &b.jobs[parent as usize].spec;
@@ -221,28 +233,32 @@ pub fn expand(grid: &Grid) -> Plan {
     }
 }
 
-/// The deduplicating job table.
+/// The deduplicating job table, indexed by raw key digest.
 struct Builder {
     jobs: Vec<PlannedJob>,
-    index: HashMap<String, u32>,
+    index: HashMap<[u8; 32], u32>,
+    buf: Vec<u8>,
 }
 
 impl Builder {
     /// Adds a job under `parent` (an index into `jobs`) unless a job with its key exists.
     fn add(&mut self, mut spec: JobSpec, parent: Option<u32>) -> u32 {
         spec.parent = parent.map(|p| self.jobs[p as usize].key.clone());
-        let key = job_key(&spec);
-        if let Some(&at) = self.index.get(&key) {
-            return at;
-        }
+        let digest = job_digest(&spec, &mut self.buf);
         let at = u32::try_from(self.jobs.len()).expect("MAX_CELLS keeps job indices in u32");
-        self.index.insert(key.clone(), at);
-        self.jobs.push(PlannedJob {
-            key,
-            spec,
-            parent,
-            dependents: 0,
-        });
-        at
+        match self.index.entry(digest) {
+            Entry::Occupied(existing) => *existing.get(),
+            Entry::Vacant(slot) => {
+                slot.insert(at);
+                let key = hex::encode(digest);
+                self.jobs.push(PlannedJob {
+                    key,
+                    spec,
+                    parent,
+                    dependents: 0,
+                });
+                at
+            }
+        }
     }
 }
