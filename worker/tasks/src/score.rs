@@ -213,8 +213,8 @@ fn score_classification(
         });
     }
     let pred = read_label_lines(predictions)?;
-    check_count(predictions, pred.len(), labels.len(), gold)?;
     if task.head == Head::Regression {
+        check_count(predictions, pred.len(), labels.len(), gold)?;
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for ((n, p), g) in pred.iter().zip(&labels) {
             let v: f64 = p
@@ -243,6 +243,7 @@ fn score_classification(
         })?;
         idx.push(Label::Class(i));
     }
+    check_count(predictions, pred.len(), labels.len(), gold)?;
     let acc = metrics::accuracy(&labels, &idx).unwrap_or(0.0);
     Ok(json!({ "accuracy": acc * 100.0 }))
 }
