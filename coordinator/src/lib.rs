@@ -1,3 +1,31 @@
-//! The stilts coordinator. See ARCHITECTURE.md.
+//! The stilts coordinator: gRPC services for workers and clients, the scheduler, the lease
+//! reaper and the group-commit writer, over a `Store` backend. See ARCHITECTURE.md.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `server.rs` | [`run`]: load, spawn writer and reaper, serve |
+//! | `cache.rs` | the in-memory cache of the store and its indexes |
+//! | `scheduler.rs` | the ready queue: critical path first, locality among equals |
+//! | `intents.rs` | requests to the writer; fencing checks; one request → one CAS write |
+//! | `writer.rs` | the single writer: group commit, apply, cascade, reload on conflict |
+//! | `lease.rs` | worker leases, heartbeats, the reaper |
+//! | `worker_api.rs`, `sweep_api.rs` | the two gRPC services |
+//! | `status.rs` | derived cell states, counts, results |
 
+mod cache;
+pub mod config;
+pub mod error;
+mod events;
+mod intents;
+mod lease;
+mod scheduler;
+mod server;
+mod status;
 pub mod store;
+mod sweep_api;
+mod worker_api;
+mod writer;
+
+pub use config::{CoordinatorConfig, TaskLanguages};
+pub use error::CoordinatorError;
+pub use server::run;

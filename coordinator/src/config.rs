@@ -1,0 +1,146 @@
+//! Coordinator configuration: data, with every default stated.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Maps a task name to its languages, `None` for a task the catalog lacks. The binary passes the
+/// task catalog; the planner uses it to resolve `languages = "all"` and to reject unknown tasks.
+pub type TaskLanguages = Arc<dyn Fn(&str) -> Option<Vec<String>> + Send + Sync>;
+
+/// How the coordinator runs. In TOML, durations are integer milliseconds or strings with units
+/// (`"30s"`, `"1m"`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoordinatorConfig {
+    /// Worker lease time-to-live: a worker that neither heartbeats nor calls for this long loses
+    /// its lease and its jobs. Default 30 s.
+    #[serde(with = "duration_serde")]
+    pub lease_ttl: Duration,
+    /// How often the reaper expires leases and releases jobs whose backoff has passed.
+    /// Default 500 ms.
+    #[serde(with = "duration_serde")]
+    pub reaper_period: Duration,
+    /// Attempt budget of newly planned jobs. Default 3.
+    pub max_attempts: u32,
+    /// Backoff before the second attempt; doubles per spent attempt, with full jitter.
+    /// Default 5 s.
+    #[serde(with = "duration_serde")]
+    pub backoff_base: Duration,
+    /// Longest backoff. Default 5 min.
+    #[serde(with = "duration_serde")]
+    pub backoff_cap: Duration,
+    /// Longest `AcquireJob` long-poll, whatever the worker asks for. Default 30 s.
+    #[serde(with = "duration_serde")]
+    pub acquire_max_wait: Duration,
+    /// Most job writes in one group commit. Default 1024.
+    pub max_batch: usize,
+    /// Expire every lease found in the store on start, instead of giving its worker one TTL of
+    /// grace (for `stilts run`, whose local workers died with the previous process). Default false.
+    pub expire_leases_on_start: bool,
+    /// Task catalog hook for the planner. Not configurable from a file. Default none: any task
+    /// name is accepted and `languages = "all"` is an error.
+    #[serde(skip)]
+    pub task_languages: Option<TaskLanguages>,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(30),
+            reaper_period: Duration::from_millis(500),
+            max_attempts: 3,
+            backoff_base: Duration::from_secs(5),
+            backoff_cap: Duration::from_secs(300),
+            acquire_max_wait: Duration::from_secs(30),
+            max_batch: 1024,
+            expire_leases_on_start: false,
+            task_languages: None,
+        }
+    }
+}
+
+impl fmt::Debug for CoordinatorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoordinatorConfig")
+            .field("lease_ttl", &self.lease_ttl)
+            .field("reaper_period", &self.reaper_period)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_cap", &self.backoff_cap)
+            .field("acquire_max_wait", &self.acquire_max_wait)
+            .field("max_batch", &self.max_batch)
+            .field("expire_leases_on_start", &self.expire_leases_on_start)
+            .field("task_languages", &self.task_languages.is_some())
+            .finish()
+    }
+}
+
+impl CoordinatorConfig {
+    pub(crate) fn lease_ttl_ms(&self) -> u64 {
+        self.lease_ttl.as_millis() as u64
+    }
+}
+
+/// Durations as integer milliseconds or strings with units (`"500ms"`, `"30s"`, `"1h30m"`).
+mod duration_serde {
+    use std::time::Duration;
+
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::ser::Serializer;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("milliseconds, or a duration string such as \"500ms\" or \"30s\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+                Ok(Duration::from_millis(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+                u64::try_from(v)
+                    .map(Duration::from_millis)
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+                if let Some(ms) = v.trim().strip_suffix("ms") {
+                    return ms
+                        .trim()
+                        .parse::<u64>()
+                        .map(Duration::from_millis)
+                        .map_err(|e| E::custom(format!("duration {v:?}: {e}")));
+                }
+                stilts_common::grid::parse_duration(v)
+                    .map(Duration::from_secs)
+                    .map_err(|e| E::custom(format!("duration {v:?} {e}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations_and_rejects_unknown_fields() {
+        let cfg: CoordinatorConfig = serde_json::from_str(
+            r#"{"lease_ttl": "1m", "reaper_period": 250, "backoff_base": "20ms"}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.lease_ttl, Duration::from_secs(60));
+        assert_eq!(cfg.reaper_period, Duration::from_millis(250));
+        assert_eq!(cfg.backoff_base, Duration::from_millis(20));
+        assert_eq!(cfg.max_attempts, 3);
+        assert!(serde_json::from_str::<CoordinatorConfig>(r#"{"lease": 1}"#).is_err());
+    }
+}

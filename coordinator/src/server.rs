@@ -1,0 +1,167 @@
+//! `run`: loads the store, starts the writer and the reaper, serves both gRPC services.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::StreamExt;
+use stilts_common::clock::Clock;
+use stilts_common::store::Store;
+use stilts_proto::v1::sweep_service_server::SweepServiceServer;
+use stilts_proto::v1::worker_service_server::WorkerServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::cache::{self, Core};
+use crate::config::CoordinatorConfig;
+use crate::error::CoordinatorError;
+use crate::events::{self, EventTx};
+use crate::intents::{Intent, Reply};
+use crate::lease;
+use crate::sweep_api::SweepApi;
+use crate::worker_api::WorkerApi;
+use crate::writer::Writer;
+
+/// Requests that may wait for the writer before senders are held back.
+const INTENT_QUEUE: usize = 65_536;
+
+/// What the services, the writer and the reaper share.
+pub struct Shared {
+    core: Mutex<Core>,
+    pub cfg: CoordinatorConfig,
+    pub clock: Arc<dyn Clock>,
+    /// Woken whenever a job may have become ready (long-polling `AcquireJob`s wait on it).
+    pub ready: Notify,
+    pub events: EventTx,
+    pub intents: mpsc::Sender<Intent>,
+    /// Cancelled when the server stops: long polls and event streams end.
+    pub stop: CancellationToken,
+}
+
+impl Shared {
+    /// The cache. Held briefly, never across an `.await`.
+    pub fn core(&self) -> MutexGuard<'_, Core> {
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends a request to the writer and waits for its durable outcome.
+    pub async fn call<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Intent,
+    ) -> Result<T, CoordinatorError> {
+        let (tx, rx) = oneshot::channel();
+        self.intents
+            .send(make(tx))
+            .await
+            .map_err(|_| CoordinatorError::ShuttingDown)?;
+        rx.await.map_err(|_| CoordinatorError::ShuttingDown)?
+    }
+
+    pub fn ttl_ms(&self) -> u64 {
+        self.cfg.lease_ttl_ms()
+    }
+}
+
+/// Serves the coordinator on `listener` until `shutdown` is cancelled or the store fails.
+///
+/// On start the whole state is loaded from `store` (crash-only: memory is a cache). Jobs still
+/// leased keep their lease for one TTL so that workers that survived a restart can report.
+pub async fn run<S: Store>(
+    cfg: CoordinatorConfig,
+    listener: TcpListener,
+    store: S,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> Result<(), CoordinatorError> {
+    let store = Arc::new(store);
+    let (core, repairs) = cache::load(&*store, clock.now_ms(), cfg.lease_ttl_ms()).await?;
+    info!(
+        addr = ?listener.local_addr().ok(),
+        jobs = core.jobs.len(),
+        sweeps = core.sweeps.len(),
+        workers = core.workers.len(),
+        ready = core.queue.len(),
+        leased = repairs.leased.len(),
+        "coordinator state loaded"
+    );
+    let (tx, rx) = mpsc::channel(INTENT_QUEUE);
+    let server_stop = shutdown.child_token();
+    let shared = Arc::new(Shared {
+        core: Mutex::new(core),
+        cfg,
+        clock,
+        ready: Notify::new(),
+        events: events::channel(),
+        intents: tx,
+        stop: server_stop.clone(),
+    });
+
+    let tasks_stop = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let writer = Writer::new(store.clone(), shared.clone(), rx, repairs);
+    tasks.spawn(writer.run(tasks_stop.clone()));
+    tasks.spawn(lease::reaper(
+        store.clone(),
+        shared.clone(),
+        tasks_stop.clone(),
+    ));
+
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn {
+            let _ = stream.set_nodelay(true);
+        }
+        conn
+    });
+    let server = tonic::transport::Server::builder()
+        .add_service(WorkerServiceServer::new(WorkerApi::new(
+            shared.clone(),
+            store.clone(),
+        )))
+        .add_service(SweepServiceServer::new(SweepApi::new(
+            shared.clone(),
+            store.clone(),
+        )))
+        .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
+    tokio::pin!(server);
+
+    let mut failure = None;
+    let served = tokio::select! {
+        served = &mut server => served,
+        Some(ended) = tasks.join_next() => {
+            failure = task_failure(ended);
+            server_stop.cancel();
+            (&mut server).await
+        }
+    };
+    server_stop.cancel();
+    tasks_stop.cancel();
+    while let Some(ended) = tasks.join_next().await {
+        if let Some(e) = task_failure(ended) {
+            failure.get_or_insert(e);
+        }
+    }
+    info!("coordinator stopped");
+    match failure {
+        Some(e) => {
+            error!(error = %e, "coordinator stopped on an error");
+            Err(e)
+        }
+        None => served.map_err(CoordinatorError::from),
+    }
+}
+
+fn task_failure(
+    ended: Result<Result<(), CoordinatorError>, tokio::task::JoinError>,
+) -> Option<CoordinatorError> {
+    match ended {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(join) => Some(CoordinatorError::Internal(format!(
+            "background task died: {join}"
+        ))),
+    }
+}

@@ -1,0 +1,269 @@
+//! Read-only views of a sweep: cell states derived from their chains, counts, results.
+
+use stilts_common::job::StageKind;
+use stilts_common::state::JobState;
+use stilts_proto::v1 as pb;
+
+use crate::cache::{CellEntry, Core, JobIdx, SweepEntry};
+
+/// Failed jobs listed in a sweep status, at most.
+pub const MAX_FAILED_LISTED: usize = 50;
+
+/// A cell's state, derived from its chain of jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellState {
+    Blocked,
+    Ready,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl CellState {
+    pub const ALL: [CellState; 6] = [
+        Self::Blocked,
+        Self::Ready,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Blocked => "blocked",
+            Self::Ready => "ready",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    /// Folds the states of a chain: any failed → failed; else any cancelled → cancelled; all
+    /// succeeded → succeeded; any leased → running; any ready → ready; else blocked.
+    pub fn of_chain(states: impl IntoIterator<Item = JobState>) -> Self {
+        let (mut failed, mut cancelled, mut leased, mut ready, mut all_done) =
+            (false, false, false, false, true);
+        for s in states {
+            failed |= s == JobState::Failed;
+            cancelled |= s == JobState::Cancelled;
+            leased |= s == JobState::Leased;
+            ready |= s == JobState::Ready;
+            all_done &= s == JobState::Succeeded;
+        }
+        match () {
+            _ if failed => Self::Failed,
+            _ if cancelled => Self::Cancelled,
+            _ if all_done => Self::Succeeded,
+            _ if leased => Self::Running,
+            _ if ready => Self::Ready,
+            _ => Self::Blocked,
+        }
+    }
+}
+
+fn counts(c: &[u64; 6], names: impl Fn(usize) -> &'static str) -> Vec<pb::StateCount> {
+    c.iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, &count)| pb::StateCount {
+            state: names(i).to_string(),
+            count,
+        })
+        .collect()
+}
+
+fn cell_counts(c: &[u64; 6]) -> Vec<pb::StateCount> {
+    counts(c, |i| CellState::ALL[i].as_str())
+}
+
+impl Core {
+    pub fn cell_state(&self, cell: &CellEntry) -> CellState {
+        CellState::of_chain(
+            self.ancestry(cell.evaluate)
+                .map(|j| self.jobs[j as usize].record.status.state),
+        )
+    }
+
+    /// The job keys of a chain, first stage first.
+    fn chain_keys(&self, evaluate: JobIdx) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .ancestry(evaluate)
+            .map(|j| self.jobs[j as usize].record.key.clone())
+            .collect();
+        keys.reverse();
+        keys
+    }
+
+    pub fn sweep_status(&self, s: &SweepEntry) -> pb::SweepStatus {
+        let axes = &s.axes;
+        let mut per_axis: [Vec<[u64; 6]>; 5] = [
+            vec![[0; 6]; axes.models.len()],
+            vec![[0; 6]; axes.intermediates.len()],
+            vec![[0; 6]; axes.targets.len()],
+            vec![[0; 6]; axes.languages.len()],
+            vec![[0; 6]; axes.seeds.len()],
+        ];
+        let mut cells = [0u64; 6];
+        let mut finished = true;
+        for c in &s.cells {
+            let st = self.cell_state(c);
+            let i = st as usize;
+            finished &= st.is_terminal();
+            cells[i] += 1;
+            for (axis, v) in [c.model, c.intermediate, c.target, c.language, c.seed]
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(slot) = per_axis[axis].get_mut(v as usize) {
+                    slot[i] += 1;
+                }
+            }
+        }
+        let mut jobs = [[0u64; 6]; 3];
+        let mut failed = Vec::new();
+        for &j in &s.jobs {
+            let e = &self.jobs[j as usize];
+            let st = e.record.status.state;
+            jobs[e.record.spec.kind.rank() as usize][st as usize] += 1;
+            if st == JobState::Failed && failed.len() < MAX_FAILED_LISTED {
+                failed.push(self.job_summary(j));
+            }
+        }
+        let values: [Vec<String>; 5] = [
+            axes.models.clone(),
+            axes.intermediates.clone(),
+            axes.targets.clone(),
+            axes.languages.clone(),
+            axes.seeds.iter().map(u64::to_string).collect(),
+        ];
+        let mut axis_counts = Vec::new();
+        for (axis, name) in ["model", "intermediate", "target", "language", "seed"]
+            .into_iter()
+            .enumerate()
+        {
+            for (v, c) in per_axis[axis].iter().enumerate() {
+                axis_counts.push(pb::AxisValueCounts {
+                    axis: name.to_string(),
+                    value: values[axis][v].clone(),
+                    cells: cell_counts(c),
+                });
+            }
+        }
+        pb::SweepStatus {
+            sweep: s.record.name.clone(),
+            cells_total: s.cells.len() as u64,
+            cells: cell_counts(&cells),
+            jobs: StageKind::ALL
+                .into_iter()
+                .map(|k| pb::KindCounts {
+                    kind: k.as_str().to_string(),
+                    jobs: counts(&jobs[k.rank() as usize], |i| JobState::ALL[i].as_str()),
+                })
+                .collect(),
+            axes: axis_counts,
+            finished,
+            failed,
+        }
+    }
+
+    pub fn job_summary(&self, j: JobIdx) -> pb::JobSummary {
+        let e = &self.jobs[j as usize];
+        pb::JobSummary {
+            job_key: e.record.key.clone(),
+            kind: e.record.spec.kind.as_str().to_string(),
+            state: e.record.status.state.as_str().to_string(),
+            attempt: e.record.status.attempt,
+            message: e
+                .record
+                .last_failure
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            progress: e.progress.clone().map(pb::Progress::from),
+            worker_id: e.record.worker_id.clone().unwrap_or_default(),
+        }
+    }
+
+    pub fn list_cells(&self, s: &SweepEntry) -> Vec<pb::Cell> {
+        s.cells
+            .iter()
+            .map(|c| pb::Cell {
+                model: s.axes.models[c.model as usize].clone(),
+                intermediate: s.axes.intermediates[c.intermediate as usize].clone(),
+                target: s.axes.targets[c.target as usize].clone(),
+                language: s.axes.languages[c.language as usize].clone(),
+                seed: s.axes.seeds[c.seed as usize],
+                state: self.cell_state(c).as_str().to_string(),
+                job_keys: self.chain_keys(c.evaluate),
+            })
+            .collect()
+    }
+
+    /// One row per cell and numeric metric its evaluate job reported for the cell's language.
+    pub fn results(&self, s: &SweepEntry) -> Vec<pb::ResultRow> {
+        let mut rows = Vec::new();
+        for c in &s.cells {
+            let e = &self.jobs[c.evaluate as usize].record;
+            if e.status.state != JobState::Succeeded {
+                continue;
+            }
+            let language = &s.axes.languages[c.language as usize];
+            let Some(serde_json::Value::Object(metrics)) =
+                e.metrics.as_ref().and_then(|m| m.get(language))
+            else {
+                continue;
+            };
+            for (metric, value) in metrics {
+                let Some(value) = value.as_f64() else {
+                    continue;
+                };
+                rows.push(pb::ResultRow {
+                    model: s.axes.models[c.model as usize].clone(),
+                    intermediate: s.axes.intermediates[c.intermediate as usize].clone(),
+                    target: s.axes.targets[c.target as usize].clone(),
+                    language: language.clone(),
+                    seed: s.axes.seeds[c.seed as usize],
+                    metric: metric.clone(),
+                    value,
+                    job_key: e.key.clone(),
+                });
+            }
+        }
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use JobState::*;
+
+    #[test]
+    fn chain_state_folds_by_precedence() {
+        assert_eq!(
+            CellState::of_chain([Succeeded, Failed, Blocked]),
+            CellState::Failed
+        );
+        assert_eq!(
+            CellState::of_chain([Succeeded, Cancelled]),
+            CellState::Cancelled
+        );
+        assert_eq!(
+            CellState::of_chain([Succeeded, Succeeded]),
+            CellState::Succeeded
+        );
+        assert_eq!(
+            CellState::of_chain([Succeeded, Leased, Blocked]),
+            CellState::Running
+        );
+        assert_eq!(CellState::of_chain([Ready, Blocked]), CellState::Ready);
+        assert_eq!(CellState::of_chain([Blocked]), CellState::Blocked);
+    }
+}

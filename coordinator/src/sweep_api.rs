@@ -1,0 +1,275 @@
+//! `SweepService`: submit, query, retry, cancel and watch sweeps.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use stilts_common::state::JobState;
+use stilts_common::store::{Store, SweepRecord};
+use stilts_proto::v1 as pb;
+use stilts_proto::v1::sweep_service_server::SweepService;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use crate::cache::{JobIdx, SweepEntry};
+use crate::error::CoordinatorError;
+use crate::intents::Intent;
+use crate::server::Shared;
+
+pub struct SweepApi<S> {
+    shared: Arc<Shared>,
+    store: Arc<S>,
+}
+
+impl<S> SweepApi<S> {
+    pub fn new(shared: Arc<Shared>, store: Arc<S>) -> Self {
+        Self { shared, store }
+    }
+
+    /// Runs `f` on a sweep under the cache lock.
+    fn with_sweep<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&crate::cache::Core, &SweepEntry) -> T,
+    ) -> Result<T, Status> {
+        let core = self.shared.core();
+        let sweep = core
+            .sweep(name)
+            .ok_or_else(|| CoordinatorError::UnknownSweep(name.to_string()))?;
+        Ok(f(&core, sweep))
+    }
+
+    /// Sends one request per job and counts those that changed the job.
+    async fn for_each_job(
+        &self,
+        jobs: Vec<JobIdx>,
+        make: impl Fn(JobIdx, crate::intents::Reply<bool>) -> Intent,
+    ) -> Result<u64, Status> {
+        let make = &make;
+        let calls = jobs
+            .into_iter()
+            .map(|j| self.shared.call(move |reply| make(j, reply)));
+        let mut changed = 0;
+        let mut first_error = None;
+        for outcome in futures::future::join_all(calls).await {
+            match outcome {
+                Ok(true) => changed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(changed),
+        }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<S: Store> SweepService for SweepApi<S> {
+    async fn submit_sweep(
+        &self,
+        request: Request<pb::SubmitSweepRequest>,
+    ) -> Result<Response<pb::SubmitSweepResponse>, Status> {
+        let req = request.into_inner();
+        let file_name = if req.file_name.is_empty() {
+            "grid.toml".to_string()
+        } else {
+            req.file_name
+        };
+        let catalog = self.shared.cfg.task_languages.clone();
+        let (file, text) = (file_name.clone(), req.grid_toml.clone());
+        let planned = tokio::task::spawn_blocking(move || {
+            let resolver = catalog
+                .as_deref()
+                .map(|f| f as &dyn Fn(&str) -> Option<Vec<String>>);
+            let validator = catalog.as_deref().map(|f| move |t: &str| f(t).is_some());
+            let validator = validator.as_ref().map(|v| v as &dyn Fn(&str) -> bool);
+            stilts_common::plan::plan(&file, &text, resolver, validator)
+        })
+        .await
+        .map_err(|e| CoordinatorError::Internal(format!("planner task: {e}")))?;
+        let plan = planned.map_err(CoordinatorError::from)?;
+        let sweep = SweepRecord {
+            name: plan.sweep.clone(),
+            file_name,
+            grid_toml: req.grid_toml,
+            grid_digest: plan.grid_digest.clone(),
+            submitted_at_ms: self.shared.clock.now_ms(),
+            cancelled: false,
+        };
+        let name = sweep.name.clone();
+        let summary = self
+            .shared
+            .call(|reply| Intent::Submit {
+                sweep,
+                plan: Box::new(plan),
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::SubmitSweepResponse {
+            sweep: name,
+            cells: summary.cells,
+            jobs: summary.jobs,
+            jobs_already_done: summary.jobs_already_done,
+        }))
+    }
+
+    async fn get_sweep(
+        &self,
+        request: Request<pb::GetSweepRequest>,
+    ) -> Result<Response<pb::SweepStatus>, Status> {
+        let name = request.into_inner().sweep;
+        self.with_sweep(&name, |core, s| core.sweep_status(s))
+            .map(Response::new)
+    }
+
+    async fn list_sweeps(
+        &self,
+        _request: Request<pb::ListSweepsRequest>,
+    ) -> Result<Response<pb::ListSweepsResponse>, Status> {
+        let core = self.shared.core();
+        let mut sweeps: Vec<&SweepRecord> = core.sweeps.iter().map(|s| &s.record).collect();
+        sweeps.sort_by(|a, b| {
+            b.submitted_at_ms
+                .cmp(&a.submitted_at_ms)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        Ok(Response::new(pb::ListSweepsResponse {
+            sweeps: sweeps.into_iter().map(|s| s.name.clone()).collect(),
+        }))
+    }
+
+    async fn list_cells(
+        &self,
+        request: Request<pb::ListCellsRequest>,
+    ) -> Result<Response<pb::ListCellsResponse>, Status> {
+        let name = request.into_inner().sweep;
+        let cells = self.with_sweep(&name, |core, s| core.list_cells(s))?;
+        Ok(Response::new(pb::ListCellsResponse { cells }))
+    }
+
+    async fn get_results(
+        &self,
+        request: Request<pb::GetResultsRequest>,
+    ) -> Result<Response<pb::GetResultsResponse>, Status> {
+        let name = request.into_inner().sweep;
+        let rows = self.with_sweep(&name, |core, s| core.results(s))?;
+        Ok(Response::new(pb::GetResultsResponse { rows }))
+    }
+
+    async fn retry_failed(
+        &self,
+        request: Request<pb::RetryFailedRequest>,
+    ) -> Result<Response<pb::RetryFailedResponse>, Status> {
+        let name = request.into_inner().sweep;
+        let (jobs, cancelled) = self.with_sweep(&name, |core, s| {
+            let jobs: Vec<JobIdx> = s
+                .jobs
+                .iter()
+                .copied()
+                .filter(|&j| {
+                    matches!(
+                        core.jobs[j as usize].record.status.state,
+                        JobState::Failed | JobState::Cancelled
+                    )
+                })
+                .collect();
+            (jobs, s.record.cancelled)
+        })?;
+        if cancelled {
+            self.store
+                .set_sweep_cancelled(&name, false)
+                .await
+                .map_err(CoordinatorError::from)?;
+            self.shared.core().set_cancelled(&name, false);
+        }
+        let revived = self
+            .for_each_job(jobs, |job, reply| Intent::Retry { job, reply })
+            .await?;
+        info!(sweep = %name, revived, "retry");
+        Ok(Response::new(pb::RetryFailedResponse {
+            jobs_revived: revived,
+        }))
+    }
+
+    async fn cancel_sweep(
+        &self,
+        request: Request<pb::CancelSweepRequest>,
+    ) -> Result<Response<pb::CancelSweepResponse>, Status> {
+        let name = request.into_inner().sweep;
+        self.with_sweep(&name, |_, _| ())?;
+        self.store
+            .set_sweep_cancelled(&name, true)
+            .await
+            .map_err(CoordinatorError::from)?;
+        let jobs = {
+            let mut core = self.shared.core();
+            core.set_cancelled(&name, true);
+            let core = &*core;
+            let sweep = core
+                .sweep(&name)
+                .expect("checked above; sweeps are never removed");
+            sweep
+                .jobs
+                .iter()
+                .copied()
+                .filter(|&j| {
+                    let e = &core.jobs[j as usize];
+                    !e.record.status.state.is_terminal()
+                        && e.sweeps
+                            .iter()
+                            .all(|&s| core.sweeps[s as usize].record.cancelled)
+                })
+                .collect::<Vec<_>>()
+        };
+        let cancelled = self
+            .for_each_job(jobs, |job, reply| Intent::Cancel { job, reply })
+            .await?;
+        info!(sweep = %name, cancelled, "sweep cancelled");
+        Ok(Response::new(pb::CancelSweepResponse {
+            jobs_cancelled: cancelled,
+        }))
+    }
+
+    type StreamEventsStream = EventStream;
+
+    async fn stream_events(
+        &self,
+        request: Request<pb::StreamEventsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let sweep = request.into_inner().sweep;
+        let rx = self.shared.events.subscribe();
+        let stream = BroadcastStream::new(rx)
+            .filter_map(move |item| {
+                let out = match item {
+                    Ok(e) if sweep.is_empty() || e.sweeps.contains(&sweep) => {
+                        Some(Ok(e.event.clone()))
+                    }
+                    Ok(_) => None,
+                    Err(BroadcastStreamRecvError::Lagged(n)) => {
+                        Some(Err(Status::resource_exhausted(format!(
+                            "the event stream fell {n} events behind; subscribe again"
+                        ))))
+                    }
+                };
+                futures::future::ready(out)
+            })
+            .take_until(self.shared.stop.clone().cancelled_owned());
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+impl crate::cache::Core {
+    fn set_cancelled(&mut self, sweep: &str, cancelled: bool) {
+        if let Some(&s) = self.sweep_by_name.get(sweep) {
+            self.sweeps[s as usize].record.cancelled = cancelled;
+        }
+    }
+}

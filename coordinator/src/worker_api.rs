@@ -1,0 +1,199 @@
+//! `WorkerService`: registration, long-poll acquisition, heartbeats and fenced reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stilts_common::failure::Failure;
+use stilts_common::store::{Store, WorkerRecord};
+use stilts_proto::v1 as pb;
+use stilts_proto::v1::worker_service_server::WorkerService;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use crate::error::CoordinatorError;
+use crate::intents::{Intent, Report};
+use crate::server::Shared;
+
+pub struct WorkerApi<S> {
+    shared: Arc<Shared>,
+    store: Arc<S>,
+}
+
+impl<S> WorkerApi<S> {
+    pub fn new(shared: Arc<Shared>, store: Arc<S>) -> Self {
+        Self { shared, store }
+    }
+
+    /// Any call from a worker proves it alive.
+    fn renew(&self, worker: &str) -> bool {
+        let now = self.shared.clock.now_ms();
+        self.shared.core().renew(worker, now, self.shared.ttl_ms())
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> Status {
+    CoordinatorError::InvalidArgument(msg.into()).into()
+}
+
+#[tonic::async_trait]
+impl<S: Store> WorkerService for WorkerApi<S> {
+    async fn register_worker(
+        &self,
+        request: Request<pb::RegisterWorkerRequest>,
+    ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
+        let req = request.into_inner();
+        let name = if req.name.is_empty() {
+            "worker".to_string()
+        } else {
+            req.name
+        };
+        let id = format!("{name}-{:012x}", rand::random::<u64>() >> 16);
+        let expires = self.shared.clock.now_ms() + self.shared.ttl_ms();
+        let record = WorkerRecord {
+            id: id.clone(),
+            name,
+            slots: req.slots.max(1),
+            backend: req.backend,
+            labels: req.labels.into_iter().collect(),
+            cached_artifacts: req.cached_artifacts,
+            lease_expires_at_ms: expires,
+        };
+        self.store
+            .put_worker(record.clone())
+            .await
+            .map_err(CoordinatorError::from)?;
+        info!(worker = %id, slots = record.slots, backend = %record.backend, cached = record.cached_artifacts.len(), "worker registered");
+        self.shared.core().add_worker(record, expires);
+        Ok(Response::new(pb::RegisterWorkerResponse {
+            worker_id: id,
+            lease_ttl_ms: self.shared.ttl_ms(),
+        }))
+    }
+
+    async fn acquire_job(
+        &self,
+        request: Request<pb::AcquireJobRequest>,
+    ) -> Result<Response<pb::AcquireJobResponse>, Status> {
+        let req = request.into_inner();
+        if !self.renew(&req.worker_id) {
+            return Err(CoordinatorError::UnknownWorker(req.worker_id).into());
+        }
+        let none = || Ok(Response::new(pb::AcquireJobResponse { assignment: None }));
+        if req.free_slots == 0 {
+            return none();
+        }
+        let wait = Duration::from_millis(req.wait_ms).min(self.shared.cfg.acquire_max_wait);
+        let deadline = Instant::now() + wait;
+        loop {
+            let notified = self.shared.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let worker = req.worker_id.clone();
+            let got = self
+                .shared
+                .call(|reply| Intent::Assign { worker, reply })
+                .await?;
+            if let Some(a) = got {
+                return Ok(Response::new(pb::AcquireJobResponse {
+                    assignment: Some(pb::JobAssignment {
+                        job_key: a.job_key,
+                        attempt: a.attempt,
+                        fencing_token: a.fencing_token,
+                        spec_json: a.spec_json,
+                        input_artifact: a.input_artifact,
+                        sweep: a.sweep,
+                        trace_context: Default::default(),
+                    }),
+                }));
+            }
+            if Instant::now() >= deadline {
+                return none();
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => return none(),
+                _ = self.shared.stop.cancelled() => return none(),
+            }
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let req = request.into_inner();
+        let now = self.shared.clock.now_ms();
+        let reply =
+            self.shared
+                .core()
+                .heartbeat(&req.worker_id, req.running, now, self.shared.ttl_ms());
+        Ok(Response::new(reply))
+    }
+
+    async fn complete_job(
+        &self,
+        request: Request<pb::CompleteJobRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        let req = request.into_inner();
+        self.renew(&req.worker_id);
+        let metrics = if req.metrics_json.trim().is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::from_str::<serde_json::Value>(&req.metrics_json).map_err(|e| {
+                    invalid(format!(
+                        "metrics_json is not valid JSON (line {}, column {}): {e}",
+                        e.line(),
+                        e.column()
+                    ))
+                })?,
+            )
+        };
+        let report = Report {
+            worker: req.worker_id,
+            key: req.job_key,
+            attempt: req.attempt,
+            token: req.fencing_token,
+        };
+        let state = self
+            .shared
+            .call(|reply| Intent::Complete {
+                report,
+                metrics,
+                artifact: req.artifact,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::ReportResponse {
+            state: state.as_str().to_string(),
+        }))
+    }
+
+    async fn fail_job(
+        &self,
+        request: Request<pb::FailJobRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        let req = request.into_inner();
+        self.renew(&req.worker_id);
+        let failure = req.failure.ok_or_else(|| invalid("failure is required"))?;
+        let failure = Failure::try_from(failure).map_err(|e| invalid(e.to_string()))?;
+        let report = Report {
+            worker: req.worker_id,
+            key: req.job_key,
+            attempt: req.attempt,
+            token: req.fencing_token,
+        };
+        let state = self
+            .shared
+            .call(|reply| Intent::Fail {
+                report,
+                failure,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::ReportResponse {
+            state: state.as_str().to_string(),
+        }))
+    }
+}
