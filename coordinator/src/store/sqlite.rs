@@ -1,0 +1,327 @@
+//! The embedded SQLite backend of [`Store`]: one file, WAL mode, one connection owned by a
+//! dedicated thread so SQLite never blocks the async runtime.
+//!
+//! The schema (tables, the `cell_results` view, what each column holds) is documented in
+//! `sqlite_schema.sql`. Every job write is a compare-and-set on `jobs.version`; a batch of writes
+//! (`update_jobs`) is one transaction, which is what makes thousands of updates per second cheap
+//! (one WAL append and, in `FULL` mode, one fsync per batch).
+//!
+//! Durability: the default `synchronous = NORMAL` keeps every acknowledged write across a crash
+//! of the process (kill -9, panic, OOM kill), because a committed transaction is in the WAL file
+//! before the call returns. A power loss or kernel crash may lose the last transactions before
+//! the next WAL checkpoint (never corrupting the file). [`Synchronous::Full`] fsyncs the WAL on
+//! every commit and closes that window, at the cost of one fsync per batch.
+
+mod codec;
+mod ops;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use stilts_common::store::{
+    CellRecord, Conflict, EventRecord, JobRecord, JobUpdate, Snapshot, Store, StoreError,
+    SubmitOutcome, SweepRecord, WorkerRecord,
+};
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+use self::ops::OpError;
+
+/// Schema version this code writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = include_str!("sqlite_schema.sql");
+
+/// Failures of the SQLite backend. They reach callers as the source of
+/// [`StoreError::Backend`].
+#[derive(Debug, Error)]
+pub enum SqliteError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} has schema version {found}, newer than this stilts supports ({supported}); \
+         upgrade stilts or point it at another state file"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("{path} is not a stilts state file (it holds tables but no stilts schema version)")]
+    ForeignFile { path: PathBuf },
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("integrity check of {path} failed: {report}")]
+    Integrity { path: PathBuf, report: String },
+    #[error("cannot start the sqlite thread: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("the sqlite thread has stopped")]
+    ThreadGone,
+}
+
+impl From<SqliteError> for StoreError {
+    fn from(e: SqliteError) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// How hard each commit is pushed to disk (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Survives process crashes; a power loss may lose the last commits (see the module doc).
+    #[default]
+    Normal,
+    /// Also survives power loss: one fsync per commit.
+    Full,
+}
+
+/// Options of [`SqliteStore::open_with`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Default: [`Synchronous::Normal`].
+    pub synchronous: Synchronous,
+    /// How long a write waits for another connection's lock (e.g. a `sqlite3` shell holding a
+    /// write transaction) before failing. Default: 5 s.
+    pub busy_timeout: Duration,
+    /// Page cache size in KiB. Default: 32 MiB.
+    pub cache_kib: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(5),
+            cache_kib: 32 * 1024,
+        }
+    }
+}
+
+type Task = Box<dyn FnOnce(&mut Connection) + Send>;
+
+struct Inner {
+    tx: Option<mpsc::Sender<Task>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    /// Closing the channel ends the thread after the queued work; joining it closes the
+    /// connection, so the file can be reopened at once.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A handle to a SQLite state file; cheap to clone. The file closes when the last clone drops.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) the state file at `path` with default
+    /// options. Blocks briefly (file open, schema check): call it at start-up.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    pub fn open_with(path: impl AsRef<Path>, opts: SqliteOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| SqliteError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = open_connection(&path, &opts)?;
+        let (tx, rx) = mpsc::channel::<Task>();
+        let thread = std::thread::Builder::new()
+            .name("stilts-sqlite".into())
+            .spawn(move || run_thread(conn, rx))
+            .map_err(SqliteError::Spawn)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tx: Some(tx),
+                thread: Some(thread),
+            }),
+            path: Arc::new(path),
+        })
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `PRAGMA integrity_check` and `foreign_key_check`; an error names what is wrong.
+    pub async fn integrity_check(&self) -> Result<(), StoreError> {
+        let path = self.path.to_path_buf();
+        self.call(move |conn| {
+            let report = ops::integrity_report(conn)?;
+            if report.is_empty() {
+                Ok(())
+            } else {
+                Err(OpError::Db(SqliteError::Integrity { path, report }))
+            }
+        })
+        .await
+    }
+
+    /// Runs `f` on the SQLite thread and waits for its answer.
+    async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, OpError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let task: Task = Box::new(move |conn| {
+            let _ = reply.send(f(conn).map_err(StoreError::from));
+        });
+        self.inner
+            .tx
+            .as_ref()
+            .ok_or(SqliteError::ThreadGone)?
+            .send(task)
+            .map_err(|_| SqliteError::ThreadGone)?;
+        answer.await.map_err(|_| SqliteError::ThreadGone)?
+    }
+}
+
+fn open_connection(path: &Path, opts: &SqliteOptions) -> Result<Connection, SqliteError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(opts.busy_timeout)?;
+    // journal_mode answers with the mode now in effect.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(path = %path.display(), mode, "sqlite refused WAL mode");
+    }
+    let sync = match opts.synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
+        opts.cache_kib
+    ))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    init_schema(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Creates the schema in an empty file, accepts a file of this version, refuses anything else.
+fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), SqliteError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    match version {
+        0 => {
+            let objects: i64 =
+                tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+            if objects > 0 {
+                return Err(SqliteError::ForeignFile {
+                    path: path.to_path_buf(),
+                });
+            }
+            tx.execute_batch(SCHEMA)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        }
+        SCHEMA_VERSION => {}
+        found if found > SCHEMA_VERSION => {
+            return Err(SqliteError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        _ => {
+            return Err(SqliteError::ForeignFile {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn run_thread(mut conn: Connection, rx: mpsc::Receiver<Task>) {
+    while let Ok(task) = rx.recv() {
+        // A panic inside a task rolls its transaction back (the guard drops) and drops its reply
+        // channel; the caller sees `ThreadGone` for that call only, and the thread goes on.
+        let run = std::panic::AssertUnwindSafe(|| task(&mut conn));
+        if std::panic::catch_unwind(run).is_err() {
+            tracing::error!("sqlite store task panicked");
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    async fn load(&self) -> Result<Snapshot, StoreError> {
+        self.call(ops::load).await
+    }
+
+    async fn submit(
+        &self,
+        sweep: SweepRecord,
+        jobs: Vec<JobRecord>,
+        cells: Vec<CellRecord>,
+    ) -> Result<SubmitOutcome, StoreError> {
+        self.call(move |conn| ops::submit(conn, &sweep, &jobs, &cells))
+            .await
+    }
+
+    async fn update_jobs(
+        &self,
+        updates: Vec<JobUpdate>,
+    ) -> Result<Vec<Result<u64, Conflict>>, StoreError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(move |conn| ops::update_jobs(conn, updates)).await
+    }
+
+    async fn cells(&self, sweep: &str) -> Result<Vec<CellRecord>, StoreError> {
+        let sweep = sweep.to_owned();
+        self.call(move |conn| ops::cells(conn, &sweep)).await
+    }
+
+    async fn set_sweep_cancelled(&self, sweep: &str, cancelled: bool) -> Result<(), StoreError> {
+        let sweep = sweep.to_owned();
+        self.call(move |conn| ops::set_sweep_cancelled(conn, &sweep, cancelled))
+            .await
+    }
+
+    async fn put_worker(&self, worker: WorkerRecord) -> Result<(), StoreError> {
+        self.call(move |conn| ops::put_worker(conn, &worker)).await
+    }
+
+    async fn remove_worker(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.call(move |conn| ops::remove_worker(conn, &id)).await
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        self.call(move |conn| ops::events_after(conn, after, limit))
+            .await
+    }
+}
