@@ -21,16 +21,23 @@ pub type Resolver = Arc<dyn Fn(&str) -> Option<Vec<String>> + Send + Sync>;
 
 pub fn language_resolver(extra: Option<&Path>) -> Result<Resolver> {
     let catalog = load(extra)?;
-    Ok(Arc::new(move |task: &str| catalog.get(task).map(|t| t.languages.clone())))
+    Ok(Arc::new(move |task: &str| {
+        catalog.get(task).map(|t| t.languages.clone())
+    }))
 }
 
 /// `stilts tasks`: one line per task.
 pub fn list(extra: Option<&Path>) -> Result<String> {
     let catalog = load(extra)?;
-    let mut rows = vec![["task", "role", "domain", "head", "metric", "languages"].map(String::from)];
+    let mut rows =
+        vec![["task", "role", "domain", "head", "metric", "languages"].map(String::from)];
     for t in catalog.tasks() {
         let langs = if t.languages.len() > 6 {
-            format!("{} ({})", t.languages[..6].join(" ") + " …", t.languages.len())
+            format!(
+                "{} ({})",
+                t.languages[..6].join(" ") + " …",
+                t.languages.len()
+            )
         } else {
             t.languages.join(" ")
         };
@@ -43,12 +50,16 @@ pub fn list(extra: Option<&Path>) -> Result<String> {
             langs,
         ]);
     }
-    let widths: Vec<usize> =
-        (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for r in &rows {
-        let cells: Vec<String> =
-            r.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}", w = *w)).collect();
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(s, w)| format!("{s:<w$}", w = *w))
+            .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
@@ -58,6 +69,12 @@ pub fn list(extra: Option<&Path>) -> Result<String> {
 /// `stilts score`: the official keys ×100 as one JSON object.
 pub fn score(args: &crate::cli::ScoreArgs) -> Result<String> {
     let catalog = load(args.catalog.as_deref())?;
-    let value = stilts_tasks::score::score(&catalog, &args.task, &args.lang, &args.predictions, &args.gold)?;
+    let value = stilts_tasks::score::score(
+        &catalog,
+        &args.task,
+        &args.lang,
+        &args.predictions,
+        &args.gold,
+    )?;
     Ok(serde_json::to_string(&value)?)
 }

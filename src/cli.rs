@@ -136,7 +136,12 @@ pub struct CoordinatorArgs {
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// Coordinator URL(s), comma-separated; tried in turn.
-    #[arg(long, env = "STILTS_COORDINATOR", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        env = "STILTS_COORDINATOR",
+        value_delimiter = ',',
+        required = true
+    )]
     pub coordinator: Vec<String>,
     /// Jobs run at once (one per GPU).
     #[arg(long, default_value_t = 1)]
@@ -194,7 +199,11 @@ pub enum SweepCommand {
 #[derive(Debug, Args)]
 pub struct RemoteArgs {
     /// Coordinator URL.
-    #[arg(long, env = "STILTS_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "STILTS_COORDINATOR",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub coordinator: String,
 }
 

@@ -16,16 +16,21 @@ use crate::results_view;
 pub type Client = SweepServiceClient<Channel>;
 
 pub async fn connect(url: &str) -> Result<Client> {
-    SweepServiceClient::connect(url.to_string()).await.with_context(|| {
-        format!("cannot reach the coordinator at {url}: is `stilts coordinator` running there?")
-    })
+    SweepServiceClient::connect(url.to_string())
+        .await
+        .with_context(|| {
+            format!("cannot reach the coordinator at {url}: is `stilts coordinator` running there?")
+        })
 }
 
 /// Reads a grid file and submits it; grid errors come back naming file, line and column.
 pub async fn submit(client: &mut Client, grid: &Path) -> Result<SubmitSweepResponse> {
     let text = std::fs::read_to_string(grid)
         .with_context(|| format!("cannot read grid file {}", grid.display()))?;
-    let req = SubmitSweepRequest { file_name: grid.display().to_string(), grid_toml: text };
+    let req = SubmitSweepRequest {
+        file_name: grid.display().to_string(),
+        grid_toml: text,
+    };
     match client.submit_sweep(req).await {
         Ok(resp) => Ok(resp.into_inner()),
         Err(status) if status.code() == tonic::Code::InvalidArgument => {
@@ -36,13 +41,26 @@ pub async fn submit(client: &mut Client, grid: &Path) -> Result<SubmitSweepRespo
 }
 
 pub async fn status(client: &mut Client, sweep: &str) -> Result<SweepStatus> {
-    let resp = client.get_sweep(GetSweepRequest { sweep: sweep.to_string() }).await;
-    Ok(resp.with_context(|| format!("status of sweep {sweep:?}"))?.into_inner())
+    let resp = client
+        .get_sweep(GetSweepRequest {
+            sweep: sweep.to_string(),
+        })
+        .await;
+    Ok(resp
+        .with_context(|| format!("status of sweep {sweep:?}"))?
+        .into_inner())
 }
 
 pub async fn results(client: &mut Client, sweep: &str, format: Format) -> Result<String> {
-    let resp = client.get_results(GetResultsRequest { sweep: sweep.to_string() }).await;
-    let rows = resp.with_context(|| format!("results of sweep {sweep:?}"))?.into_inner().rows;
+    let resp = client
+        .get_results(GetResultsRequest {
+            sweep: sweep.to_string(),
+        })
+        .await;
+    let rows = resp
+        .with_context(|| format!("results of sweep {sweep:?}"))?
+        .into_inner()
+        .rows;
     Ok(results_view::render(&rows, format))
 }
 
@@ -51,9 +69,19 @@ pub fn format_status(s: &SweepStatus) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let counts = |c: &[stilts_proto::v1::StateCount]| {
-        c.iter().filter(|c| c.count > 0).map(|c| format!("{} {}", c.count, c.state)).collect::<Vec<_>>().join(", ")
+        c.iter()
+            .filter(|c| c.count > 0)
+            .map(|c| format!("{} {}", c.count, c.state))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let _ = writeln!(out, "sweep {}: {} cells ({})", s.sweep, s.cells_total, counts(&s.cells));
+    let _ = writeln!(
+        out,
+        "sweep {}: {} cells ({})",
+        s.sweep,
+        s.cells_total,
+        counts(&s.cells)
+    );
     for k in &s.jobs {
         let _ = writeln!(out, "  {:<12} {}", k.kind, counts(&k.jobs));
     }
@@ -66,7 +94,14 @@ pub fn format_status(s: &SweepStatus) -> String {
         let _ = writeln!(out, "    {:<20} {}", a.value, counts(&a.cells));
     }
     for f in &s.failed {
-        let _ = writeln!(out, "  FAILED {} {} (attempt {}): {}", f.kind, &f.job_key[..12.min(f.job_key.len())], f.attempt, f.message);
+        let _ = writeln!(
+            out,
+            "  FAILED {} {} (attempt {}): {}",
+            f.kind,
+            &f.job_key[..12.min(f.job_key.len())],
+            f.attempt,
+            f.message
+        );
     }
     if s.finished {
         let _ = writeln!(out, "  finished");
@@ -88,19 +123,37 @@ pub async fn run(cmd: SweepCommand) -> Result<()> {
             let mut c = connect(&remote.coordinator).await?;
             print!("{}", format_status(&status(&mut c, &sweep).await?));
         }
-        SweepCommand::Results { sweep, format, remote } => {
+        SweepCommand::Results {
+            sweep,
+            format,
+            remote,
+        } => {
             let mut c = connect(&remote.coordinator).await?;
             print!("{}", results(&mut c, &sweep, format).await?);
         }
         SweepCommand::Retry { sweep, remote } => {
             let mut c = connect(&remote.coordinator).await?;
-            let r = c.retry_failed(RetryFailedRequest { sweep: sweep.clone() }).await?;
-            println!("sweep {sweep}: {} jobs revived", r.into_inner().jobs_revived);
+            let r = c
+                .retry_failed(RetryFailedRequest {
+                    sweep: sweep.clone(),
+                })
+                .await?;
+            println!(
+                "sweep {sweep}: {} jobs revived",
+                r.into_inner().jobs_revived
+            );
         }
         SweepCommand::Cancel { sweep, remote } => {
             let mut c = connect(&remote.coordinator).await?;
-            let r = c.cancel_sweep(CancelSweepRequest { sweep: sweep.clone() }).await?;
-            println!("sweep {sweep}: {} jobs cancelled", r.into_inner().jobs_cancelled);
+            let r = c
+                .cancel_sweep(CancelSweepRequest {
+                    sweep: sweep.clone(),
+                })
+                .await?;
+            println!(
+                "sweep {sweep}: {} jobs cancelled",
+                r.into_inner().jobs_cancelled
+            );
         }
     }
     Ok(())

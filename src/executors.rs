@@ -50,7 +50,9 @@ fn burn(backend: &str) -> Result<Option<Arc<dyn Executor>>> {
     use anyhow::Context as _;
     let backend = stilts_trainer::backend::Backend::parse(backend)
         .with_context(|| format!("--backend {backend}"))?;
-    Ok(Some(Arc::new(stilts_trainer::executor::BurnExecutor::new(backend))))
+    Ok(Some(Arc::new(stilts_trainer::executor::BurnExecutor::new(
+        backend,
+    ))))
 }
 
 #[cfg(not(feature = "trainer"))]

@@ -22,8 +22,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -46,8 +52,15 @@ async fn dispatch(command: Command) -> Result<u8> {
             print!("{}", plan_cmd::run(&grid)?);
             Ok(0)
         }
-        Command::Results { state, sweep, format } => {
-            print!("{}", local_results::run(&state.state_dir, sweep.as_deref(), format).await?);
+        Command::Results {
+            state,
+            sweep,
+            format,
+        } => {
+            print!(
+                "{}",
+                local_results::run(&state.state_dir, sweep.as_deref(), format).await?
+            );
             Ok(0)
         }
         Command::Coordinator(args) => roles::coordinator(args).await.map(|()| 0),

@@ -9,7 +9,11 @@ use stilts_proto::v1::{KindCounts, SweepStatus};
 use crate::client::{self, Client};
 
 fn count(k: &KindCounts, states: &[&str]) -> u64 {
-    k.jobs.iter().filter(|c| states.contains(&c.state.as_str())).map(|c| c.count).sum()
+    k.jobs
+        .iter()
+        .filter(|c| states.contains(&c.state.as_str()))
+        .map(|c| c.count)
+        .sum()
 }
 
 /// Polls `sweep` until every cell is finished, drawing bars (or, without a terminal, printing a
@@ -51,7 +55,11 @@ pub async fn follow(client: &mut Client, sweep: &str, bars: bool) -> Result<Swee
             bar.set_message(msg);
         }
         if !bars {
-            let line = client::format_status(&status).lines().next().unwrap_or("").to_string();
+            let line = client::format_status(&status)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
             if line != last_line {
                 eprintln!("{line}");
                 last_line = line;

@@ -17,7 +17,11 @@ pub fn render(rows: &[ResultRow], format: Format) -> String {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 fn csv(rows: &[ResultRow]) -> String {
@@ -79,13 +83,24 @@ fn table(rows: &[ResultRow]) -> String {
         for ((model, inter, seed), vals) in &lines {
             let mut line = vec![model.clone(), inter.clone(), seed.to_string()];
             line.extend(
-                langs.iter().map(|l| vals.get(*l).map_or("-".into(), |v| format!("{v:.2}"))),
+                langs
+                    .iter()
+                    .map(|l| vals.get(*l).map_or("-".into(), |v| format!("{v:.2}"))),
             );
             let mean = |it: Vec<f64>| {
-                if it.is_empty() { "-".to_string() } else { format!("{:.2}", it.iter().sum::<f64>() / it.len() as f64) }
+                if it.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.2}", it.iter().sum::<f64>() / it.len() as f64)
+                }
             };
             line.push(mean(vals.values().copied().collect()));
-            line.push(mean(vals.iter().filter(|(l, _)| l.as_str() != "en").map(|(_, v)| *v).collect()));
+            line.push(mean(
+                vals.iter()
+                    .filter(|(l, _)| l.as_str() != "en")
+                    .map(|(_, v)| *v)
+                    .collect(),
+            ));
             grid.push(line);
         }
         let _ = writeln!(out, "\n{target} · {metric}");
@@ -97,7 +112,13 @@ fn table(rows: &[ResultRow]) -> String {
 fn align(grid: &[Vec<String>]) -> String {
     let cols = grid.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| grid.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            grid.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for (i, row) in grid.iter().enumerate() {
@@ -106,7 +127,11 @@ fn align(grid: &[Vec<String>]) -> String {
             .enumerate()
             .map(|(c, s)| {
                 let pad = widths[c].saturating_sub(s.chars().count());
-                if c < 3 { format!("{s}{}", " ".repeat(pad)) } else { format!("{}{s}", " ".repeat(pad)) }
+                if c < 3 {
+                    format!("{s}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{s}", " ".repeat(pad))
+                }
             })
             .collect();
         let _ = writeln!(out, "  {}", cells.join("  "));
@@ -137,13 +162,20 @@ mod tests {
 
     #[test]
     fn table_pivots_languages_and_averages() {
-        let t = table(&[row("none", "en", 80.0), row("none", "de", 70.0), row("mnli", "en", 90.0)]);
+        let t = table(&[
+            row("none", "en", 80.0),
+            row("none", "de", 70.0),
+            row("mnli", "en", 90.0),
+        ]);
         assert!(t.contains("xnli · accuracy"));
         let none_line = t.lines().find(|l| l.contains("none")).unwrap();
         assert!(none_line.contains("75.00"), "{none_line}");
         assert!(none_line.contains("70.00"));
         let mnli_line = t.lines().find(|l| l.contains("mnli")).unwrap();
-        assert!(mnli_line.contains('-'), "missing language shown as '-': {mnli_line}");
+        assert!(
+            mnli_line.contains('-'),
+            "missing language shown as '-': {mnli_line}"
+        );
     }
 
     #[test]

@@ -17,14 +17,14 @@ use crate::{catalog, executors};
 /// Cancels `token` on SIGTERM or Ctrl-C; a second signal cancels `now` too.
 fn on_signals(token: CancellationToken, now: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM");
+                    return;
+                }
+            };
         for round in 0..2 {
             tokio::select! {
                 _ = term.recv() => {}
@@ -49,7 +49,11 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    eprintln!("coordinator listening on {} (store {})", listener.local_addr()?, state.db().display());
+    eprintln!(
+        "coordinator listening on {} (store {})",
+        listener.local_addr()?,
+        state.db().display()
+    );
     let cfg = CoordinatorConfig {
         lease_ttl: Duration::from_secs(args.lease_ttl),
         max_attempts: args.max_attempts,
@@ -83,14 +87,19 @@ pub fn encode(args: EncodeArgs) -> Result<()> {
     if let Some(path) = &args.input {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read input file {}", path.display()))?;
-        texts.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+        texts.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
     }
     if texts.is_empty() {
         bail!("nothing to encode: pass texts as arguments or --input FILE (one text per line)");
     }
     let pool: stilts_trainer::embed::Pool = args.pool.parse()?;
     let model = stilts_worker::model_fetch::resolve(&args.model, &default_model_cache())?;
-    let vectors = stilts_trainer::embed::encode(std::path::Path::new(&model), &texts, args.layer, pool)?;
+    let vectors =
+        stilts_trainer::embed::encode(std::path::Path::new(&model), &texts, args.layer, pool)?;
     for v in vectors {
         println!("{}", serde_json::to_string(&v)?);
     }

@@ -26,7 +26,9 @@ pub struct StateDir {
 
 impl StateDir {
     pub fn new(root: &Path) -> Self {
-        Self { root: root.to_path_buf() }
+        Self {
+            root: root.to_path_buf(),
+        }
     }
     pub fn db(&self) -> PathBuf {
         self.root.join("state.db")
@@ -48,7 +50,9 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .with_context(|| format!("opening the store {}", state.db().display()))?;
 
     let shutdown = CancellationToken::new();
-    let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding a loopback port")?;
     let url = format!("http://{}", listener.local_addr()?);
     let mut cfg = CoordinatorConfig {
         max_attempts: args.max_attempts,
@@ -75,11 +79,18 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     result
 }
 
-async fn drive(args: &RunArgs, state: &StateDir, url: &str, shutdown: &CancellationToken) -> Result<i32> {
+async fn drive(
+    args: &RunArgs,
+    state: &StateDir,
+    url: &str,
+    shutdown: &CancellationToken,
+) -> Result<i32> {
     let mut client = client::connect(url).await?;
     let submitted = client::submit(&mut client, &args.grid).await?;
     let revived = client
-        .retry_failed(RetryFailedRequest { sweep: submitted.sweep.clone() })
+        .retry_failed(RetryFailedRequest {
+            sweep: submitted.sweep.clone(),
+        })
         .await?
         .into_inner()
         .jobs_revived;
@@ -89,7 +100,11 @@ async fn drive(args: &RunArgs, state: &StateDir, url: &str, shutdown: &Cancellat
         submitted.cells,
         submitted.jobs,
         submitted.jobs_already_done,
-        if revived > 0 { format!(", {revived} failed jobs retried") } else { String::new() },
+        if revived > 0 {
+            format!(", {revived} failed jobs retried")
+        } else {
+            String::new()
+        },
         state.root.display()
     );
 
@@ -125,9 +140,16 @@ async fn drive(args: &RunArgs, state: &StateDir, url: &str, shutdown: &Cancellat
         Err(e) => eprintln!("worker task: {e}"),
     }
     let status = followed?;
-    print!("{}", client::results(&mut client, &submitted.sweep, Format::Table).await?);
-    let failed: u64 =
-        status.cells.iter().filter(|c| c.state != "succeeded").map(|c| c.count).sum();
+    print!(
+        "{}",
+        client::results(&mut client, &submitted.sweep, Format::Table).await?
+    );
+    let failed: u64 = status
+        .cells
+        .iter()
+        .filter(|c| c.state != "succeeded")
+        .map(|c| c.count)
+        .sum();
     if failed > 0 {
         eprint!("{}", client::format_status(&status));
         eprintln!(

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 pub fn stilts() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_stilts"));
-    c.env_remove("STILTS_STATE_DIR").env_remove("STILTS_COORDINATOR").env("STILTS_LOG", "warn");
+    c.env_remove("STILTS_STATE_DIR")
+        .env_remove("STILTS_COORDINATOR")
+        .env("STILTS_LOG", "warn");
     c
 }
 
@@ -23,7 +25,9 @@ impl Proc {
         self.0.id() as i32
     }
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status();
         assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {}", self.pid());
     }
     pub fn kill9(&mut self) {
@@ -37,7 +41,11 @@ impl Proc {
             if let Some(status) = self.0.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "process {} still running after {limit:?}", self.pid());
+            assert!(
+                Instant::now() < deadline,
+                "process {} still running after {limit:?}",
+                self.pid()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -59,14 +67,21 @@ pub fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Opt
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// A free loopback port (bound then released; fine for tests on one machine).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A command-executor grid whose every job logs `start KEY ATTEMPT TAG [LANG]` and
@@ -77,7 +92,8 @@ pub fn free_port() -> u16 {
 pub fn command_grid(name: &str, langs: usize, train_sleep_s: f64, eval_sleep_s: f64) -> String {
     let languages: Vec<String> = (0..langs).map(|i| format!("\"l{i:02}\"")).collect();
     let log = r#"\"$STILTS_TEST_LOG\""#;
-    let start = format!("echo start {{job_key}} {{attempt}} $STILTS_TEST_TAG {{languages}} >> {log}");
+    let start =
+        format!("echo start {{job_key}} {{attempt}} $STILTS_TEST_TAG {{languages}} >> {log}");
     let done = format!("echo done {{job_key}} {{attempt}} $STILTS_TEST_TAG >> {log}");
     let metric = r#"k={job_key}; printf '{{\"%s\": {{\"accuracy\": %d, \"attempt\": {attempt}}}}}' {languages} $(( 0x$(echo $k | cut -c1-4) % 1000 )) > {metrics_file}"#;
     format!(
@@ -144,7 +160,9 @@ pub fn executions(log: &Path) -> BTreeMap<String, usize> {
 }
 
 pub fn line_count(path: &Path) -> usize {
-    std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
 }
 
 pub fn output_ok(out: &Output) -> String {
@@ -166,8 +184,11 @@ pub fn results_csv(state: &Path) -> Vec<String> {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let mut lines: Vec<String> =
-        output_ok(&out).lines().filter(|l| l.contains(",accuracy,")).map(str::to_string).collect();
+    let mut lines: Vec<String> = output_ok(&out)
+        .lines()
+        .filter(|l| l.contains(",accuracy,"))
+        .map(str::to_string)
+        .collect();
     lines.sort();
     lines
 }

