@@ -131,11 +131,14 @@ pub(crate) fn read_to_string(path: &Path) -> Result<String, TaskError> {
 }
 
 /// Lines with their 1-based numbers, `\r\n` and `\n` endings removed.
+/// The empty piece after a final newline is not a line.
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.split('\n')
+    text.strip_suffix('\n')
+        .unwrap_or(text)
+        .split('\n')
         .enumerate()
+        .filter(move |_| !text.is_empty())
         .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
-        .filter(|(i, l)| !(l.is_empty() && *i == text.split('\n').count()))
 }
 
 /// A JSON object with the line it was read from.
