@@ -1,1 +1,27 @@
-//! The built-in trainer (burn). See ARCHITECTURE.md.
+//! The built-in trainer (burn): BERT/mBERT/RoBERTa/XLM-R encoders loaded from HuggingFace
+//! directories, task heads, a resumable training loop and the [`BurnExecutor`] that runs stage
+//! jobs. See README.md ("where to change what").
+
+pub mod backend;
+pub mod batch;
+pub mod checkpoint;
+pub mod data;
+pub mod embed;
+pub mod encoder;
+pub mod error;
+pub mod evaluate;
+pub mod executor;
+pub mod heads;
+pub mod hf_config;
+pub mod metrics;
+pub mod model;
+pub mod recipe;
+pub mod source;
+pub mod tokenize;
+pub mod train;
+pub mod weights;
+
+pub use backend::Backend;
+pub use embed::{Pool, encode};
+pub use error::{Result, TrainerError};
+pub use executor::BurnExecutor;

@@ -1,0 +1,76 @@
+//! Training-step benchmark: forward + backward + AdamW of an encoder with a classification head
+//! at a fixed shape, on random tokens. Prints the median step time.
+//!
+//! cargo run --release -p stilts-trainer --example train_step_bench -- [minilm|bert-base] \
+//!     [--batch 16] [--seq 128] [--steps 5]
+//! Compare with `python3 worker/trainer/benches/torch_train_step.py` (same shapes).
+
+use std::time::Instant;
+
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use stilts_trainer::batch::TokenBatch;
+use stilts_trainer::encoder::EncoderConfig;
+use stilts_trainer::heads::{HeadConfig, TaskModel, cross_entropy};
+use stilts_trainer::tokenize::Encoded;
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().expect("a number"))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let which = args.first().map(String::as_str).unwrap_or("minilm");
+    let (batch, seq, steps) = (
+        arg(&args, "--batch", 16),
+        arg(&args, "--seq", 128),
+        arg(&args, "--steps", 5),
+    );
+    let cfg = match which {
+        "minilm" => EncoderConfig::new(30522, 384, 6, 12, 1536, 512, 2),
+        "bert-base" => EncoderConfig::new(30522, 768, 12, 12, 3072, 512, 2),
+        other => panic!("unknown model {other} (minilm, bert-base)"),
+    };
+    let device = Device::flex().autodiff();
+    device.seed(0);
+    let mut model = TaskModel {
+        encoder: cfg.init(&device),
+        head: HeadConfig::new(cfg.hidden_size, 3).init(&device),
+    };
+    let mut optim = AdamWConfig::new().with_weight_decay(0.01).init();
+    let items: Vec<Encoded> = (0..batch)
+        .map(|b| Encoded {
+            ids: (0..seq)
+                .map(|i| ((b * 7919 + i * 104729) % 30000 + 100) as u32)
+                .collect(),
+            type_ids: vec![0; seq],
+            offsets: vec![(0, 0); seq],
+        })
+        .collect();
+    let refs: Vec<&Encoded> = items.iter().collect();
+    let tokens = TokenBatch::new(&refs, &cfg);
+    let targets: Vec<usize> = (0..batch).map(|b| b % 3).collect();
+    let mut times = Vec::new();
+    for step in 0..steps + 1 {
+        let t0 = Instant::now();
+        let loss = cross_entropy(model.forward(&tokens, &device), &targets);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-5, model, grads);
+        let loss = loss.into_scalar::<f32>();
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        eprintln!("step {step}: {ms:.0} ms (loss {loss:.4})");
+        if step > 0 {
+            times.push(ms); // step 0 is warm-up
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "burn-flex {which} batch {batch} seq {seq}: median {:.0} ms/step over {} steps (threads: {})",
+        times[times.len() / 2],
+        times.len(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+}

@@ -1,0 +1,161 @@
+//! Dynamic padding and length-bucketed batching. Batches are padded to their longest member,
+//! and members of a batch have similar lengths, so little compute goes to padding.
+
+use burn::prelude::*;
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use crate::encoder::{EncoderConfig, EncoderInput};
+use crate::tokenize::Encoded;
+
+/// A padded batch on the host: row-major `[batch, seq]` arrays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBatch {
+    pub batch: usize,
+    pub seq: usize,
+    pub ids: Vec<i64>,
+    pub type_ids: Vec<i64>,
+    pub position_ids: Vec<i64>,
+    /// True at padding.
+    pub pad: Vec<bool>,
+}
+
+impl TokenBatch {
+    /// Pads `items` (right padding) to the longest one. Position ids follow the model family:
+    /// `offset + i` for real tokens, `pad_token_id` for padding (RoBERTa) or `i` (BERT).
+    pub fn new(items: &[&Encoded], cfg: &EncoderConfig) -> Self {
+        let batch = items.len();
+        let seq = items.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
+        let n = batch * seq;
+        let pad_id = cfg.pad_token_id as i64;
+        let mut b = Self {
+            batch,
+            seq,
+            ids: vec![pad_id; n],
+            type_ids: vec![0; n],
+            position_ids: vec![0; n],
+            pad: vec![true; n],
+        };
+        let roberta = cfg.position_offset > 0;
+        for (r, e) in items.iter().enumerate() {
+            for i in 0..seq {
+                let k = r * seq + i;
+                if i < e.len() {
+                    b.ids[k] = e.ids[i] as i64;
+                    b.type_ids[k] = (e.type_ids[i] as i64).min(cfg.type_vocab_size as i64 - 1);
+                    b.position_ids[k] = (cfg.position_offset + i) as i64;
+                    b.pad[k] = false;
+                } else {
+                    b.position_ids[k] = if roberta { pad_id } else { i as i64 };
+                }
+            }
+        }
+        b
+    }
+
+    /// Uploads the batch to `device`.
+    pub fn to_input(&self, device: &Device) -> EncoderInput {
+        let shape = [self.batch, self.seq];
+        let int =
+            |v: &[i64]| Tensor::<2, Int>::from_data(TensorData::new(v.to_vec(), shape), device);
+        EncoderInput {
+            input_ids: int(&self.ids),
+            token_type_ids: int(&self.type_ids),
+            position_ids: int(&self.position_ids),
+            mask_pad: Tensor::<2, Bool>::from_data(
+                TensorData::new(self.pad.clone(), shape),
+                device,
+            ),
+        }
+    }
+
+    /// `[batch, seq, 1]` float mask, 1 at real tokens (for mean pooling).
+    pub fn keep_mask(&self, device: &Device) -> Tensor<3> {
+        let keep: Vec<f32> = self
+            .pad
+            .iter()
+            .map(|&p| if p { 0.0 } else { 1.0 })
+            .collect();
+        Tensor::<3>::from_data(TensorData::new(keep, [self.batch, self.seq, 1]), device)
+    }
+}
+
+/// Groups example indices into batches of `batch_size` with similar lengths.
+///
+/// With an rng (training): indices are shuffled, cut into pools of 50 batches, each pool sorted
+/// by length and split into batches, and the batch order shuffled. Without (evaluation): sorted
+/// by length, in order. Every index appears exactly once.
+pub fn length_buckets<R: Rng>(
+    lengths: &[usize],
+    batch_size: usize,
+    rng: Option<&mut R>,
+) -> Vec<Vec<usize>> {
+    let batch_size = batch_size.max(1);
+    let mut idx: Vec<usize> = (0..lengths.len()).collect();
+    match rng {
+        None => {
+            idx.sort_by_key(|&i| (lengths[i], i));
+            idx.chunks(batch_size).map(<[usize]>::to_vec).collect()
+        }
+        Some(rng) => {
+            idx.shuffle(rng);
+            let mut batches: Vec<Vec<usize>> = Vec::new();
+            for pool in idx.chunks_mut(batch_size * 50) {
+                pool.sort_by_key(|&i| (lengths[i], i));
+                batches.extend(pool.chunks(batch_size).map(<[usize]>::to_vec));
+            }
+            batches.shuffle(rng);
+            batches
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn enc(n: usize) -> Encoded {
+        Encoded {
+            ids: vec![5; n],
+            type_ids: vec![0; n],
+            offsets: vec![(0, 0); n],
+        }
+    }
+
+    #[test]
+    fn roberta_padding_positions() {
+        let cfg = EncoderConfig::new(10, 8, 1, 2, 16, 20, 1)
+            .with_pad_token_id(1)
+            .with_position_offset(2);
+        let (a, b) = (enc(3), enc(1));
+        let batch = TokenBatch::new(&[&a, &b], &cfg);
+        assert_eq!(batch.seq, 3);
+        assert_eq!(batch.position_ids, vec![2, 3, 4, 2, 1, 1]);
+        assert_eq!(batch.ids, vec![5, 5, 5, 5, 1, 1]);
+        assert_eq!(batch.pad, vec![false, false, false, false, true, true]);
+    }
+
+    #[test]
+    fn buckets_cover_every_index_once_and_group_lengths() {
+        let lengths: Vec<usize> = (0..1000).map(|i| (i * 7919) % 300).collect();
+        let mut rng = StdRng::seed_from_u64(3);
+        let batches = length_buckets(&lengths, 16, Some(&mut rng));
+        let mut all: Vec<usize> = batches.iter().flatten().copied().collect();
+        all.sort();
+        assert_eq!(all, (0..1000).collect::<Vec<_>>());
+        // Within a batch the spread is small compared to the whole range.
+        let spread: usize = batches
+            .iter()
+            .map(|b| {
+                let l: Vec<usize> = b.iter().map(|&i| lengths[i]).collect();
+                l.iter().max().unwrap() - l.iter().min().unwrap()
+            })
+            .max()
+            .unwrap();
+        assert!(spread < 100, "spread {spread}");
+        let again = length_buckets(&lengths, 16, Some(&mut StdRng::seed_from_u64(3)));
+        assert_eq!(batches, again);
+    }
+}

@@ -1,0 +1,150 @@
+//! The transformer encoder shared by BERT, mBERT, RoBERTa and XLM-R: embeddings (word + position
+//! + token type, LayerNorm, dropout) followed by post-LN transformer layers. burn's
+//! `TransformerEncoderLayer` is exactly the post-LN BERT layer (norm_1 after attention, norm_2
+//! after the feed-forward block), so the layers are burn's own.
+
+use burn::nn::activation::ActivationConfig;
+use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderLayer};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
+};
+use burn::prelude::*;
+
+/// Sizes and options of an encoder; built from a HF `config.json` by
+/// [`HfConfig::encoder_config`](crate::hf_config::HfConfig::encoder_config).
+#[derive(Config, Debug)]
+pub struct EncoderConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    /// 2 for BERT, 1 for RoBERTa/XLM-R.
+    pub type_vocab_size: usize,
+    #[config(default = 0)]
+    pub pad_token_id: usize,
+    /// Position id of the first token: 0 for BERT, `pad_token_id + 1` for RoBERTa/XLM-R.
+    #[config(default = 0)]
+    pub position_offset: usize,
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    #[config(default = "ActivationConfig::Gelu")]
+    pub activation: ActivationConfig,
+}
+
+/// Word, position and token-type embeddings, summed and normalised.
+#[derive(Module, Debug)]
+pub struct Embeddings {
+    pub word_embeddings: Embedding,
+    pub position_embeddings: Embedding,
+    pub token_type_embeddings: Embedding,
+    pub layer_norm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+/// The encoder: embeddings and `num_layers` transformer layers.
+#[derive(Module, Debug)]
+pub struct Encoder {
+    pub embeddings: Embeddings,
+    pub layers: Vec<TransformerEncoderLayer>,
+    pub hidden_size: usize,
+}
+
+/// One padded batch on the device.
+#[derive(Debug, Clone)]
+pub struct EncoderInput {
+    /// `[batch, seq]`
+    pub input_ids: Tensor<2, Int>,
+    /// `[batch, seq]`
+    pub token_type_ids: Tensor<2, Int>,
+    /// `[batch, seq]`
+    pub position_ids: Tensor<2, Int>,
+    /// `[batch, seq]`, true at padding.
+    pub mask_pad: Tensor<2, Bool>,
+}
+
+/// BERT's initialiser: normal(0, 0.02) for every weight matrix.
+fn bert_init() -> Initializer {
+    Initializer::Normal {
+        mean: 0.0,
+        std: 0.02,
+    }
+}
+
+impl EncoderConfig {
+    /// A randomly initialised encoder (BERT's normal(0, 0.02)); load weights with
+    /// [`crate::weights::load_encoder_weights`].
+    pub fn init(&self, device: &Device) -> Encoder {
+        let emb = |n: usize| {
+            EmbeddingConfig::new(n, self.hidden_size)
+                .with_initializer(bert_init())
+                .init(device)
+        };
+        let embeddings = Embeddings {
+            word_embeddings: emb(self.vocab_size),
+            position_embeddings: emb(self.max_position_embeddings),
+            token_type_embeddings: emb(self.type_vocab_size),
+            layer_norm: LayerNormConfig::new(self.hidden_size)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        };
+        let layer_cfg = TransformerEncoderConfig::new(
+            self.hidden_size,
+            self.intermediate_size,
+            self.num_heads,
+            self.num_layers,
+        )
+        .with_dropout(self.dropout)
+        .with_norm_first(false)
+        .with_initializer(bert_init())
+        .with_activation(self.activation.clone())
+        .with_layer_norm_eps(self.layer_norm_eps);
+        let layers = (0..self.num_layers)
+            .map(|_| TransformerEncoderLayer::new(&layer_cfg, device))
+            .collect();
+        Encoder {
+            embeddings,
+            layers,
+            hidden_size: self.hidden_size,
+        }
+    }
+}
+
+impl Embeddings {
+    /// `[batch, seq]` ids → `[batch, seq, hidden]`
+    pub fn forward(&self, input: &EncoderInput) -> Tensor<3> {
+        let x = self.word_embeddings.forward(input.input_ids.clone())
+            + self.position_embeddings.forward(input.position_ids.clone())
+            + self
+                .token_type_embeddings
+                .forward(input.token_type_ids.clone());
+        self.dropout.forward(self.layer_norm.forward(x))
+    }
+}
+
+impl Encoder {
+    /// Number of transformer layers.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Last hidden states, `[batch, seq, hidden]`.
+    pub fn forward(&self, input: &EncoderInput) -> Tensor<3> {
+        self.forward_to_layer(input, self.layers.len())
+    }
+
+    /// Hidden states after `layer` transformer layers, `[batch, seq, hidden]`: 0 is the
+    /// embedding output, `num_layers()` the last layer (HF's `hidden_states[layer]`).
+    /// `layer` is clamped to `num_layers()`.
+    pub fn forward_to_layer(&self, input: &EncoderInput, layer: usize) -> Tensor<3> {
+        let mut x = self.embeddings.forward(input);
+        for l in self.layers.iter().take(layer) {
+            x = l.forward(x, Some(input.mask_pad.clone()), None);
+        }
+        x
+    }
+}

@@ -1,0 +1,346 @@
+//! [`BurnExecutor`]: runs `intermediate`, `target` and `evaluate` stage jobs with the built-in
+//! trainer, on the calling (blocking) thread.
+//!
+//! - `intermediate`: fine-tunes `spec.model_source` on the task's English train split (model
+//!   selection on its English dev split); the selected model goes to `output_dir/best/`.
+//! - `target`: starts from the parent's `input_dir/best/` **encoder only** (or the base model
+//!   when `spec.parent` is `None`) with a fresh head, and trains on the English training data of
+//!   the task's `english_train` tasks, one after the other (`output_dir/phase-N/` when several);
+//!   model selection on the target's English dev split.
+//! - `evaluate`: loads `input_dir/best/` and scores every language of `spec.languages`; writes
+//!   `metrics_file` as `{"de": {"accuracy": 81.2}, ...}` (×100) and
+//!   `output_dir/predictions/test-{lang}.tsv` (one prediction per line, XTREME's submission
+//!   layout). Metrics come from the test split when it is labelled, else from the dev split
+//!   (recorded as `"split"`).
+//!
+//! Data comes from `stilts-tasks`; the data root is recipe key `data_dir`, else
+//! `$STILTS_DATA_DIR`, else `./data`.
+
+use std::path::{Path, PathBuf};
+
+use stilts_common::failure::{Failure, FailureReason};
+use stilts_common::job::{JobSpec, StageKind};
+use stilts_tasks::{Catalog, Head as TaskHead, Split, TaskDef, TaskError, load};
+use stilts_worker::executor::{CancelFlag, Executor, JobContext, JobOutput, ProgressSink};
+
+use crate::backend::Backend;
+use crate::checkpoint::{best_dir, load_best_encoder, load_best_head};
+use crate::data::examples;
+use crate::error::TrainerError;
+use crate::evaluate::{dev_metrics, prediction_lines, score_examples};
+use crate::heads::{HeadConfig, HeadKind, TaskModel};
+use crate::model::{load_config_and_tokenizer, load_pretrained};
+use crate::recipe::TrainConfig;
+use crate::train::{Example, Target, TrainRun, train};
+
+/// The built-in burn executor.
+pub struct BurnExecutor {
+    backend: Backend,
+    catalog: Catalog,
+    data_dir: Option<PathBuf>,
+}
+
+impl BurnExecutor {
+    /// An executor on `backend` with the built-in task catalog.
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            catalog: Catalog::builtin(),
+            data_dir: None,
+        }
+    }
+
+    /// Uses another catalog (built-in plus the user's task files).
+    pub fn with_catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// Default data root when the recipe has no `data_dir` (overrides `$STILTS_DATA_DIR`).
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    fn data_root(&self, spec: &JobSpec) -> PathBuf {
+        if let Some(dir) = spec.recipe.get("data_dir").and_then(|v| v.as_str()) {
+            return PathBuf::from(dir);
+        }
+        self.data_dir
+            .clone()
+            .or_else(|| std::env::var_os("STILTS_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("data"))
+    }
+
+    fn task(&self, name: &str) -> Result<&TaskDef, Failure> {
+        self.catalog.get(name).ok_or_else(|| {
+            Failure::permanent(FailureReason::User, format!("unknown task `{name}`"))
+        })
+    }
+}
+
+/// The head a catalog task needs, if this trainer implements it.
+pub fn head_kind(task: &TaskDef) -> Result<HeadKind, Failure> {
+    match task.head {
+        TaskHead::Classification => Ok(HeadKind::Classification {
+            num_labels: task.labels.len(),
+        }),
+        TaskHead::Regression => Ok(HeadKind::Regression),
+        TaskHead::MultipleChoice => Ok(HeadKind::MultipleChoice),
+        other => Err(Failure::permanent(
+            FailureReason::User,
+            format!(
+                "task `{}`: head {other:?} is not implemented by the burn trainer yet",
+                task.name
+            ),
+        )),
+    }
+}
+
+fn task_failure(e: TaskError) -> Failure {
+    match e {
+        TaskError::Unsupported { .. } => Failure::permanent(FailureReason::User, e.to_string()),
+        _ => Failure::permanent(FailureReason::Data, e.to_string()),
+    }
+}
+
+/// Maps trainer errors onto failure classes.
+pub fn failure(e: TrainerError) -> Failure {
+    let msg = e.to_string();
+    match e {
+        TrainerError::Hub { .. } => Failure::retryable(FailureReason::Error, msg),
+        TrainerError::Config(_) => Failure::permanent(FailureReason::User, msg),
+        TrainerError::Cancelled => Failure::permanent(FailureReason::Cancelled, msg),
+        TrainerError::Checkpoint { .. } => Failure::retryable(FailureReason::Error, msg),
+        TrainerError::Io { .. }
+        | TrainerError::BadModelFile { .. }
+        | TrainerError::UnsupportedModel { .. }
+        | TrainerError::VocabMismatch { .. }
+        | TrainerError::Tokenize(_)
+        | TrainerError::Data(_) => Failure::permanent(FailureReason::Data, msg),
+    }
+}
+
+fn write_metrics(path: &Path, metrics: &serde_json::Value) -> Result<(), Failure> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| failure(TrainerError::io(parent, e)))?;
+    }
+    let text = serde_json::to_string_pretty(metrics).expect("serialisable");
+    std::fs::write(path, text).map_err(|e| failure(TrainerError::io(path, e)))
+}
+
+impl Executor for BurnExecutor {
+    fn backend(&self) -> String {
+        self.backend.name()
+    }
+
+    fn run(
+        &self,
+        ctx: &JobContext,
+        progress: &dyn ProgressSink,
+        cancel: &CancelFlag,
+    ) -> Result<JobOutput, Failure> {
+        let metrics = match ctx.spec.kind {
+            StageKind::Intermediate | StageKind::Target => self.train_job(ctx, progress, cancel)?,
+            StageKind::Evaluate => self.evaluate_job(ctx)?,
+        };
+        write_metrics(&ctx.metrics_file, &metrics)?;
+        Ok(JobOutput {
+            metrics,
+            artifact: ctx.output_dir.clone(),
+        })
+    }
+}
+
+impl BurnExecutor {
+    fn parent_best(&self, ctx: &JobContext) -> Result<Option<PathBuf>, Failure> {
+        let needs_parent = ctx.spec.kind == StageKind::Evaluate || ctx.spec.parent.is_some();
+        if !needs_parent {
+            return Ok(None);
+        }
+        let input = ctx.input_dir.as_ref().ok_or_else(|| {
+            Failure::permanent(FailureReason::User, "job has a parent but no input_dir")
+        })?;
+        let best = best_dir(input);
+        if !best.join("encoder.bpk").is_file() {
+            return Err(Failure::permanent(
+                FailureReason::Data,
+                format!(
+                    "{}: no trained model (encoder.bpk) in the parent's artifacts",
+                    best.display()
+                ),
+            ));
+        }
+        Ok(Some(best))
+    }
+
+    fn train_job(
+        &self,
+        ctx: &JobContext,
+        progress: &dyn ProgressSink,
+        cancel: &CancelFlag,
+    ) -> Result<serde_json::Value, Failure> {
+        let spec = &ctx.spec;
+        let cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed).map_err(failure)?;
+        let task = self.task(&spec.task)?;
+        let kind = head_kind(task)?;
+        let root = self.data_root(spec);
+        let device = self.backend.device();
+
+        // Base: the parent's selected encoder, or the pretrained model.
+        let (base_dir, encoder_config, tokenizer, encoder) = match self.parent_best(ctx)? {
+            Some(best) => {
+                let (_, config, tok) =
+                    load_config_and_tokenizer(&best, cfg.max_seq_len).map_err(failure)?;
+                let encoder = load_best_encoder(&best, config.init(&device)).map_err(failure)?;
+                (best, config, tok, encoder)
+            }
+            None => {
+                let m = load_pretrained(&spec.model_source, cfg.max_seq_len, &device)
+                    .map_err(failure)?;
+                (m.dir, m.config, m.tokenizer, m.encoder)
+            }
+        };
+
+        // Training phases: the task itself (intermediate), or its english_train tasks (target).
+        let phases: Vec<&TaskDef> = match spec.kind {
+            StageKind::Target if !task.english_train.is_empty() => task
+                .english_train
+                .iter()
+                .map(|n| self.task(n))
+                .collect::<Result<_, _>>()?,
+            _ => vec![task],
+        };
+        let convert = |t: &TaskDef, split: Split, data| -> Result<Vec<Example>, Failure> {
+            let what = format!("{} {split} (en)", t.name);
+            let mut ex = examples(&tokenizer, kind, &data, &what).map_err(failure)?;
+            if split == Split::Train
+                && let Some(n) = cfg.max_train_examples
+            {
+                ex.truncate(n);
+            }
+            Ok(ex)
+        };
+        // Model selection on the English dev split; without one the last model is kept.
+        let dev = match load(task, Split::Dev, "en", &root) {
+            Ok(data) => convert(task, Split::Dev, data)?,
+            Err(TaskError::NotFound { .. }) => {
+                tracing::warn!(task = %task.name, "no English dev split: keeping the last model");
+                Vec::new()
+            }
+            Err(e) => return Err(task_failure(e)),
+        };
+        if let Some(other) = phases.iter().find(|p| p.labels != task.labels) {
+            return Err(Failure::permanent(
+                FailureReason::User,
+                format!(
+                    "task `{}` trains on `{}` but their label lists differ ({:?} vs {:?})",
+                    task.name, other.name, task.labels, other.labels
+                ),
+            ));
+        }
+
+        let head = HeadConfig::new(encoder_config.hidden_size, kind.num_outputs()).init(&device);
+        let mut model = TaskModel { encoder, head };
+        let mut phase_metrics = Vec::new();
+        let mut last_out = ctx.output_dir.clone();
+        for (i, phase) in phases.iter().enumerate() {
+            let data = load(phase, Split::Train, "en", &root).map_err(task_failure)?;
+            let train_set = convert(phase, Split::Train, data)?;
+            let out = if phases.len() == 1 {
+                ctx.output_dir.clone()
+            } else {
+                ctx.output_dir.join(format!("phase-{i}"))
+            };
+            let run = TrainRun {
+                kind,
+                train: &train_set,
+                dev: &dev,
+                config: &cfg,
+                encoder_config: &encoder_config,
+                device: device.clone(),
+                out: &out,
+                base_dir: &base_dir,
+                progress,
+                cancel,
+            };
+            let (trained, outcome) = train(&run, model).map_err(failure)?;
+            model = trained;
+            phase_metrics.push(serde_json::json!({
+                "task": phase.name,
+                "start_step": outcome.start_step,
+                "steps": outcome.steps,
+                "loss": outcome.final_loss,
+                "best_step": outcome.best_step,
+                "dev": outcome.dev,
+            }));
+            last_out = out;
+        }
+        if last_out != ctx.output_dir {
+            // Several phases: the last phase's selection is the job's model.
+            crate::checkpoint::save_best(
+                &ctx.output_dir,
+                &model,
+                kind,
+                &serde_json::Map::new(),
+                &base_dir,
+            )
+            .map_err(failure)?;
+        }
+        Ok(serde_json::json!({ "train": { "phases": phase_metrics } }))
+    }
+
+    fn evaluate_job(&self, ctx: &JobContext) -> Result<serde_json::Value, Failure> {
+        let spec = &ctx.spec;
+        let cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed).map_err(failure)?;
+        let task = self.task(&spec.task)?;
+        let root = self.data_root(spec);
+        let device = self.backend.device();
+        let best = self.parent_best(ctx)?.expect("evaluate jobs have a parent");
+        let (_, config, tokenizer) =
+            load_config_and_tokenizer(&best, cfg.max_seq_len).map_err(failure)?;
+        let kind = crate::checkpoint::read_head_kind(&best).map_err(failure)?;
+        let encoder = load_best_encoder(&best, config.init(&device)).map_err(failure)?;
+        let head = HeadConfig::new(config.hidden_size, kind.num_outputs()).init(&device);
+        let (_, head) = load_best_head(&best, head).map_err(failure)?;
+        let model = TaskModel { encoder, head };
+        let pred_dir = ctx.output_dir.join("predictions");
+        std::fs::create_dir_all(&pred_dir).map_err(|e| failure(TrainerError::io(&pred_dir, e)))?;
+
+        let mut metrics = serde_json::Map::new();
+        let mut info = serde_json::Map::new();
+        let score = |split: Split, lang: &str| -> Result<(Vec<Example>, Vec<Vec<f32>>), Failure> {
+            let data = load(task, split, lang, &root).map_err(task_failure)?;
+            let what = format!("{} {split} ({lang})", task.name);
+            let ex = examples(&tokenizer, kind, &data, &what).map_err(failure)?;
+            let scores = score_examples(&model, kind, &ex, cfg.batch_size * 2, &config, &device)
+                .map_err(failure)?;
+            Ok((ex, scores))
+        };
+        let labelled = |ex: &[Example]| ex.iter().any(|e| e.target != Target::Unlabelled);
+        for lang in &spec.languages {
+            let (test, test_scores) = score(Split::Test, lang)?;
+            let lines = prediction_lines(kind, &test_scores, &task.labels);
+            let file = pred_dir.join(format!("test-{lang}.tsv"));
+            std::fs::write(&file, lines.join("\n") + "\n")
+                .map_err(|e| failure(TrainerError::io(&file, e)))?;
+            let (ex, scores, split) = if labelled(&test) {
+                (test, test_scores, Split::Test)
+            } else {
+                let (dev, dev_scores) = score(Split::Dev, lang)?;
+                (dev, dev_scores, Split::Dev)
+            };
+            let (_, m) = dev_metrics(kind, &ex, &scores);
+            metrics.insert(lang.clone(), m.into());
+            info.insert(
+                lang.clone(),
+                serde_json::json!({"metrics_split": split.as_str(), "examples": ex.len()}),
+            );
+        }
+        // Which split each language's metrics come from, beside the predictions.
+        let info_path = ctx.output_dir.join("eval.json");
+        std::fs::write(&info_path, serde_json::Value::Object(info).to_string())
+            .map_err(|e| failure(TrainerError::io(&info_path, e)))?;
+        Ok(serde_json::Value::Object(metrics))
+    }
+}

@@ -1,0 +1,131 @@
+//! Task heads on top of the encoder. Every head reads the first token (`[CLS]` / `<s>`) through
+//! a fresh `dense → tanh` layer, RoBERTa-style, and a fresh output layer; the checkpoint's NSP
+//! pooler is not used, so BERT and RoBERTa families are treated alike and the target stage's
+//! "fresh head" means the same thing for every model.
+
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::TokenBatch;
+use crate::encoder::Encoder;
+
+/// What a head predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HeadKind {
+    /// One of `num_labels` classes (softmax, cross-entropy).
+    Classification { num_labels: usize },
+    /// A real value (mean squared error).
+    Regression,
+    /// One score per choice, softmax over the choices of an example (cross-entropy).
+    MultipleChoice,
+}
+
+impl HeadKind {
+    /// Width of the output layer.
+    pub fn num_outputs(self) -> usize {
+        match self {
+            Self::Classification { num_labels } => num_labels,
+            Self::Regression | Self::MultipleChoice => 1,
+        }
+    }
+}
+
+/// Configuration of a fresh head.
+#[derive(Config, Debug)]
+pub struct HeadConfig {
+    pub hidden_size: usize,
+    pub num_outputs: usize,
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+/// `dropout → dense → tanh → dropout → out` on the first token.
+#[derive(Module, Debug)]
+pub struct Head {
+    pub dense: Linear,
+    pub out: Linear,
+    pub dropout: Dropout,
+}
+
+impl HeadConfig {
+    pub fn init(&self, device: &Device) -> Head {
+        let init = Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        };
+        Head {
+            dense: LinearConfig::new(self.hidden_size, self.hidden_size)
+                .with_initializer(init.clone())
+                .init(device),
+            out: LinearConfig::new(self.hidden_size, self.num_outputs)
+                .with_initializer(init)
+                .init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+impl Head {
+    /// `[batch, seq, hidden]` → `[batch, num_outputs]`
+    pub fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
+        let [b, _, h] = hidden.dims();
+        let cls = hidden.slice([0..b, 0..1, 0..h]).reshape([b, h]);
+        let x = self.dense.forward(self.dropout.forward(cls)).tanh();
+        self.out.forward(self.dropout.forward(x))
+    }
+}
+
+/// Encoder plus head: what the training loop optimises and what checkpoints hold.
+#[derive(Module, Debug)]
+pub struct TaskModel {
+    pub encoder: Encoder,
+    pub head: Head,
+}
+
+impl TaskModel {
+    /// Head outputs for a batch of sequences, `[batch, num_outputs]`.
+    pub fn forward(&self, batch: &TokenBatch, device: &Device) -> Tensor<2> {
+        self.head
+            .forward(self.encoder.forward(&batch.to_input(device)))
+    }
+
+    /// Per-example scores: `[examples, num_outputs]` for classification/regression,
+    /// `[examples, choices]` for multiple choice (the batch holds `examples × choices`
+    /// sequences, choices of one example adjacent).
+    pub fn scores(
+        &self,
+        kind: HeadKind,
+        batch: &TokenBatch,
+        choices: usize,
+        device: &Device,
+    ) -> Tensor<2> {
+        let out = self.forward(batch, device);
+        match kind {
+            HeadKind::MultipleChoice => {
+                let [n, _] = out.dims();
+                out.reshape([n / choices, choices])
+            }
+            _ => out,
+        }
+    }
+}
+
+/// Mean cross-entropy of `logits` `[b, n]` against class indices.
+pub fn cross_entropy(logits: Tensor<2>, targets: &[usize]) -> Tensor<1> {
+    let device = logits.device();
+    let b = targets.len();
+    let t: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
+    let t = Tensor::<2, Int>::from_data(TensorData::new(t, [b, 1]), &device);
+    log_softmax(logits, 1).gather(1, t).mean().neg()
+}
+
+/// Mean squared error of `pred` `[b, 1]` against `targets`.
+pub fn mse(pred: Tensor<2>, targets: &[f32]) -> Tensor<1> {
+    let device = pred.device();
+    let b = targets.len();
+    let t = Tensor::<2>::from_data(TensorData::new(targets.to_vec(), [b, 1]), &device);
+    (pred - t).powf_scalar(2.0).mean()
+}

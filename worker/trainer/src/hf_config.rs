@@ -1,0 +1,207 @@
+//! HuggingFace `config.json` → [`EncoderConfig`]. One encoder implementation covers BERT, mBERT,
+//! RoBERTa and XLM-R; they differ only in sizes, the activation and where position ids start.
+
+use std::path::Path;
+
+use burn::nn::activation::ActivationConfig;
+use serde::Deserialize;
+
+use crate::encoder::EncoderConfig;
+use crate::error::{Result, TrainerError};
+
+/// The encoder families this trainer implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelType {
+    Bert,
+    Roberta,
+    XlmRoberta,
+}
+
+impl ModelType {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "bert" => Some(Self::Bert),
+            "roberta" => Some(Self::Roberta),
+            "xlm-roberta" => Some(Self::XlmRoberta),
+            _ => None,
+        }
+    }
+
+    /// Prefix the HF checkpoints of this family put before encoder weights (`bert.`,
+    /// `roberta.`); sentence-transformers exports have none. The loader accepts both.
+    pub fn weight_prefix(self) -> &'static str {
+        match self {
+            Self::Bert => "bert",
+            Self::Roberta | Self::XlmRoberta => "roberta",
+        }
+    }
+
+    /// RoBERTa-style models number positions from `padding_idx + 1`; BERT from 0.
+    fn roberta_positions(self) -> bool {
+        !matches!(self, Self::Bert)
+    }
+}
+
+/// The fields of `config.json` the encoder needs. Unknown fields are ignored: HF configs carry
+/// many that do not concern the forward pass.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HfConfig {
+    pub model_type: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: Option<usize>,
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+
+impl HfConfig {
+    /// Reads and validates `config.json`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainerError::io(path, e))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses `config.json` text; `path` only names the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self> {
+        let cfg: HfConfig = serde_json::from_str(text)
+            .map_err(|e| TrainerError::bad_file(path, format!("line {}: {e}", e.line())))?;
+        cfg.model_type(path)?;
+        if let Some(kind) = cfg.position_embedding_type.as_deref()
+            && kind != "absolute"
+        {
+            return Err(TrainerError::bad_file(
+                path,
+                format!("position_embedding_type {kind:?} is not supported (only \"absolute\")"),
+            ));
+        }
+        if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
+            return Err(TrainerError::bad_file(
+                path,
+                format!(
+                    "hidden_size {} is not a multiple of num_attention_heads {}",
+                    cfg.hidden_size, cfg.num_attention_heads
+                ),
+            ));
+        }
+        cfg.activation(path)?;
+        Ok(cfg)
+    }
+
+    pub fn model_type(&self, path: &Path) -> Result<ModelType> {
+        ModelType::parse(&self.model_type).ok_or_else(|| TrainerError::UnsupportedModel {
+            path: path.to_path_buf(),
+            model_type: self.model_type.clone(),
+        })
+    }
+
+    fn activation(&self, path: &Path) -> Result<ActivationConfig> {
+        match self.hidden_act.as_str() {
+            "gelu" => Ok(ActivationConfig::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" => Ok(ActivationConfig::GeluApproximate),
+            "relu" => Ok(ActivationConfig::Relu),
+            other => Err(TrainerError::bad_file(
+                path,
+                format!("hidden_act {other:?} is not supported (gelu, gelu_new, relu)"),
+            )),
+        }
+    }
+
+    /// The burn encoder configuration for this checkpoint.
+    pub fn encoder_config(&self, path: &Path) -> Result<EncoderConfig> {
+        let model_type = self.model_type(path)?;
+        let pad = self
+            .pad_token_id
+            .unwrap_or(if model_type.roberta_positions() { 1 } else { 0 });
+        // RoBERTa: position of the first real token is padding_idx + 1; padding gets padding_idx.
+        let position_offset = if model_type.roberta_positions() {
+            pad + 1
+        } else {
+            0
+        };
+        Ok(EncoderConfig::new(
+            self.vocab_size,
+            self.hidden_size,
+            self.num_hidden_layers,
+            self.num_attention_heads,
+            self.intermediate_size,
+            self.max_position_embeddings,
+            self.type_vocab_size.max(1),
+        )
+        .with_pad_token_id(pad)
+        .with_position_offset(position_offset)
+        .with_layer_norm_eps(self.layer_norm_eps)
+        .with_dropout(self.hidden_dropout_prob)
+        .with_activation(self.activation(path)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(model_type: &str) -> String {
+        format!(
+            r#"{{"model_type": "{model_type}", "vocab_size": 10, "hidden_size": 8,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16,
+            "max_position_embeddings": 20, "type_vocab_size": 1, "pad_token_id": 1}}"#
+        )
+    }
+
+    #[test]
+    fn roberta_positions_start_after_padding_idx() {
+        let p = Path::new("config.json");
+        let c = HfConfig::parse(p, &cfg("xlm-roberta"))
+            .unwrap()
+            .encoder_config(p)
+            .unwrap();
+        assert_eq!(c.position_offset, 2);
+        assert_eq!(c.type_vocab_size, 1);
+        let c = HfConfig::parse(p, &cfg("bert"))
+            .unwrap()
+            .encoder_config(p)
+            .unwrap();
+        assert_eq!(c.position_offset, 0);
+    }
+
+    #[test]
+    fn unsupported_model_type_is_named() {
+        let err = HfConfig::parse(Path::new("m/config.json"), &cfg("gpt2")).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("m/config.json") && msg.contains("gpt2"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bad_json_names_file_and_line() {
+        let err = HfConfig::parse(Path::new("c.json"), "{\n\"model_type\": }").unwrap_err();
+        assert!(err.to_string().starts_with("c.json: line 2"), "{err}");
+    }
+}

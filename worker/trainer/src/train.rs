@@ -1,0 +1,359 @@
+//! The training loop: AdamW (no weight decay on biases and LayerNorm), linear warmup and decay,
+//! global gradient-norm clipping, gradient accumulation, length-bucketed batches, periodic
+//! resumable checkpoints, model selection on the English dev split. Runs on the calling thread.
+
+use std::path::Path;
+
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use stilts_worker::executor::{CancelFlag, Progress, ProgressSink};
+
+use crate::batch::{TokenBatch, length_buckets};
+use crate::checkpoint::{
+    TrainState, latest_checkpoint, load_checkpoint, save_best, save_checkpoint,
+};
+use crate::encoder::EncoderConfig;
+use crate::error::{Result, TrainerError};
+use crate::evaluate::{Scores, dev_metrics, score_examples};
+use crate::heads::{HeadKind, TaskModel, cross_entropy, mse};
+use crate::recipe::TrainConfig;
+use crate::tokenize::Encoded;
+
+/// Gold target of one example.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    Class(usize),
+    Score(f32),
+    Unlabelled,
+}
+
+/// One tokenized example: one sequence, or one per choice for multiple choice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub id: String,
+    pub inputs: Vec<Encoded>,
+    pub target: Target,
+}
+
+impl Example {
+    pub fn max_len(&self) -> usize {
+        self.inputs.iter().map(Encoded::len).max().unwrap_or(0)
+    }
+}
+
+/// Everything one training run needs besides the model.
+pub struct TrainRun<'a> {
+    pub kind: HeadKind,
+    pub train: &'a [Example],
+    /// English dev split for model selection; may be empty (the last model is kept).
+    pub dev: &'a [Example],
+    pub config: &'a TrainConfig,
+    pub encoder_config: &'a EncoderConfig,
+    /// Plain (non-autodiff) device; training runs on its autodiff twin.
+    pub device: Device,
+    /// The job's output directory: `checkpoint/`, `best/`, `train_log.jsonl`.
+    pub out: &'a Path,
+    /// Base model directory (config.json and tokenizer.json are copied into `best/`).
+    pub base_dir: &'a Path,
+    pub progress: &'a dyn ProgressSink,
+    pub cancel: &'a CancelFlag,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOutcome {
+    /// Step the run started from (> 0 when it resumed a checkpoint).
+    pub start_step: u64,
+    pub steps: u64,
+    pub final_loss: f64,
+    pub best_step: Option<u64>,
+    pub dev: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Builds the padded batch of some examples (choices of one example adjacent).
+pub fn batch_of(examples: &[&Example], cfg: &EncoderConfig) -> TokenBatch {
+    let seqs: Vec<&Encoded> = examples.iter().flat_map(|e| e.inputs.iter()).collect();
+    TokenBatch::new(&seqs, cfg)
+}
+
+fn loss_of(
+    model: &TaskModel,
+    kind: HeadKind,
+    batch: &[&Example],
+    run: &TrainRun,
+    device: &Device,
+) -> Result<Tensor<1>> {
+    let choices = batch[0].inputs.len();
+    let tokens = batch_of(batch, run.encoder_config);
+    let scores = model.scores(kind, &tokens, choices, device);
+    match kind {
+        HeadKind::Classification { .. } | HeadKind::MultipleChoice => {
+            let targets = batch
+                .iter()
+                .map(|e| match e.target {
+                    Target::Class(c) if c < scores.dims()[1] => Ok(c),
+                    other => Err(TrainerError::Data(format!(
+                        "example {}: target {other:?} does not fit a head with {} outputs",
+                        e.id,
+                        scores.dims()[1]
+                    ))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(cross_entropy(scores, &targets))
+        }
+        HeadKind::Regression => {
+            let targets = batch
+                .iter()
+                .map(|e| match e.target {
+                    Target::Score(s) => Ok(s),
+                    other => Err(TrainerError::Data(format!(
+                        "example {}: regression needs a score, got {other:?}",
+                        e.id
+                    ))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(mse(scores, &targets))
+        }
+    }
+}
+
+/// AdamW over all parameters, with a second group without weight decay for biases and
+/// LayerNorm (gamma/beta).
+fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
+    let adamw = |wd: f64| {
+        AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(wd as f32)
+    };
+    let no_decay = ParamGroup::from_regex(r"(\.bias|\.gamma|\.beta)$").expect("valid regex");
+    adamw(cfg.weight_decay)
+        .init()
+        .with_group(no_decay, adamw(0.0).build(), None)
+}
+
+/// Sums of squared gradients of every float parameter.
+struct GradNorm<'a> {
+    grads: &'a GradientsParams,
+    sum_sq: f64,
+}
+
+impl ModuleVisitor for GradNorm<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            self.sum_sq += g.powf_scalar(2.0).sum().into_scalar::<f32>() as f64;
+        }
+    }
+}
+
+/// Scales every gradient by a factor.
+struct GradScale<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+}
+
+impl ModuleVisitor for GradScale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.factor));
+        }
+    }
+}
+
+/// Clips the global L2 norm of all gradients to `max_norm` (as PyTorch's `clip_grad_norm_`);
+/// returns the norm before clipping.
+pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+    let mut norm = GradNorm { grads, sum_sq: 0.0 };
+    model.visit(&mut norm);
+    let total = norm.sum_sq.sqrt();
+    if max_norm > 0.0 && total > max_norm {
+        model.visit(&mut GradScale {
+            grads,
+            factor: max_norm / (total + 1e-6),
+        });
+    }
+    total
+}
+
+/// A seed for (run seed, a, b), decorrelated by SplitMix64.
+fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z =
+        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn log_event(out: &Path, event: serde_json::Value) -> Result<()> {
+    use std::io::Write;
+    let path = out.join("train_log.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| TrainerError::io(&path, e))?;
+    writeln!(f, "{event}").map_err(|e| TrainerError::io(&path, e))
+}
+
+/// Trains `model` (encoder + fresh head), resuming from `run.out/checkpoint/` if one exists.
+/// Returns the selected (best on dev, else last) model on the plain device.
+pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcome)> {
+    let cfg = run.config;
+    if run.train.is_empty() {
+        return Err(TrainerError::Data("the training split is empty".into()));
+    }
+    std::fs::create_dir_all(run.out).map_err(|e| TrainerError::io(run.out, e))?;
+    let device = run.device.clone().autodiff();
+    let mut model = model.fork(&device);
+    let mut optim = optimizer(cfg);
+
+    let batches_per_epoch = run.train.len().div_ceil(cfg.batch_size) as u64;
+    let steps_per_epoch = batches_per_epoch.div_ceil(cfg.grad_accum as u64);
+    let mut total = steps_per_epoch * cfg.epochs as u64;
+    if let Some(max) = cfg.max_steps {
+        total = total.min(max);
+    }
+    let mut state = TrainState {
+        step: 0,
+        total,
+        seed: cfg.seed,
+        best_score: None,
+        best_step: None,
+        best_metrics: Default::default(),
+        last_loss: f64::NAN,
+    };
+    if let Some(dir) = latest_checkpoint(run.out) {
+        let (m, o, s) = load_checkpoint(&dir, model, optim)?;
+        if s.total != total || s.seed != cfg.seed {
+            return Err(TrainerError::checkpoint(
+                &dir,
+                format!(
+                    "was written by a different run (total {} seed {})",
+                    s.total, s.seed
+                ),
+            ));
+        }
+        (model, optim, state) = (m.fork(&device), o, s);
+    }
+    let start_step = state.step;
+    log_event(
+        run.out,
+        serde_json::json!({"event": "start", "step": start_step, "total": total}),
+    )?;
+    tracing::info!(start_step, total, "training");
+
+    let lengths: Vec<usize> = run.train.iter().map(Example::max_len).collect();
+    let mut accum = GradientsAccumulator::<TaskModel>::new();
+    while state.step < total {
+        let epoch = state.step / steps_per_epoch;
+        let mut rng = StdRng::seed_from_u64(derive_seed(cfg.seed, 1, epoch));
+        let batches = length_buckets(&lengths, cfg.batch_size, Some(&mut rng));
+        let first = ((state.step % steps_per_epoch) * cfg.grad_accum as u64) as usize;
+        for group in batches[first..].chunks(cfg.grad_accum) {
+            if run.cancel.is_cancelled() {
+                return Err(TrainerError::Cancelled);
+            }
+            let mut loss_sum = 0.0;
+            for (j, idx) in group.iter().enumerate() {
+                device.seed(derive_seed(cfg.seed, 2 + state.step, j as u64));
+                let examples: Vec<&Example> = idx.iter().map(|&i| &run.train[i]).collect();
+                let loss = loss_of(&model, run.kind, &examples, run, &device)?;
+                let loss = loss.div_scalar(group.len() as f64);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                loss_sum += loss.into_scalar::<f32>() as f64;
+                accum.accumulate(&model, grads);
+            }
+            let mut grads = accum.grads();
+            clip_global_norm(&model, &mut grads, cfg.max_grad_norm);
+            let lr = cfg.lr_at(state.step + 1, total);
+            model = optim.step(lr, model, grads);
+            state.step += 1;
+            state.last_loss = loss_sum;
+            if !loss_sum.is_finite() {
+                return Err(TrainerError::Data(format!(
+                    "loss is {loss_sum} at step {}",
+                    state.step
+                )));
+            }
+            run.progress.report(Progress {
+                step: state.step,
+                total,
+                loss: loss_sum,
+                phase: "train".into(),
+            });
+            let epoch_end = state.step % steps_per_epoch == 0 || state.step == total;
+            if epoch_end {
+                select(run, &model, &mut state)?;
+            }
+            if epoch_end || state.step % cfg.checkpoint_every == 0 {
+                save_checkpoint(run.out, &model, &optim, &state)?;
+                log_event(
+                    run.out,
+                    serde_json::json!({"event": "checkpoint", "step": state.step}),
+                )?;
+            }
+            if state.step == total || epoch_end {
+                break;
+            }
+        }
+    }
+    log_event(
+        run.out,
+        serde_json::json!({"event": "done", "step": state.step}),
+    )?;
+    let best = crate::checkpoint::best_dir(run.out);
+    let plain = run.device.clone();
+    let mut final_model = model.valid().fork(&plain);
+    if best.join("encoder.bpk").is_file() {
+        final_model.encoder = crate::checkpoint::load_best_encoder(&best, final_model.encoder)?;
+        final_model.head = crate::checkpoint::load_best_head(&best, final_model.head)?.1;
+    }
+    Ok((
+        final_model,
+        TrainOutcome {
+            start_step,
+            steps: state.step,
+            final_loss: state.last_loss,
+            best_step: state.best_step,
+            dev: state.best_metrics.clone(),
+        },
+    ))
+}
+
+/// Evaluates on dev and saves `best/` if the selection score improved (or there is no dev
+/// split, in which case the latest model is kept).
+fn select(run: &TrainRun, model: &TaskModel, state: &mut TrainState) -> Result<()> {
+    let plain = run.device.clone();
+    let eval_model = model.valid().fork(&plain);
+    let (score, metrics) = if run.dev.is_empty() {
+        (None, serde_json::Map::new())
+    } else {
+        let scores: Scores = score_examples(
+            &eval_model,
+            run.kind,
+            run.dev,
+            run.config.batch_size * 2,
+            run.encoder_config,
+            &plain,
+        )?;
+        let (score, metrics) = dev_metrics(run.kind, run.dev, &scores);
+        (Some(score), metrics)
+    };
+    let improved = match (score, state.best_score) {
+        (Some(s), Some(best)) => s > best,
+        _ => true,
+    };
+    log_event(
+        run.out,
+        serde_json::json!({"event": "dev", "step": state.step, "metrics": metrics}),
+    )?;
+    if improved {
+        save_best(run.out, &eval_model, run.kind, &metrics, run.base_dir)?;
+        state.best_score = score;
+        state.best_step = Some(state.step);
+        state.best_metrics = metrics;
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Loading HuggingFace `model.safetensors` weights into [`Encoder`], and the trainer's own
+//! checkpoints (burnpack, which keeps parameter ids so optimizer state can be resumed).
+//!
+//! HF weight name → module path (after the `bert.` / `roberta.` prefix is stripped):
+//!
+//! | HuggingFace                                        | burn module path                 |
+//! |----------------------------------------------------|----------------------------------|
+//! | `embeddings.word_embeddings.weight`                | `embeddings.word_embeddings.weight` |
+//! | `embeddings.position_embeddings.weight`            | `embeddings.position_embeddings.weight` |
+//! | `embeddings.token_type_embeddings.weight`          | `embeddings.token_type_embeddings.weight` |
+//! | `embeddings.LayerNorm.{weight,bias}`               | `embeddings.layer_norm.{gamma,beta}` |
+//! | `encoder.layer.N.attention.self.{query,key,value}` | `layers.N.mha.{query,key,value}` |
+//! | `encoder.layer.N.attention.output.dense`           | `layers.N.mha.output`            |
+//! | `encoder.layer.N.attention.output.LayerNorm`       | `layers.N.norm_1`                |
+//! | `encoder.layer.N.intermediate.dense`               | `layers.N.pwff.linear_inner`     |
+//! | `encoder.layer.N.output.dense`                     | `layers.N.pwff.linear_outer`     |
+//! | `encoder.layer.N.output.LayerNorm`                 | `layers.N.norm_2`                |
+//!
+//! Linear weights are transposed (`[out, in]` → `[in, out]`) and LayerNorm weight/bias become
+//! gamma/beta by burn's `PyTorchToBurnAdapter`. Old checkpoints name LayerNorm parameters
+//! `gamma`/`beta`; they are renamed to `weight`/`bias` first. Source tensors that are not part of
+//! the encoder and are deliberately left out are listed in [`IGNORED_SOURCE_TENSORS`]; any
+//! other unused or missing tensor is an error naming it.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::store::{
+    ApplyResult, BurnpackStore, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
+
+use crate::encoder::Encoder;
+use crate::error::{Result, TrainerError};
+
+/// `(regex on the HF name, replacement)`, applied in order.
+pub const HF_TO_BURN: &[(&str, &str)] = &[
+    (r"^(bert|roberta)\.", ""),
+    (r"LayerNorm\.gamma$", "LayerNorm.weight"),
+    (r"LayerNorm\.beta$", "LayerNorm.bias"),
+    (r"^embeddings\.LayerNorm\.", "embeddings.layer_norm."),
+    (
+        r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.",
+        "layers.$1.mha.$2.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.",
+        "layers.$1.mha.output.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.",
+        "layers.$1.norm_1.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.intermediate\.dense\.",
+        "layers.$1.pwff.linear_inner.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.output\.dense\.",
+        "layers.$1.pwff.linear_outer.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.",
+        "layers.$1.norm_2.",
+    ),
+];
+
+/// Source tensors (after remapping) that are not encoder weights: the position-id buffer, the
+/// NSP pooler (heads start fresh, see `heads.rs`) and pretraining/task heads.
+pub const IGNORED_SOURCE_TENSORS: &[&str] = &[
+    r"^embeddings\.position_ids$",
+    r"^pooler\.",
+    r"^cls\.",
+    r"^lm_head\.",
+    r"^classifier\.",
+    r"^qa_outputs\.",
+];
+
+fn remapper() -> KeyRemapper {
+    KeyRemapper::from_patterns(HF_TO_BURN.to_vec()).expect("the weight table's regexes are valid")
+}
+
+fn is_ignored(name: &str) -> bool {
+    IGNORED_SOURCE_TENSORS.iter().any(|p| {
+        regex::Regex::new(p)
+            .expect("valid ignore regex")
+            .is_match(name)
+    })
+}
+
+/// Turns an [`ApplyResult`] into an error naming every missing, unused or mismatched tensor.
+fn check_apply(
+    path: &Path,
+    result: &ApplyResult,
+    ignore_unused: &dyn Fn(&str) -> bool,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    for e in &result.errors {
+        problems.push(e.to_string());
+    }
+    for (name, _) in &result.missing {
+        problems.push(format!("missing tensor {name}"));
+    }
+    for name in result.unused.iter().filter(|n| !ignore_unused(n)) {
+        problems.push(format!(
+            "unused tensor {name} (no module parameter maps to it)"
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(TrainerError::bad_file(path, problems.join("; ")))
+    }
+}
+
+/// Loads HF `model.safetensors` into `encoder` (which must have the config's shapes).
+pub fn load_encoder_weights(encoder: Encoder, path: &Path) -> Result<Encoder> {
+    if !path.is_file() {
+        return Err(TrainerError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "weights file not found"),
+        ));
+    }
+    let mut store = SafetensorsStore::from_file(path)
+        .remap(remapper())
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .allow_partial(true)
+        .validate(false);
+    let mut encoder = encoder;
+    let result = encoder
+        .load_from(&mut store)
+        .map_err(|e| TrainerError::bad_file(path, e.to_string()))?;
+    check_apply(path, &result, &is_ignored)?;
+    Ok(encoder)
+}
+
+/// Saves any module as burnpack (parameter ids included), atomically replacing `path`.
+pub fn save_module<M: Module>(module: &M, path: &Path) -> Result<()> {
+    let mut store = BurnpackStore::from_file(path)
+        .auto_extension(false)
+        .overwrite(true);
+    module
+        .save_into(&mut store)
+        .map_err(|e| TrainerError::checkpoint(path, e))
+}
+
+/// Loads a burnpack file written by [`save_module`] into `module` (same structure); every
+/// tensor must match.
+pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
+    if !path.is_file() {
+        return Err(TrainerError::checkpoint(path, "file not found"));
+    }
+    let mut store = BurnpackStore::from_file(path)
+        .auto_extension(false)
+        .allow_partial(true);
+    let mut module = module;
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| TrainerError::checkpoint(path, e))?;
+    check_apply(path, &result, &|_| false)?;
+    Ok(module)
+}

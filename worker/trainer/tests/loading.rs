@@ -1,0 +1,173 @@
+//! Model loading errors, tokenizers, hub cache resolution and `encode`.
+
+mod common;
+
+use std::path::Path;
+
+use burn::prelude::*;
+use stilts_trainer::model::load_pretrained;
+use stilts_trainer::source::resolve_model_source_in;
+use stilts_trainer::tokenize::TextTokenizer;
+use stilts_trainer::{Pool, TrainerError, encode};
+
+fn copy_model(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn missing_weights_file_is_named() {
+    let Some(dir) = common::minilm() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(dir.join(f), tmp.path().join(f)).unwrap();
+    }
+    let err = load_pretrained(tmp.path().to_str().unwrap(), 128, &Device::flex()).unwrap_err();
+    assert!(matches!(err, TrainerError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("model.safetensors"), "{err}");
+}
+
+#[test]
+fn unsupported_model_type_and_vocab_mismatch() {
+    let Some(models) = common::test_models() else {
+        return;
+    };
+    let dir = models.join("all-MiniLM-L6-v2");
+    let tmp = tempfile::tempdir().unwrap();
+    copy_model(&dir, tmp.path());
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    std::fs::write(
+        tmp.path().join("config.json"),
+        cfg.replace("\"bert\"", "\"gpt2\""),
+    )
+    .unwrap();
+    let err = load_pretrained(tmp.path().to_str().unwrap(), 128, &Device::flex()).unwrap_err();
+    assert!(
+        err.to_string().contains("unsupported model_type \"gpt2\""),
+        "{err}"
+    );
+
+    // XLM-R's 250k-piece tokenizer with MiniLM's 30k-row embedding matrix.
+    std::fs::write(tmp.path().join("config.json"), cfg).unwrap();
+    std::fs::copy(
+        models.join("xlmr-tokenizer/tokenizer.json"),
+        tmp.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    let err = load_pretrained(tmp.path().to_str().unwrap(), 128, &Device::flex()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainerError::VocabMismatch {
+                tokenizer_vocab: 250002,
+                embedding_rows: 30522,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_weights_name_the_tensor() {
+    let Some(dir) = common::minilm() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    copy_model(&dir, tmp.path());
+    // One layer fewer in the config than in the file: the extra layer's tensors are unused.
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    std::fs::write(
+        tmp.path().join("config.json"),
+        cfg.replace("\"num_hidden_layers\": 6", "\"num_hidden_layers\": 5"),
+    )
+    .unwrap();
+    let err = load_pretrained(tmp.path().to_str().unwrap(), 128, &Device::flex()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("model.safetensors") && msg.contains("unused tensor layers.5."),
+        "{msg}"
+    );
+}
+
+#[test]
+fn minilm_tokenizer_presets_are_overridden_and_xlmr_pairs() {
+    let Some(models) = common::test_models() else {
+        return;
+    };
+    let tok =
+        TextTokenizer::from_file(&models.join("all-MiniLM-L6-v2/tokenizer.json"), 16).unwrap();
+    let short = tok.encode("hello world", None).unwrap();
+    assert_eq!(
+        short.ids,
+        vec![101, 7592, 2088, 102],
+        "no preset padding to 128"
+    );
+    let long = tok
+        .encode(&"word ".repeat(50), Some("another sentence here"))
+        .unwrap();
+    assert_eq!(long.len(), 16, "truncated to max_len");
+    assert_eq!(*long.ids.last().unwrap(), 102);
+    assert_eq!(short.offsets[1], (0, 5));
+
+    let xlmr = TextTokenizer::from_file(&models.join("xlmr-tokenizer/tokenizer.json"), 64).unwrap();
+    assert_eq!(xlmr.pad_id(), 1);
+    let pair = xlmr.encode("Hallo Welt", Some("Bonjour")).unwrap();
+    assert_eq!(pair.ids[0], 0, "<s>");
+    assert_eq!(*pair.ids.last().unwrap(), 2, "</s>");
+    assert_eq!(
+        pair.ids.iter().filter(|&&i| i == 2).count(),
+        3,
+        "<s> a </s></s> b </s>"
+    );
+}
+
+#[test]
+fn hub_ids_resolve_from_the_cache_without_network() {
+    let Some(dir) = common::minilm() else { return };
+    let cache = tempfile::tempdir().unwrap();
+    copy_model(
+        &dir,
+        &cache.path().join("sentence-transformers--all-MiniLM-L6-v2"),
+    );
+    let resolved =
+        resolve_model_source_in("sentence-transformers/all-MiniLM-L6-v2", cache.path()).unwrap();
+    assert_eq!(
+        resolved,
+        cache.path().join("sentence-transformers--all-MiniLM-L6-v2")
+    );
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (n(a) * n(b))
+}
+
+#[test]
+fn encode_mean_pools_sentences() {
+    let Some(dir) = common::minilm() else { return };
+    let texts: Vec<String> = [
+        "A man is eating food.",
+        "A man is eating a meal.",
+        "The stock market crashed.",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let v = encode(&dir, &texts, None, Pool::Mean).unwrap();
+    assert_eq!((v.len(), v[0].len()), (3, 384));
+    assert!(cosine(&v[0], &v[1]) > cosine(&v[0], &v[2]) + 0.2);
+    // Padding must not change an embedding: alone vs. in a batch with a longer text.
+    let alone = encode(&dir, &texts[..1], None, Pool::Mean).unwrap();
+    let max_diff = alone[0]
+        .iter()
+        .zip(&v[0])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(max_diff < 1e-4, "{max_diff}");
+    let cls = encode(&dir, &texts[..1], Some(0), Pool::Cls).unwrap();
+    assert_eq!(cls[0].len(), 384);
+    let err = encode(&dir, &texts[..1], Some(7), Pool::Mean).unwrap_err();
+    assert!(err.to_string().contains("6 layers"), "{err}");
+}
