@@ -206,7 +206,7 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
     }
     std::fs::create_dir_all(run.out).map_err(|e| TrainerError::io(run.out, e))?;
     let device = run.device.clone().autodiff();
-    let mut model = model.fork(&device);
+    let mut model = model.fork(&device).train();
     let mut optim = optimizer(cfg);
 
     let batches_per_epoch = run.train.len().div_ceil(cfg.batch_size) as u64;
@@ -235,7 +235,7 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
                 ),
             ));
         }
-        (model, optim, state) = (m.fork(&device), o, s);
+        (model, optim, state) = (m.fork(&device).train(), o, s);
     }
     let start_step = state.step;
     log_event(
