@@ -1,5 +1,5 @@
 //! The transformer encoder shared by BERT, mBERT, RoBERTa and XLM-R: embeddings (word + position
-//! + token type, LayerNorm, dropout) followed by post-LN transformer layers. burn's
+//! plus token type, LayerNorm, dropout) followed by post-LN transformer layers. burn's
 //! `TransformerEncoderLayer` is exactly the post-LN BERT layer (norm_1 after attention, norm_2
 //! after the feed-forward block), so the layers are burn's own.
 

@@ -100,7 +100,8 @@ impl HfConfig {
                 format!("position_embedding_type {kind:?} is not supported (only \"absolute\")"),
             ));
         }
-        if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
+        {
             return Err(TrainerError::bad_file(
                 path,
                 format!(

@@ -111,7 +111,7 @@ impl TrainConfig {
                 cfg.warmup
             )));
         }
-        if !(cfg.lr > 0.0) {
+        if cfg.lr.is_nan() || cfg.lr <= 0.0 {
             return Err(TrainerError::Config(format!(
                 "recipe key lr {} must be positive",
                 cfg.lr

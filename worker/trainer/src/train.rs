@@ -283,11 +283,11 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
                 loss: loss_sum,
                 phase: "train".into(),
             });
-            let epoch_end = state.step % steps_per_epoch == 0 || state.step == total;
+            let epoch_end = state.step.is_multiple_of(steps_per_epoch) || state.step == total;
             if epoch_end {
                 select(run, &model, &mut state)?;
             }
-            if epoch_end || state.step % cfg.checkpoint_every == 0 {
+            if epoch_end || state.step.is_multiple_of(cfg.checkpoint_every) {
                 save_checkpoint(run.out, &model, &optim, &state)?;
                 log_event(
                     run.out,
