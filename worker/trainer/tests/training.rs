@@ -212,3 +212,109 @@ fn kill_9_resumes_from_last_checkpoint() {
         starts[1]
     );
 }
+
+/// Multiple choice (softmax over per-choice scores) and regression heads train and score.
+#[test]
+fn multiple_choice_and_regression_heads_train() {
+    let Some(dir) = common::minilm() else { return };
+    let device = Device::flex();
+    let cfg = TrainConfig {
+        max_steps: Some(2),
+        ..tiny_config(3)
+    };
+    let pre = load_pretrained(dir.to_str().unwrap(), 32, &device).unwrap();
+    let tok = &pre.tokenizer;
+    let mc: Vec<Example> = (0..8)
+        .map(|i| Example {
+            id: format!("mc{i}"),
+            inputs: ["it rained", "the sun was out", "it snowed"]
+                .iter()
+                .map(|c| tok.encode("The streets were wet because", Some(c)).unwrap())
+                .collect(),
+            target: Target::Class(i % 3),
+        })
+        .collect();
+    let reg: Vec<Example> = POSITIVE
+        .iter()
+        .zip(NEGATIVE)
+        .enumerate()
+        .map(|(i, (a, b))| Example {
+            id: format!("r{i}"),
+            inputs: vec![tok.encode(a, Some(b)).unwrap()],
+            target: Target::Score(i as f32 / 2.0),
+        })
+        .collect();
+    for (kind, data, width) in [
+        (HeadKind::MultipleChoice, &mc, 3),
+        (HeadKind::Regression, &reg, 1),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let head = HeadConfig::new(pre.config.hidden_size, kind.num_outputs()).init(&device);
+        let cancel = CancelFlag::new();
+        let run = TrainRun {
+            kind,
+            train: data,
+            dev: &data[..4],
+            config: &cfg,
+            encoder_config: &pre.config,
+            device: device.clone(),
+            out: out.path(),
+            base_dir: &pre.dir,
+            progress: &NoProgress,
+            cancel: &cancel,
+        };
+        let model = TaskModel {
+            encoder: pre.encoder.clone(),
+            head,
+        };
+        let (model, outcome) = train(&run, model).unwrap();
+        assert_eq!(outcome.steps, 2);
+        assert!(outcome.final_loss.is_finite());
+        let metric = if kind == HeadKind::Regression {
+            "pearson"
+        } else {
+            "accuracy"
+        };
+        assert!(outcome.dev.contains_key(metric), "{:?}", outcome.dev);
+        let scores = score_examples(&model, kind, data, 4, &pre.config, &device).unwrap();
+        assert!(scores.iter().all(|s| s.len() == width));
+    }
+}
+
+/// A cancelled job stops between steps with `Cancelled`.
+#[test]
+fn cancel_stops_between_steps() {
+    let Some(dir) = common::minilm() else { return };
+    let device = Device::flex();
+    let pre = load_pretrained(dir.to_str().unwrap(), 32, &device).unwrap();
+    let data = sentiment(&pre.tokenizer);
+    let out = tempfile::tempdir().unwrap();
+    let cancel = CancelFlag::new();
+    cancel.cancel();
+    let cfg = tiny_config(1);
+    let run = TrainRun {
+        kind: HeadKind::Classification { num_labels: 2 },
+        train: &data,
+        dev: &[],
+        config: &cfg,
+        encoder_config: &pre.config,
+        device: device.clone(),
+        out: out.path(),
+        base_dir: &pre.dir,
+        progress: &NoProgress,
+        cancel: &cancel,
+    };
+    let head = HeadConfig::new(pre.config.hidden_size, 2).init(&device);
+    let err = train(
+        &run,
+        TaskModel {
+            encoder: pre.encoder,
+            head,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, stilts_trainer::TrainerError::Cancelled),
+        "{err}"
+    );
+}
