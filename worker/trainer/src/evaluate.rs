@@ -1,13 +1,14 @@
-//! Scoring examples with a trained model and turning scores into metrics and predictions.
+//! Scoring examples with a trained model and turning scores into metrics (the official
+//! implementations of `stilts-tasks`) and predictions.
 
 use burn::prelude::*;
 use rand::rngs::StdRng;
+use stilts_tasks::metrics::{accuracy, pearson, spearman};
 
 use crate::batch::length_buckets;
 use crate::encoder::EncoderConfig;
 use crate::error::{Result, TrainerError};
 use crate::heads::{HeadKind, TaskModel};
-use crate::metrics::{accuracy, pearson, spearman};
 use crate::train::{Example, Target, batch_of};
 
 /// Head outputs per example, in the examples' order: class logits, choice scores, or one value.
@@ -76,7 +77,7 @@ pub fn dev_metrics(
                     gold.push(c);
                 }
             }
-            let acc = accuracy(&pred, &gold) * 100.0;
+            let acc = accuracy(&gold, &pred).unwrap_or(0.0) * 100.0;
             m.insert("accuracy".into(), acc.into());
             acc
         }
@@ -88,10 +89,8 @@ pub fn dev_metrics(
                     gold.push(y as f64);
                 }
             }
-            let (p, s) = (
-                pearson(&pred, &gold) * 100.0,
-                spearman(&pred, &gold) * 100.0,
-            );
+            let p = pearson(&pred, &gold).unwrap_or(0.0) * 100.0;
+            let s = spearman(&pred, &gold).unwrap_or(0.0) * 100.0;
             m.insert("pearson".into(), p.into());
             m.insert("spearman".into(), s.into());
             p

@@ -13,7 +13,6 @@ pub mod evaluate;
 pub mod executor;
 pub mod heads;
 pub mod hf_config;
-pub mod metrics;
 pub mod model;
 pub mod recipe;
 pub mod source;
