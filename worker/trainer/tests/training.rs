@@ -140,7 +140,9 @@ fn kill_child_entry() {
     let (Some(out), Some(dir)) = (std::env::var_os(CHILD_ENV), common::minilm()) else {
         return;
     };
-    let (outcome, _) = run_training(&dir, Path::new(&out), &kill_config());
+    let (outcome, scores) = run_training(&dir, Path::new(&out), &kill_config());
+    let json = serde_json::to_string(&scores).unwrap();
+    std::fs::write(Path::new(&out).join("scores.json"), json).unwrap();
     println!("child finished at step {}", outcome.steps);
 }
 
