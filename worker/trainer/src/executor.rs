@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use stilts_common::failure::{Failure, FailureReason};
 use stilts_common::job::{JobSpec, StageKind};
 use stilts_tasks::{Catalog, Head as TaskHead, Split, TaskDef, TaskError, load};
-use stilts_worker::executor::{CancelFlag, Executor, JobContext, JobOutput, ProgressSink};
+use stilts_worker::executor::{
+    CancelFlag, Executor, JobContext, JobOutput, Progress, ProgressSink,
+};
 
 use crate::backend::Backend;
 use crate::checkpoint::{best_dir, load_best_encoder, load_best_head};
@@ -142,7 +144,7 @@ impl Executor for BurnExecutor {
     ) -> Result<JobOutput, Failure> {
         let metrics = match ctx.spec.kind {
             StageKind::Intermediate | StageKind::Target => self.train_job(ctx, progress, cancel)?,
-            StageKind::Evaluate => self.evaluate_job(ctx)?,
+            StageKind::Evaluate => self.evaluate_job(ctx, progress, cancel)?,
         };
         write_metrics(&ctx.metrics_file, &metrics)?;
         Ok(JobOutput {
@@ -290,7 +292,12 @@ impl BurnExecutor {
         Ok(serde_json::json!({ "train": { "phases": phase_metrics } }))
     }
 
-    fn evaluate_job(&self, ctx: &JobContext) -> Result<serde_json::Value, Failure> {
+    fn evaluate_job(
+        &self,
+        ctx: &JobContext,
+        progress: &dyn ProgressSink,
+        cancel: &CancelFlag,
+    ) -> Result<serde_json::Value, Failure> {
         let spec = &ctx.spec;
         let cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed).map_err(failure)?;
         let task = self.task(&spec.task)?;
@@ -318,7 +325,16 @@ impl BurnExecutor {
             Ok((ex, scores))
         };
         let labelled = |ex: &[Example]| ex.iter().any(|e| e.target != Target::Unlabelled);
-        for lang in &spec.languages {
+        for (i, lang) in spec.languages.iter().enumerate() {
+            if cancel.is_cancelled() {
+                return Err(failure(TrainerError::Cancelled));
+            }
+            progress.report(Progress {
+                step: i as u64,
+                total: spec.languages.len() as u64,
+                loss: 0.0,
+                phase: format!("evaluate {lang}"),
+            });
             let (test, test_scores) = score(Split::Test, lang)?;
             let lines = prediction_lines(kind, &test_scores, &task.labels);
             let file = pred_dir.join(format!("test-{lang}.tsv"));

@@ -87,6 +87,7 @@ fn intermediate_target_evaluate_chain() {
     assert!(root.path().join("inter/best/encoder.bpk").is_file());
     let steps: Vec<u64> = progress.0.lock().unwrap().iter().map(|p| p.step).collect();
     assert_eq!(steps, vec![1, 2, 3]);
+    progress.0.lock().unwrap().clear();
 
     let target = ctx(
         root.path(),
@@ -108,7 +109,16 @@ fn intermediate_target_evaluate_chain() {
         ),
         Some("target"),
     );
+    progress.0.lock().unwrap().clear();
     let out = exec.run(&eval, &progress, &cancel).unwrap();
+    let phases: Vec<String> = progress
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p.phase.clone())
+        .collect();
+    assert_eq!(phases, vec!["evaluate de", "evaluate en"]);
     for lang in ["de", "en"] {
         let acc = out.metrics[lang]["accuracy"].as_f64().unwrap();
         assert!((0.0..=100.0).contains(&acc), "{lang}: {acc}");
