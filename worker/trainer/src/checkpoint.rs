@@ -146,6 +146,20 @@ pub fn save_best(
     replace_dir(&tmp, &out.join("best"))
 }
 
+/// Exports the encoder of a `best/` directory as a HuggingFace directory `dest`
+/// (config.json, tokenizer.json, model.safetensors), e.g. for the command executor or
+/// `transformers`. The head is not exported.
+pub fn export_best_hf(best: &Path, dest: &Path, device: &Device) -> Result<()> {
+    let (_, config, _) = crate::model::load_config_and_tokenizer(best, 512)?;
+    let encoder = load_best_encoder(best, config.init(device))?;
+    fs::create_dir_all(dest).map_err(|e| TrainerError::io(dest, e))?;
+    for f in ["config.json", "tokenizer.json"] {
+        let src = best.join(f);
+        fs::copy(&src, dest.join(f)).map_err(|e| TrainerError::io(&src, e))?;
+    }
+    crate::weights::save_encoder_hf(&encoder, &dest.join("model.safetensors"))
+}
+
 /// Loads only the encoder of a `best/` directory (the target stage's start).
 pub fn load_best_encoder(best: &Path, encoder: Encoder) -> Result<Encoder> {
     load_module(encoder, &best.join("encoder.bpk"))

@@ -26,7 +26,8 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::store::{
-    ApplyResult, BurnpackStore, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+    ApplyResult, BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot,
+    PyTorchToBurnAdapter, SafetensorsStore,
 };
 
 use crate::encoder::Encoder;
@@ -74,6 +75,49 @@ pub const IGNORED_SOURCE_TENSORS: &[&str] = &[
     r"^classifier\.",
     r"^qa_outputs\.",
 ];
+
+/// The reverse of [`HF_TO_BURN`] (after `BurnToPyTorchAdapter` renamed gamma/beta back to
+/// weight/bias), for exporting in HuggingFace's unprefixed BERT names.
+pub const BURN_TO_HF: &[(&str, &str)] = &[
+    (r"^embeddings\.layer_norm\.", "embeddings.LayerNorm."),
+    (
+        r"^layers\.(\d+)\.mha\.(query|key|value)\.",
+        "encoder.layer.$1.attention.self.$2.",
+    ),
+    (
+        r"^layers\.(\d+)\.mha\.output\.",
+        "encoder.layer.$1.attention.output.dense.",
+    ),
+    (
+        r"^layers\.(\d+)\.norm_1\.",
+        "encoder.layer.$1.attention.output.LayerNorm.",
+    ),
+    (
+        r"^layers\.(\d+)\.pwff\.linear_inner\.",
+        "encoder.layer.$1.intermediate.dense.",
+    ),
+    (
+        r"^layers\.(\d+)\.pwff\.linear_outer\.",
+        "encoder.layer.$1.output.dense.",
+    ),
+    (
+        r"^layers\.(\d+)\.norm_2\.",
+        "encoder.layer.$1.output.LayerNorm.",
+    ),
+];
+
+/// Writes `encoder` as a HuggingFace `model.safetensors` (unprefixed names, `[out, in]` linear
+/// weights), so `dir` with the base model's config.json and tokenizer.json is a HF directory.
+pub fn save_encoder_hf(encoder: &Encoder, path: &Path) -> Result<()> {
+    let remap = KeyRemapper::from_patterns(BURN_TO_HF.to_vec()).expect("valid export regexes");
+    let mut store = SafetensorsStore::from_file(path)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .remap(remap)
+        .overwrite(true);
+    encoder
+        .save_into(&mut store)
+        .map_err(|e| TrainerError::bad_file(path, e.to_string()))
+}
 
 fn remapper() -> KeyRemapper {
     KeyRemapper::from_patterns(HF_TO_BURN.to_vec()).expect("the weight table's regexes are valid")

@@ -171,3 +171,38 @@ fn encode_mean_pools_sentences() {
     let err = encode(&dir, &texts[..1], Some(7), Pool::Mean).unwrap_err();
     assert!(err.to_string().contains("6 layers"), "{err}");
 }
+
+/// Export to HF format and load it back: identical hidden states.
+#[test]
+fn hf_export_round_trips() {
+    let Some(dir) = common::minilm() else { return };
+    let device = Device::flex();
+    let pre = load_pretrained(dir.to_str().unwrap(), 64, &device).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    stilts_trainer::weights::save_encoder_hf(&pre.encoder, &out.path().join("model.safetensors"))
+        .unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(dir.join(f), out.path().join(f)).unwrap();
+    }
+    // HF names and shapes, exactly those of the original file minus the pooler and the buffer.
+    let names_shapes = |path: &Path| {
+        let bytes = std::fs::read(path).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let mut v: Vec<(String, Vec<usize>)> = meta
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| (name, info.shape.clone()))
+            .filter(|(name, _)| !name.starts_with("pooler.") && !name.ends_with("position_ids"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names_shapes(&out.path().join("model.safetensors")),
+        names_shapes(&dir.join("model.safetensors"))
+    );
+    let texts = vec!["exported and loaded back".to_string()];
+    let a = encode(&dir, &texts, None, Pool::Mean).unwrap();
+    let b = encode(out.path(), &texts, None, Pool::Mean).unwrap();
+    assert_eq!(a, b);
+}
