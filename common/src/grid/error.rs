@@ -74,7 +74,7 @@ pub enum GridError {
     /// A command template that does not parse (unknown placeholder, unbalanced brace). `at` is
     /// the position of the offending character inside the string.
     #[error(
-        "{at}: [executor] {stage}: {source}\n  hint: placeholders are written {{name}}; `stilts plan --help` lists them"
+        "{at}: [executor] {stage}: {source}\n  hint: use a placeholder from the list; write {{{{ and }}}} for literal braces"
     )]
     Template {
         at: Location,

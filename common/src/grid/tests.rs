@@ -187,6 +187,10 @@ fn unknown_placeholder_is_positioned_inside_the_string() {
             .contains("[executor] target: unknown placeholder {tsak}"),
         "{e}"
     );
+    assert!(
+        e.to_string().contains("write {{ and }} for literal braces"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -536,6 +540,13 @@ fn example_grids_parse() {
             let name = path.file_name().unwrap().to_string_lossy();
             let g = load(&name, &text, None, None).unwrap_or_else(|e| panic!("{e}"));
             assert!(g.cell_count() > 0);
+            if name == "large.toml" {
+                assert_eq!(
+                    g.cell_count(),
+                    1_000_000,
+                    "the benchmark grid has a million cells"
+                );
+            }
             seen += 1;
         }
     }
