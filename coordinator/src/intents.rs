@@ -417,7 +417,8 @@ impl Core {
                 d.status.budget_spent,
                 cfg.backoff_base.as_millis() as u64,
                 cfg.backoff_cap.as_millis() as u64,
-                rand::random::<f64>(),
+                // "Equal jitter": at least half the backoff always passes, the rest is spread.
+                0.5 + 0.5 * rand::random::<f64>(),
             );
             d.not_before_ms = now_ms + delay;
             d.worker_id = None;

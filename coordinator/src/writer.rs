@@ -297,9 +297,12 @@ impl<S: Store> Writer<S> {
                 let _ = reply.send(result);
                 return Ok(());
             }
-            let mut records = Vec::new();
+            // Every job of the plan goes to the store: it inserts the missing ones and records
+            // the sweep's membership of all of them.
+            let mut records = Vec::with_capacity(plan.jobs.len());
             for j in &plan.jobs {
-                if core.job(&j.key).is_some() {
+                if let Some(i) = core.job(&j.key) {
+                    records.push(core.jobs[i as usize].record.clone());
                     continue;
                 }
                 let parents_done = match j.parent {
@@ -339,7 +342,6 @@ impl<S: Store> Writer<S> {
                 .collect();
             (records, cells, done)
         };
-        let new_jobs = records.len();
         let outcome = match self.store.submit(sweep.clone(), records, cells).await {
             Ok(o) => o,
             Err(e) => {
@@ -403,7 +405,7 @@ impl<S: Store> Writer<S> {
                 }
             }
         }
-        info!(sweep = %sweep.name, created = outcome.sweep_created, jobs_inserted = outcome.jobs_inserted, new_jobs, already_done, "sweep submitted");
+        info!(sweep = %sweep.name, created = outcome.sweep_created, jobs_inserted = outcome.jobs_inserted, already_done, "sweep submitted");
         self.shared.ready.notify_waiters();
         let _ = reply.send(Ok(SubmitSummary {
             jobs_already_done: already_done,

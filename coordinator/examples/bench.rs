@@ -1,0 +1,207 @@
+//! Coordinator throughput benchmark (prints figures; not a test).
+//!
+//! The real coordinator over loopback gRPC with the SQLite store on a temporary file, N
+//! simulated workers (acquire → complete, no work), a grid of 100,000 evaluate jobs
+//! (4 models × 5 intermediates × 10 targets × 50 languages × 10 seeds, one language per job).
+//!
+//! ```text
+//! cargo run --release -p stilts-coordinator --example bench -- [workers=16] [seeds=10]
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use stilts_common::clock::SystemClock;
+use stilts_coordinator::CoordinatorConfig;
+use stilts_coordinator::store::sqlite::SqliteStore;
+use stilts_proto::v1 as pb;
+use stilts_proto::v1::sweep_service_client::SweepServiceClient;
+use stilts_proto::v1::worker_service_client::WorkerServiceClient;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+fn grid(seeds: usize) -> String {
+    let seeds: Vec<String> = (1..=seeds).map(|s| s.to_string()).collect();
+    let targets: Vec<String> = (0..10).map(|t| format!("\"t{t}\"")).collect();
+    let langs: Vec<String> = (0..50).map(|l| format!("\"l{l:02}\"")).collect();
+    format!(
+        r#"[sweep]
+name = "bench"
+seeds = [{seeds}]
+[models]
+m1 = "models/m1"
+m2 = "models/m2"
+m3 = "models/m3"
+m4 = "models/m4"
+[grid]
+intermediate = ["none", "i1", "i2", "i3", "i4"]
+target = [{targets}]
+languages = [{langs}]
+[evaluate]
+languages_per_job = 1
+[executor]
+kind = "command"
+intermediate = "train {{model_source}} {{task}} {{output_dir}}"
+target = "train {{input_dir}} {{task}} {{output_dir}}"
+evaluate = "eval {{input_dir}} {{languages}} {{metrics_file}}"
+"#,
+        seeds = seeds.join(", "),
+        targets = targets.join(", "),
+        langs = langs.join(", "),
+    )
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+async fn worker(
+    channel: Channel,
+    total: u64,
+    done: Arc<AtomicU64>,
+) -> Result<Vec<u64>, tonic::Status> {
+    let mut c = WorkerServiceClient::new(channel);
+    let id = c
+        .register_worker(pb::RegisterWorkerRequest {
+            name: "bench".into(),
+            slots: 1,
+            backend: "none".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .worker_id;
+    let mut latencies_us = Vec::new();
+    while done.load(Ordering::Relaxed) < total {
+        let t = Instant::now();
+        let got = c
+            .acquire_job(pb::AcquireJobRequest {
+                worker_id: id.clone(),
+                free_slots: 1,
+                wait_ms: 200,
+            })
+            .await?
+            .into_inner()
+            .assignment;
+        let Some(a) = got else { continue };
+        latencies_us.push(t.elapsed().as_micros() as u64);
+        let spec: serde_json::Value = serde_json::from_str(&a.spec_json).unwrap_or_default();
+        let metrics = match spec["languages"].get(0).and_then(|l| l.as_str()) {
+            Some(l) => format!(r#"{{"{l}": {{"accuracy": 1.0}}}}"#),
+            None => String::new(),
+        };
+        c.complete_job(pb::CompleteJobRequest {
+            worker_id: id.clone(),
+            job_key: a.job_key,
+            attempt: a.attempt,
+            fencing_token: a.fencing_token,
+            metrics_json: metrics,
+            artifact: "/dev/null".into(),
+            duration_s: 0.0,
+        })
+        .await?;
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(latencies_us)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let workers: usize = args.next().map_or(Ok(16), |a| a.parse())?;
+    let seeds: usize = args.next().map_or(Ok(10), |a| a.parse())?;
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(dir.path().join("state.db"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let cfg = CoordinatorConfig {
+        lease_ttl: Duration::from_secs(120),
+        ..CoordinatorConfig::default()
+    };
+    let server = tokio::spawn(stilts_coordinator::run(
+        cfg,
+        listener,
+        store,
+        Arc::new(SystemClock),
+        shutdown.clone(),
+    ));
+    let channel = Channel::from_shared(url.clone())?.connect().await?;
+    let mut client = SweepServiceClient::new(channel.clone());
+
+    let t = Instant::now();
+    let sub = client
+        .submit_sweep(pb::SubmitSweepRequest {
+            file_name: "bench.toml".into(),
+            grid_toml: grid(seeds),
+        })
+        .await?
+        .into_inner();
+    println!(
+        "submitted {} cells, {} jobs in {:.2} s",
+        sub.cells,
+        sub.jobs,
+        t.elapsed().as_secs_f64()
+    );
+
+    let done = Arc::new(AtomicU64::new(0));
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    // A few connections with many workers multiplexed on each (like workers on few hosts).
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        conns.push(Channel::from_shared(url.clone())?.connect().await?);
+    }
+    for i in 0..workers {
+        tasks.spawn(worker(
+            conns[i % conns.len()].clone(),
+            sub.jobs,
+            done.clone(),
+        ));
+    }
+    let mut latencies = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        latencies.extend(r??);
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let status = client
+        .get_sweep(pb::GetSweepRequest {
+            sweep: sub.sweep.clone(),
+        })
+        .await?
+        .into_inner();
+    println!("workers:           {workers}");
+    println!("jobs completed:    {}", done.load(Ordering::Relaxed));
+    println!("sweep finished:    {}", status.finished);
+    println!("elapsed:           {elapsed:.2} s");
+    println!(
+        "completions/s:     {:.0}",
+        done.load(Ordering::Relaxed) as f64 / elapsed
+    );
+    println!("AcquireJob p50:    {:.2} ms", percentile(&latencies, 0.50));
+    println!("AcquireJob p99:    {:.2} ms", percentile(&latencies, 0.99));
+    println!(
+        "peak RSS (VmHWM):  {:.0} MiB (coordinator + simulated workers, one process)",
+        vm_hwm_kib() as f64 / 1024.0
+    );
+    shutdown.cancel();
+    server.await??;
+    Ok(())
+}

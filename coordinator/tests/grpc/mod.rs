@@ -1,0 +1,384 @@
+//! The coordinator's behaviour through gRPC, generic over the store: each function takes a
+//! [`StoreFactory`], and `coordinator_grpc.rs` instantiates every one for every backend.
+
+use std::collections::HashSet;
+
+use stilts_proto::v1 as pb;
+use tonic::Code;
+
+use crate::support::*;
+
+/// Runs every job of the sweep with one worker, returning the assignments in order.
+async fn drain<F: StoreFactory>(h: &mut Harness<F>, worker: &str) -> Vec<pb::JobAssignment> {
+    let mut order = Vec::new();
+    while let Some(a) = h.acquire(worker, 50).await {
+        let metrics = metrics_for_kind(&a);
+        assert_eq!(h.complete(worker, &a, &metrics).await.unwrap(), "succeeded");
+        order.push(a);
+    }
+    order
+}
+
+fn metrics_for_kind(a: &pb::JobAssignment) -> String {
+    match kind_and_parent(a).0.as_str() {
+        "evaluate" => metrics_for(a),
+        _ => r#"{"train": {"steps": 10}}"#.to_string(),
+    }
+}
+
+/// Intermediate jobs first, then targets (more dependents first), then evaluations; a job is
+/// only handed out after its parent succeeded.
+pub async fn critical_path_and_parents_first<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    let toml = grid(
+        "cp",
+        &["none", "mnli"],
+        r#"["pawsx", "xnli"]"#,
+        r#"{ pawsx = ["de"], xnli = ["de", "fr", "sw"] }"#,
+    );
+    let sub = h.submit("cp.toml", &toml).await;
+    assert_eq!((sub.cells, sub.jobs), (8, 1 + 4 + 8));
+    let w = h.register("w1", &[]).await;
+    let order = drain(&mut h, &w).await;
+    assert_eq!(order.len(), 13);
+    let kinds: Vec<String> = order.iter().map(|a| kind_and_parent(a).0).collect();
+    assert_eq!(kinds[0], "intermediate", "{kinds:?}");
+    // While target jobs are ready, no evaluation starts; xnli (3 cells each) before pawsx (1).
+    let first_eval = kinds.iter().position(|k| k == "evaluate").unwrap();
+    let last_target = kinds.iter().rposition(|k| k == "target").unwrap();
+    assert!(last_target < first_eval, "{kinds:?}");
+    let targets: Vec<String> = order[1..5]
+        .iter()
+        .map(|a| {
+            serde_json::from_str::<serde_json::Value>(&a.spec_json).unwrap()["task"].to_string()
+        })
+        .collect();
+    assert_eq!(targets[..2], ["\"xnli\"", "\"xnli\""], "{targets:?}");
+    let mut done = HashSet::new();
+    for a in &order {
+        if let Some(parent) = kind_and_parent(a).1 {
+            assert!(
+                done.contains(&parent),
+                "{} ran before its parent",
+                a.job_key
+            );
+        }
+        assert!(done.insert(a.job_key.clone()), "{} ran twice", a.job_key);
+    }
+    let st = h.status("cp").await;
+    assert!(st.finished);
+    assert_eq!(count(&st.cells, "succeeded"), 8);
+    let rows = h
+        .sweeps
+        .get_results(pb::GetResultsRequest { sweep: "cp".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert_eq!(rows.len(), 8 * 2, "one row per cell and metric");
+    assert!(rows.iter().all(|r| r.value == 70.5 || r.value == 60.25));
+    h.stop().await;
+}
+
+/// A worker that holds a parent checkpoint gets that parent's children first among equals.
+pub async fn prefers_the_worker_holding_the_parent<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    let toml = grid("loc", &["none"], r#"["xnli"]"#, r#"["de", "fr"]"#);
+    h.submit("loc.toml", &toml).await;
+    let cached = {
+        let w0 = h.register("w0", &[]).await;
+        let t = h.acquire(&w0, 50).await.unwrap();
+        assert_eq!(kind_and_parent(&t).0, "target");
+        h.complete(&w0, &t, "{}").await.unwrap();
+        t.job_key
+    };
+    let w1 = h.register("w1", &[&cached]).await;
+    let a = h.acquire(&w1, 50).await.unwrap();
+    assert_eq!(kind_and_parent(&a).1.as_deref(), Some(cached.as_str()));
+    assert_eq!(a.input_artifact, format!("/artifacts/{cached}"));
+    h.stop().await;
+}
+
+/// A lost lease returns the job to ready with attempt+1; the old worker's late report is
+/// rejected and changes nothing; its heartbeat learns it is unknown and must cancel the job.
+pub async fn lease_expiry_fences_the_old_worker<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    h.submit(
+        "le.toml",
+        &grid("le", &["none"], r#"["xnli"]"#, r#"["de"]"#),
+    )
+    .await;
+    let old = h.register("old", &[]).await;
+    let first = h.acquire(&old, 50).await.unwrap();
+    assert_eq!(first.attempt, 1);
+    h.clock.advance(TTL_MS + 1);
+    let new = h.register("new", &[]).await;
+    let second = h.acquire(&new, 5_000).await.unwrap();
+    assert_eq!(second.job_key, first.job_key);
+    assert_eq!(second.attempt, 2);
+    assert!(second.fencing_token > first.fencing_token);
+
+    let late = h.complete(&old, &first, "{}").await.unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition, "{late:?}");
+    assert!(late.message().contains("stale fencing token"), "{late:?}");
+    let late = h.fail(&old, &first, true).await.unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition);
+    let st = h.status("le").await;
+    assert_eq!(
+        jobs(&st, "target", "leased"),
+        1,
+        "the late reports changed nothing"
+    );
+
+    let hb = h.heartbeat(&old, &[&first]).await;
+    assert!(!hb.known);
+    assert_eq!(hb.cancel_job_keys, vec![first.job_key.clone()]);
+    let hb = h.heartbeat(&new, &[&second]).await;
+    assert!(hb.known && hb.cancel_job_keys.is_empty());
+    assert_eq!(h.complete(&new, &second, "{}").await.unwrap(), "succeeded");
+    // A repeated delivery of the same completion is answered, not refused.
+    assert_eq!(h.complete(&new, &second, "{}").await.unwrap(), "succeeded");
+    h.stop().await;
+}
+
+/// Past its budget a job fails; its dependants stay blocked; `RetryFailed` revives it.
+pub async fn budget_exhaustion_and_retry<F: StoreFactory>(f: F) {
+    let mut cfg = test_config();
+    cfg.max_attempts = 2;
+    cfg.lease_ttl = std::time::Duration::from_secs(3_600);
+    let mut h = Harness::start(f, cfg).await;
+    h.submit(
+        "bx.toml",
+        &grid("bx", &["mnli"], r#"["xnli"]"#, r#"["de"]"#),
+    )
+    .await;
+    let w = h.register("w", &[]).await;
+    let a1 = h.acquire(&w, 50).await.unwrap();
+    assert_eq!(h.fail(&w, &a1, true).await.unwrap(), "ready");
+    h.clock.advance(5_000);
+    let a2 = h.acquire(&w, 2_000).await.unwrap();
+    assert_eq!((a2.job_key == a1.job_key, a2.attempt), (true, 2));
+    assert_eq!(h.fail(&w, &a2, true).await.unwrap(), "failed");
+    h.clock.advance(60_000);
+    assert!(h.acquire(&w, 50).await.is_none(), "dependants stay blocked");
+    let st = h.status("bx").await;
+    assert_eq!(jobs(&st, "intermediate", "failed"), 1);
+    assert_eq!(jobs(&st, "target", "blocked"), 1);
+    assert_eq!(count(&st.cells, "failed"), 1);
+    assert!(st.finished);
+    assert_eq!(st.failed.len(), 1);
+    assert!(
+        st.failed[0].message.contains("exit status 1"),
+        "{:?}",
+        st.failed
+    );
+
+    let revived = h
+        .sweeps
+        .retry_failed(pb::RetryFailedRequest { sweep: "bx".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs_revived;
+    assert_eq!(revived, 1);
+    let a3 = h.acquire(&w, 2_000).await.unwrap();
+    assert_eq!((a3.job_key == a1.job_key, a3.attempt), (true, 3));
+    h.complete(&w, &a3, "{}").await.unwrap();
+    let next = h.acquire(&w, 2_000).await.unwrap();
+    assert_eq!(
+        kind_and_parent(&next).1.as_deref(),
+        Some(a1.job_key.as_str())
+    );
+    h.stop().await;
+}
+
+/// A failed attempt is not handed out again before its backoff passes.
+pub async fn backoff_is_respected<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    h.submit(
+        "bo.toml",
+        &grid("bo", &["none"], r#"["xnli"]"#, r#"["de"]"#),
+    )
+    .await;
+    let w = h.register("w", &[]).await;
+    let a1 = h.acquire(&w, 50).await.unwrap();
+    h.fail(&w, &a1, true).await.unwrap();
+    // base 1 s, first retry: between 0.5 s and 1 s.
+    assert!(h.acquire(&w, 30).await.is_none());
+    h.clock.advance(450);
+    assert!(h.acquire(&w, 30).await.is_none());
+    h.clock.advance(600);
+    let a2 = h.acquire(&w, 2_000).await.unwrap();
+    assert_eq!((a2.job_key == a1.job_key, a2.attempt), (true, 2));
+    h.stop().await;
+}
+
+/// Restart mid-sweep on the same store: no finished job runs again; a leased job is adopted
+/// and its completion with the old token is accepted.
+pub async fn restart_adopts_leases_and_repeats_nothing<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    let toml = grid("rs", &["none", "mnli"], r#"["xnli"]"#, r#"["de", "sw"]"#);
+    h.submit("rs.toml", &toml).await;
+    let w = h.register("w", &[]).await;
+    let mut seen = HashSet::new();
+    let first = h.acquire(&w, 50).await.unwrap();
+    h.complete(&w, &first, "{}").await.unwrap();
+    seen.insert(first.job_key.clone());
+    let held = h.acquire(&w, 50).await.unwrap();
+    seen.insert(held.job_key.clone());
+
+    h.restart().await;
+    let hb = h.heartbeat(&w, &[&held]).await;
+    assert!(hb.known, "the worker survives the restart");
+    assert!(hb.cancel_job_keys.is_empty());
+    assert_eq!(h.complete(&w, &held, "{}").await.unwrap(), "succeeded");
+    // The same submission again is a resume: nothing new, two jobs already done.
+    let again = h.submit("rs.toml", &toml).await;
+    assert_eq!(again.jobs_already_done, 2);
+    for a in drain(&mut h, &w).await {
+        assert!(seen.insert(a.job_key.clone()), "{} ran twice", a.job_key);
+    }
+    assert_eq!(seen.len(), 1 + 2 + 4);
+    assert!(h.status("rs").await.finished);
+
+    // A lease nobody reports on after a restart expires one TTL later.
+    h.submit(
+        "rs2.toml",
+        &grid("rs2", &["none"], r#"["pawsx"]"#, r#"["de"]"#),
+    )
+    .await;
+    let lost = h.acquire(&w, 50).await.unwrap();
+    h.restart().await;
+    h.clock.advance(TTL_MS + 1);
+    let other = h.register("other", &[]).await;
+    let again = h.acquire(&other, 5_000).await.unwrap();
+    assert_eq!((again.job_key == lost.job_key, again.attempt), (true, 2));
+    h.stop().await;
+}
+
+/// Submitting the same grid twice is a no-op; a different grid under the same name is refused.
+pub async fn duplicate_submit_is_idempotent<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    let toml = grid("dup", &["none", "mnli"], r#"["xnli"]"#, r#"["de"]"#);
+    let a = h.submit("dup.toml", &toml).await;
+    let b = h.submit("dup.toml", &format!("# a comment\n{toml}")).await;
+    assert_eq!((a.sweep, a.cells, a.jobs), (b.sweep, b.cells, b.jobs));
+    let other = grid("dup", &["none"], r#"["xnli"]"#, r#"["de", "sw"]"#);
+    let e = h
+        .sweeps
+        .submit_sweep(pb::SubmitSweepRequest {
+            file_name: "other.toml".into(),
+            grid_toml: other,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+    let sweeps = h
+        .sweeps
+        .list_sweeps(pb::ListSweepsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .sweeps;
+    assert_eq!(sweeps, ["dup"]);
+    // A second sweep sharing jobs adds only its new ones and runs the shared ones once.
+    let w = h.register("w", &[]).await;
+    let done = drain(&mut h, &w).await.len();
+    assert_eq!(done, 1 + 2 + 2);
+    let wider = grid("wider", &["none", "mnli"], r#"["xnli"]"#, r#"["de", "sw"]"#);
+    let s = h.submit("wider.toml", &wider).await;
+    assert_eq!(s.jobs_already_done, 1 + 2 + 2);
+    assert_eq!(drain(&mut h, &w).await.len(), 2);
+    h.stop().await;
+}
+
+/// A bad grid is refused with file:line:column and nothing is stored.
+pub async fn bad_grid_stores_nothing<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    let bad = grid("bad", &["none", "none"], r#"["xnli"]"#, r#"["de"]"#);
+    let e = h
+        .sweeps
+        .submit_sweep(pb::SubmitSweepRequest {
+            file_name: "bad.toml".into(),
+            grid_toml: bad,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("bad.toml:9:"), "{}", e.message());
+    h.restart().await;
+    let sweeps = h
+        .sweeps
+        .list_sweeps(pb::ListSweepsRequest {})
+        .await
+        .unwrap();
+    assert!(sweeps.into_inner().sweeps.is_empty());
+    h.stop().await;
+}
+
+/// Cancelling orders running jobs cancelled via heartbeat and finishes the sweep; retry revives.
+pub async fn cancel_and_events<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    let mut events = h
+        .sweeps
+        .stream_events(pb::StreamEventsRequest { sweep: "cx".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    h.submit(
+        "cx.toml",
+        &grid("cx", &["none"], r#"["xnli"]"#, r#"["de", "sw"]"#),
+    )
+    .await;
+    let w = h.register("w", &[]).await;
+    let a = h.acquire(&w, 50).await.unwrap();
+    let ev = events.message().await.unwrap().unwrap();
+    assert_eq!(
+        (
+            ev.job_key.as_str(),
+            ev.from_state.as_str(),
+            ev.to_state.as_str()
+        ),
+        (a.job_key.as_str(), "ready", "leased")
+    );
+    assert_eq!(ev.worker_id, w);
+    let n = h
+        .sweeps
+        .cancel_sweep(pb::CancelSweepRequest { sweep: "cx".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs_cancelled;
+    assert_eq!(n, 3);
+    let hb = h.heartbeat(&w, &[&a]).await;
+    assert_eq!(hb.cancel_job_keys, vec![a.job_key.clone()]);
+    let e = h.complete(&w, &a, "{}").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let st = h.status("cx").await;
+    assert!(st.finished);
+    assert_eq!(count(&st.cells, "cancelled"), 2);
+    let cells = h
+        .sweeps
+        .list_cells(pb::ListCellsRequest { sweep: "cx".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .cells;
+    assert_eq!(cells.len(), 2);
+    assert!(
+        cells
+            .iter()
+            .all(|c| c.state == "cancelled" && c.job_keys.len() == 2)
+    );
+    let revived = h
+        .sweeps
+        .retry_failed(pb::RetryFailedRequest { sweep: "cx".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs_revived;
+    assert_eq!(revived, 3);
+    assert_eq!(drain(&mut h, &w).await.len(), 3);
+    assert!(h.status("cx").await.finished);
+    h.stop().await;
+}

@@ -1,0 +1,162 @@
+//! An in-memory `Store` for tests: the same contract as the real backends (compare-and-set on
+//! `version`, idempotent submit, events), with versions drawn from one global counter like etcd
+//! revisions, so a coordinator that guessed versions would fail here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use stilts_common::store::{
+    CellRecord, Conflict, EventRecord, JobRecord, JobUpdate, Snapshot, Store, StoreError,
+    SubmitOutcome, SweepRecord, WorkerRecord,
+};
+
+#[derive(Debug, Default)]
+struct State {
+    sweeps: Vec<SweepRecord>,
+    jobs: HashMap<String, (JobRecord, Vec<String>)>,
+    job_order: Vec<String>,
+    cells: HashMap<String, Vec<CellRecord>>,
+    workers: HashMap<String, WorkerRecord>,
+    events: Vec<EventRecord>,
+    revision: u64,
+}
+
+/// Clones share one state: "reopening" a clone is a restart with the data kept.
+#[derive(Debug, Clone, Default)]
+pub struct MemStore(Arc<Mutex<State>>);
+
+impl MemStore {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap()
+    }
+
+    pub fn sweep_count(&self) -> usize {
+        self.state().sweeps.len()
+    }
+
+    pub fn job_count(&self) -> usize {
+        self.state().jobs.len()
+    }
+}
+
+impl Store for MemStore {
+    async fn load(&self) -> Result<Snapshot, StoreError> {
+        let s = self.state();
+        Ok(Snapshot {
+            sweeps: s.sweeps.clone(),
+            jobs: s.job_order.iter().map(|k| s.jobs[k].clone()).collect(),
+            workers: s.workers.values().cloned().collect(),
+            last_event_seq: s.events.len() as u64,
+        })
+    }
+
+    async fn submit(
+        &self,
+        sweep: SweepRecord,
+        jobs: Vec<JobRecord>,
+        cells: Vec<CellRecord>,
+    ) -> Result<SubmitOutcome, StoreError> {
+        let mut s = self.state();
+        if let Some(existing) = s.sweeps.iter().find(|x| x.name == sweep.name) {
+            if existing.grid_digest == sweep.grid_digest {
+                return Ok(SubmitOutcome::default());
+            }
+            return Err(StoreError::SweepExists {
+                name: sweep.name,
+                existing: existing.grid_digest.clone(),
+            });
+        }
+        s.revision += 1;
+        let revision = s.revision;
+        let mut inserted = 0;
+        for mut job in jobs {
+            match s.jobs.get_mut(&job.key) {
+                Some((_, sweeps)) => sweeps.push(sweep.name.clone()),
+                None => {
+                    job.version = revision;
+                    s.job_order.push(job.key.clone());
+                    s.jobs
+                        .insert(job.key.clone(), (job, vec![sweep.name.clone()]));
+                    inserted += 1;
+                }
+            }
+        }
+        s.cells.insert(sweep.name.clone(), cells);
+        s.sweeps.push(sweep);
+        Ok(SubmitOutcome {
+            sweep_created: true,
+            jobs_inserted: inserted,
+        })
+    }
+
+    async fn update_jobs(
+        &self,
+        updates: Vec<JobUpdate>,
+    ) -> Result<Vec<Result<u64, Conflict>>, StoreError> {
+        let mut s = self.state();
+        let mut out = Vec::with_capacity(updates.len());
+        for u in updates {
+            let actual = s.jobs.get(&u.record.key).map_or(0, |(r, _)| r.version);
+            if actual != u.expected_version || actual == 0 {
+                out.push(Err(Conflict {
+                    key: u.record.key,
+                    expected: u.expected_version,
+                    actual,
+                }));
+                continue;
+            }
+            s.revision += 1;
+            let revision = s.revision;
+            let mut record = u.record;
+            record.version = revision;
+            if let Some(mut e) = u.event {
+                e.seq = s.events.len() as u64 + 1;
+                s.events.push(e);
+            }
+            let key = record.key.clone();
+            s.jobs.get_mut(&key).unwrap().0 = record;
+            out.push(Ok(revision));
+        }
+        Ok(out)
+    }
+
+    async fn cells(&self, sweep: &str) -> Result<Vec<CellRecord>, StoreError> {
+        self.state()
+            .cells
+            .get(sweep)
+            .cloned()
+            .ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))
+    }
+
+    async fn set_sweep_cancelled(&self, sweep: &str, cancelled: bool) -> Result<(), StoreError> {
+        let mut s = self.state();
+        let record = s
+            .sweeps
+            .iter_mut()
+            .find(|x| x.name == sweep)
+            .ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
+        record.cancelled = cancelled;
+        Ok(())
+    }
+
+    async fn put_worker(&self, worker: WorkerRecord) -> Result<(), StoreError> {
+        self.state().workers.insert(worker.id.clone(), worker);
+        Ok(())
+    }
+
+    async fn remove_worker(&self, id: &str) -> Result<(), StoreError> {
+        self.state().workers.remove(id);
+        Ok(())
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        Ok(self
+            .state()
+            .events
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
