@@ -19,6 +19,7 @@ mod events;
 mod intents;
 mod lease;
 mod scheduler;
+pub mod report;
 mod server;
 mod status;
 pub mod store;

@@ -1,0 +1,244 @@
+//! The transfer report: does the domain alignment between intermediate and target task change
+//! zero-shot cross-lingual transfer?
+//!
+//! Input is plain data ([`ReportInput`]: the sweep's cells with their derived state and its result
+//! rows, one per cell × numeric metric) plus a task lookup ([`TaskInfo`]: domain label and score
+//! rule; [`catalog_tasks`] reads it from the `stilts-tasks` catalog and falls back for names the
+//! catalog does not know). [`build`] computes a [`Report`]; [`Report::write_all`] writes Markdown,
+//! CSV, JSON, SVG and PNG files; [`export::write_results`] exports the raw rows with provenance as
+//! CSV, JSON Lines and Parquet.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `tasks.rs` | [`TaskInfo`], [`ScoreRule`], the catalog lookup and its fallback |
+//! | `entry.rs` | [`Entry`] (mean ± sd or gap counts), [`Scope`], [`Gaps`] |
+//! | `matrix.rs` | task scores, Δ against `none` paired by seed, mean ± sd, gaps, per-language tables |
+//! | `alignment.rs` | aligned vs not aligned means and the paired bootstrap CI (procedure there) |
+//! | `markdown.rs`, `csv.rs`, `json.rs` | renderers |
+//! | `plots.rs` | Δ heatmap per model, per-language bar chart per (model, target); SVG + PNG |
+//! | `export.rs` | results as CSV, JSON Lines and Parquet with provenance columns |
+//!
+//! Numbers are used as the workers report them (per-language metrics ×100, XTREME-R.md §2.2).
+
+mod alignment;
+pub mod csv;
+mod entry;
+pub mod export;
+pub mod json;
+pub mod markdown;
+mod matrix;
+pub mod plots;
+mod tasks;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use alignment::{AlignmentSummary, BootstrapOptions, CellRef, Excluded, GroupStat};
+pub use matrix::{
+    Entry, Gaps, LanguageRow, LanguageTable, MatrixCell, ModelMatrix, RowInfo, Scope, ScopePair,
+    SeedScore, Summary, TargetSummary,
+};
+pub use tasks::{ScoreRule, TaskInfo, UNKNOWN_DOMAIN, catalog_tasks};
+
+/// The intermediate task name of the baseline chain (base model → target → evaluate).
+pub const BASELINE: &str = "none";
+
+/// A cell's state as the coordinator derives it from its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellState {
+    Blocked,
+    Ready,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl CellState {
+    /// Parses the `Cell.state` string of the API (`blocked`, `ready`, …); `None` if unknown.
+    pub fn parse(s: &str) -> Option<CellState> {
+        Some(match s {
+            "blocked" => CellState::Blocked,
+            "ready" => CellState::Ready,
+            "running" => CellState::Running,
+            "succeeded" => CellState::Succeeded,
+            "failed" => CellState::Failed,
+            "cancelled" => CellState::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// One grid point and its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellOutcome {
+    pub model: String,
+    pub intermediate: String,
+    pub target: String,
+    pub language: String,
+    pub seed: u64,
+    pub state: CellState,
+}
+
+/// One numeric metric of one cell (a `ResultRow`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResultValue {
+    pub model: String,
+    pub intermediate: String,
+    pub target: String,
+    pub language: String,
+    pub seed: u64,
+    pub metric: String,
+    pub value: f64,
+    /// The evaluate job that produced it.
+    pub job_key: String,
+}
+
+/// Everything the report is computed from.
+///
+/// The expected grid is the union of `cells` and the cells that `results` mention: for each
+/// (model, target), every intermediate × seed × language seen anywhere for that (model, target)
+/// is expected, so a seed or language absent for one intermediate counts as missing there.
+#[derive(Debug, Clone, Default)]
+pub struct ReportInput {
+    /// The sweep's name (titles only; may be empty).
+    pub sweep: String,
+    pub cells: Vec<CellOutcome>,
+    pub results: Vec<ResultValue>,
+}
+
+/// The computed report; [`Report::markdown`], [`Report::write_all`] render it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub sweep: String,
+    /// Targets seen in the input, with their domain and the score rule used.
+    pub targets: Vec<TargetSummary>,
+    /// One transfer matrix per model, models sorted by name.
+    pub models: Vec<ModelMatrix>,
+    /// Things the reader should know (unresolved score metrics, unknown states, …).
+    pub warnings: Vec<String>,
+    /// The bootstrap settings used for every CI.
+    pub bootstrap: BootstrapOptions,
+}
+
+/// Options of [`build_with`]; [`build`] uses the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    pub bootstrap: BootstrapOptions,
+}
+
+/// Errors of writing a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serialise the report as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("cannot draw {path}: {message}")]
+    Plot { path: PathBuf, message: String },
+    /// No font for the PNG plots; everything else (SVG included) was written.
+    #[error(
+        "PNG plots skipped: {reason}; install the Debian package `fonts-dejavu-core` or set \
+         STILTS_REPORT_FONT to a TrueType font (the other {} files were written)",
+        .written.len()
+    )]
+    PngSkipped {
+        reason: String,
+        written: Vec<PathBuf>,
+    },
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+}
+
+/// Environment variable naming the TTF used for text in PNG plots.
+pub const FONT_ENV: &str = "STILTS_REPORT_FONT";
+
+/// Computes the report with default options (10,000 bootstrap resamples, fixed RNG seed).
+pub fn build(input: &ReportInput, tasks: &dyn Fn(&str) -> TaskInfo) -> Report {
+    build_with(input, tasks, &ReportOptions::default())
+}
+
+/// Computes the report.
+pub fn build_with(
+    input: &ReportInput,
+    tasks: &dyn Fn(&str) -> TaskInfo,
+    options: &ReportOptions,
+) -> Report {
+    let (targets, models, warnings) = matrix::compute(input, tasks, &options.bootstrap);
+    Report {
+        sweep: input.sweep.clone(),
+        targets,
+        models,
+        warnings,
+        bootstrap: options.bootstrap.clone(),
+    }
+}
+
+impl Report {
+    /// The report as Markdown.
+    pub fn markdown(&self) -> String {
+        markdown::render(self)
+    }
+
+    /// The long-form CSV of every matrix entry.
+    pub fn csv(&self) -> String {
+        csv::render(self)
+    }
+
+    /// The whole report as pretty JSON.
+    pub fn json(&self) -> Result<String, ReportError> {
+        json::render(self)
+    }
+
+    /// Writes `report.md`, `report.csv`, `report.json` and the plots (SVG and PNG) into `dir`
+    /// (created if needed) and returns the paths written. When no font is available for the PNG
+    /// plots, everything else is still written and [`ReportError::PngSkipped`] lists it.
+    pub fn write_all(&self, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut written = Vec::new();
+        for (name, text) in [
+            ("report.md", self.markdown()),
+            ("report.csv", self.csv()),
+            ("report.json", self.json()?),
+        ] {
+            let path = dir.join(name);
+            write_file(&path, text.as_bytes())?;
+            written.push(path);
+        }
+        let plots = plots::write_plots(self, dir)?;
+        written.extend(plots.written);
+        match plots.png_skipped {
+            None => Ok(written),
+            Some(reason) => Err(ReportError::PngSkipped { reason, written }),
+        }
+    }
+}
+
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    std::fs::write(path, bytes).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A file-name-safe form of a model or task name.
+pub(crate) fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
