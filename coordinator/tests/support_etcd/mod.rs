@@ -1,0 +1,182 @@
+//! A real single-member etcd server for tests: free loopback ports, a temporary data directory,
+//! readiness by polling `/health` (never a fixed sleep), SIGKILL on drop.
+//!
+//! When `etcd` is not on PATH, [`EtcdServer::start`] prints
+//! `skipping: etcd not installed (apt-get install etcd-server)` and returns `None`.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+const SKIP: &str = "skipping: etcd not installed (apt-get install etcd-server)";
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct EtcdServer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+}
+
+/// `etcd` from PATH (or `$STILTS_ETCD_BIN`), if any.
+pub fn etcd_binary() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("STILTS_ETCD_BIN") {
+        return Some(PathBuf::from(bin));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("etcd"))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free loopback port")
+}
+
+impl EtcdServer {
+    /// Starts a fresh server, or prints the skip line and returns `None` without etcd.
+    pub fn start() -> Option<Self> {
+        let Some(bin) = etcd_binary() else {
+            eprintln!("{SKIP}");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir for etcd");
+        let mut server = Self {
+            child: None,
+            dir,
+            client_port: free_port(),
+            peer_port: free_port(),
+        };
+        server.spawn(&bin);
+        Some(server)
+    }
+
+    /// A server shared by every test of this binary that runs while another holds it; it stops
+    /// when the last holder drops it.
+    pub fn shared() -> Option<Arc<Self>> {
+        static SHARED: Mutex<Weak<EtcdServer>> = Mutex::new(Weak::new());
+        let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(server) = slot.upgrade() {
+            return Some(server);
+        }
+        let server = Arc::new(Self::start()?);
+        *slot = Arc::downgrade(&server);
+        Some(server)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("etcd.log")
+    }
+
+    fn spawn(&mut self, bin: &Path) {
+        let client = self.endpoint();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("etcd log file");
+        let child = Command::new(bin)
+            .args(["--name", "n1", "--data-dir"])
+            .arg(self.data_dir())
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("n1={peer}")])
+            .args(["--logger", "zap", "--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("etcd log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        self.child = Some(child);
+        self.wait_healthy();
+    }
+
+    /// Polls `GET /health` until it answers `"health":"true"`.
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + READY_DEADLINE;
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.client_port));
+        let mut delay = Duration::from_millis(10);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("etcd exited with {status} while starting:\n{}", self.log_tail());
+            }
+            if health(addr) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd not healthy after {READY_DEADLINE:?}:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let start = log.len().saturating_sub(4000);
+        log.get(start..).unwrap_or(&log).to_owned()
+    }
+
+    /// `kill -9` and reap; the data directory stays.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd again on the same data directory and ports.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let bin = etcd_binary().expect("etcd binary");
+        self.spawn(&bin);
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn health(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    body.contains("\"health\":\"true\"")
+}
+
+/// A key prefix no other test of this process (or an earlier run on the same server) uses.
+pub fn unique_prefix(tag: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("/stilts-test-{tag}-{}-{nanos}-{n}/", std::process::id())
+}
