@@ -26,6 +26,29 @@ fn metrics_for_kind(a: &pb::JobAssignment) -> String {
     }
 }
 
+/// Lets every lease of the sweep run out, then lets the jobs' backoff pass.
+async fn expire_leases<F: StoreFactory>(h: &mut Harness<F>, sweep: &str) {
+    h.clock.advance(TTL_MS + 1);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let st = h.status(sweep).await;
+        let leased: u64 = ["intermediate", "target", "evaluate"]
+            .iter()
+            .map(|k| jobs(&st, k, "leased"))
+            .sum();
+        if leased == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "leases never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Past the backoff cap of the test config.
+    h.clock.advance(4_001);
+}
+
 /// Intermediate jobs first, then targets (more dependents first), then evaluations; a job is
 /// only handed out after its parent succeeded.
 pub async fn critical_path_and_parents_first<F: StoreFactory>(f: F) {
@@ -53,7 +76,9 @@ pub async fn critical_path_and_parents_first<F: StoreFactory>(f: F) {
             serde_json::from_str::<serde_json::Value>(&a.spec_json).unwrap()["task"].to_string()
         })
         .collect();
-    assert_eq!(targets[..2], ["\"xnli\"", "\"xnli\""], "{targets:?}");
+    // The worker holds every checkpoint, so locality may reorder targets among the first few,
+    // but the first target is one with the most dependent cells.
+    assert_eq!(targets[0], "\"xnli\"", "{targets:?}");
     let mut done = HashSet::new();
     for a in &order {
         if let Some(parent) = kind_and_parent(a).1 {
@@ -111,7 +136,7 @@ pub async fn lease_expiry_fences_the_old_worker<F: StoreFactory>(f: F) {
     let old = h.register("old", &[]).await;
     let first = h.acquire(&old, 50).await.unwrap();
     assert_eq!(first.attempt, 1);
-    h.clock.advance(TTL_MS + 1);
+    expire_leases(&mut h, "le").await;
     let new = h.register("new", &[]).await;
     let second = h.acquire(&new, 5_000).await.unwrap();
     assert_eq!(second.job_key, first.job_key);
@@ -249,7 +274,7 @@ pub async fn restart_adopts_leases_and_repeats_nothing<F: StoreFactory>(f: F) {
     .await;
     let lost = h.acquire(&w, 50).await.unwrap();
     h.restart().await;
-    h.clock.advance(TTL_MS + 1);
+    expire_leases(&mut h, "rs2").await;
     let other = h.register("other", &[]).await;
     let again = h.acquire(&other, 5_000).await.unwrap();
     assert_eq!((again.job_key == lost.job_key, again.attempt), (true, 2));
