@@ -4,7 +4,7 @@
 //! (lease expiry, reassignment, cancel) makes older tokens stale.
 //!
 //! Backends: SQLite (embedded default, `coordinator/src/store/sqlite.rs`) and etcd (clusters).
-//! One conformance suite (`coordinator/tests/store_conformance.rs`) runs against each of them.
+//! One conformance suite (`coordinator/tests/conformance/mod.rs`) runs against each of them.
 
 use std::collections::BTreeMap;
 use std::future::Future;
