@@ -29,6 +29,8 @@ class Model(nn.Module):
         layer = nn.TransformerEncoderLayer(hidden, 12, ff, dropout=0.1, activation="gelu",
                                            batch_first=True, layer_norm_eps=1e-12)
         self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        for l in self.enc.layers:  # BERT has no dropout inside the feed-forward block
+            l.dropout = nn.Identity()
         self.dense = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, 3)
         self.drop = nn.Dropout(0.1)

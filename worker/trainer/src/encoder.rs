@@ -29,8 +29,12 @@ pub struct EncoderConfig {
     pub position_offset: usize,
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
+    /// Dropout on embeddings and on each sub-layer's output (HF `hidden_dropout_prob`).
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Dropout on attention probabilities (HF `attention_probs_dropout_prob`).
+    #[config(default = 0.1)]
+    pub attention_dropout: f64,
     #[config(default = "ActivationConfig::Gelu")]
     pub activation: ActivationConfig,
 }
@@ -104,7 +108,14 @@ impl EncoderConfig {
         .with_activation(self.activation.clone())
         .with_layer_norm_eps(self.layer_norm_eps);
         let layers = (0..self.num_layers)
-            .map(|_| TransformerEncoderLayer::new(&layer_cfg, device))
+            .map(|_| {
+                let mut layer = TransformerEncoderLayer::new(&layer_cfg, device);
+                // burn's feed-forward block drops out its inner activations; BERT does not (its
+                // only dropout there follows the output projection, which the layer applies).
+                layer.pwff.dropout = DropoutConfig::new(0.0).init();
+                layer.mha.dropout = DropoutConfig::new(self.attention_dropout).init();
+                layer
+            })
             .collect();
         Encoder {
             embeddings,

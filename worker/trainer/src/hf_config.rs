@@ -63,6 +63,8 @@ pub struct HfConfig {
     pub pad_token_id: Option<usize>,
     #[serde(default = "default_dropout")]
     pub hidden_dropout_prob: f64,
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
     #[serde(default)]
     pub position_embedding_type: Option<String>,
 }
@@ -158,6 +160,7 @@ impl HfConfig {
         .with_position_offset(position_offset)
         .with_layer_norm_eps(self.layer_norm_eps)
         .with_dropout(self.hidden_dropout_prob)
+        .with_attention_dropout(self.attention_probs_dropout_prob)
         .with_activation(self.activation(path)?))
     }
 }
