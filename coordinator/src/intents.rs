@@ -163,7 +163,7 @@ pub enum Planned {
     Done,
     /// The job has a write in flight; try again in the next batch.
     Defer(Intent),
-    Write(Pending),
+    Write(Box<Pending>),
 }
 
 fn answer<T>(reply: Reply<T>, v: Result<T, CoordinatorError>) -> Planned {
@@ -479,6 +479,6 @@ impl Core {
         self.unindex(p.applied.job);
         self.jobs[p.applied.job as usize].in_flight = true;
         p.applied.then = then;
-        Planned::Write(p)
+        Planned::Write(Box::new(p))
     }
 }

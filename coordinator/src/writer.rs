@@ -106,7 +106,7 @@ impl<S: Store> Writer<S> {
                     other => match core.plan_intent(other, now, cfg) {
                         Planned::Done => {}
                         Planned::Defer(i) => deferred.push_back(i),
-                        Planned::Write(p) => batch.push(p),
+                        Planned::Write(p) => batch.push(*p),
                     },
                 }
             }
