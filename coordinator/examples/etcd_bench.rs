@@ -23,7 +23,11 @@ use stilts_common::store::{CellRecord, EventRecord, JobRecord, JobUpdate, Store,
 use stilts_coordinator::store::etcd::{EtcdConfig, EtcdStore};
 
 fn job(i: usize) -> JobRecord {
-    let kind = [StageKind::Intermediate, StageKind::Target, StageKind::Evaluate][i % 3];
+    let kind = [
+        StageKind::Intermediate,
+        StageKind::Target,
+        StageKind::Evaluate,
+    ][i % 3];
     let spec = JobSpec {
         kind,
         model: format!("model-{}", i % 6),
@@ -31,9 +35,11 @@ fn job(i: usize) -> JobRecord {
         task: "xnli".into(),
         intermediate: "mnli".into(),
         languages: if kind == StageKind::Evaluate {
-            ["ar", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh"]
-                .map(String::from)
-                .to_vec()
+            [
+                "ar", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh",
+            ]
+            .map(String::from)
+            .to_vec()
         } else {
             Vec::new()
         },
@@ -77,14 +83,22 @@ fn cell(i: usize, jobs: usize) -> CellRecord {
 }
 
 /// Moves each job one step (ready ↔ leased) with its event, `batch` updates per call.
-async fn round(store: &EtcdStore, jobs: &mut [JobRecord], batch: usize) -> Result<f64, Box<dyn Error>> {
+async fn round(
+    store: &EtcdStore,
+    jobs: &mut [JobRecord],
+    batch: usize,
+) -> Result<f64, Box<dyn Error>> {
     let start = Instant::now();
     for chunk in jobs.chunks_mut(batch) {
         let updates: Vec<JobUpdate> = chunk
             .iter()
             .map(|j| {
                 let mut record = j.clone();
-                let to = if j.status.state == JobState::Ready { JobState::Leased } else { JobState::Ready };
+                let to = if j.status.state == JobState::Ready {
+                    JobState::Leased
+                } else {
+                    JobState::Ready
+                };
                 record.status.state = to;
                 record.worker_id = (to == JobState::Leased).then(|| "worker-1".into());
                 JobUpdate {
@@ -172,7 +186,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     for batch in [1, 10, 100, 500] {
         // Batch size 1 pays one commit per update: a smaller sample keeps the run short.
-        let n = if batch == 1 { jobs.len().min(300) } else { jobs.len() };
+        let n = if batch == 1 {
+            jobs.len().min(300)
+        } else {
+            jobs.len()
+        };
         let rate = round(&store, &mut jobs[..n], batch).await?;
         println!("update_jobs batch {batch:>3}: {rate:>8.0} updates/s ({n} updates)");
     }

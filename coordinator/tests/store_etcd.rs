@@ -93,17 +93,30 @@ fn job_of(snap: &Snapshot, key: &str) -> JobRecord {
 async fn revisions(store: &EtcdStore) -> Vec<(Vec<u8>, i64)> {
     let prefix = store.config().prefix.clone();
     let opts = GetOptions::new().with_prefix().with_keys_only();
-    let resp = store.client().kv_client().get(prefix, Some(opts)).await.unwrap();
-    resp.kvs().iter().map(|kv| (kv.key().to_vec(), kv.mod_revision())).collect()
+    let resp = store
+        .client()
+        .kv_client()
+        .get(prefix, Some(opts))
+        .await
+        .unwrap();
+    resp.kvs()
+        .iter()
+        .map(|kv| (kv.key().to_vec(), kv.mod_revision()))
+        .collect()
 }
 
 #[tokio::test]
 async fn stale_revision_txn_changes_nothing_in_etcd() {
-    let Some((_server, store)) = shared_store("stale").await else { return };
+    let Some((_server, store)) = shared_store("stale").await else {
+        return;
+    };
     let (sweep, jobs, cells) = grid("s", "d", &["xnli"]);
     store.submit(sweep, jobs, cells).await.unwrap();
     let job = job_of(&store.load().await.unwrap(), &intermediate_key(1));
-    assert_eq!(job.version, 1, "a job's first version is 1 (etcd key version)");
+    assert_eq!(
+        job.version, 1,
+        "a job's first version is 1 (etcd key version)"
+    );
     let won = store
         .update_jobs(vec![transition(&job, JobState::Leased, "w1", 1)])
         .await
@@ -126,7 +139,9 @@ async fn stale_revision_txn_changes_nothing_in_etcd() {
 
 #[tokio::test]
 async fn kill_dash_nine_of_etcd_keeps_everything() {
-    let Some((mut server, store)) = private_store("restart").await else { return };
+    let Some((mut server, store)) = private_store("restart").await else {
+        return;
+    };
     let prefix = store.config().prefix.clone();
     let (sweep, jobs, cells) = grid("s", "d", &["xnli", "pawsx"]);
     store.submit(sweep, jobs, cells.clone()).await.unwrap();
@@ -145,7 +160,9 @@ async fn kill_dash_nine_of_etcd_keeps_everything() {
     drop(store);
 
     server.kill9();
-    let down = EtcdStore::connect(config(&server, &prefix)).await.unwrap_err();
+    let down = EtcdStore::connect(config(&server, &prefix))
+        .await
+        .unwrap_err();
     assert!(down.to_string().contains(&server.endpoint()), "{down}");
     server.restart();
 
@@ -173,7 +190,9 @@ async fn kill_dash_nine_of_etcd_keeps_everything() {
 
 #[tokio::test]
 async fn events_stay_dense_and_ordered_under_concurrent_writers() {
-    let Some((server, store)) = shared_store("events").await else { return };
+    let Some((server, store)) = shared_store("events").await else {
+        return;
+    };
     let targets: Vec<String> = (0..30).map(|i| format!("t{i}")).collect();
     let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
     let (sweep, jobs, cells) = grid("s", "d", &targets);
@@ -190,7 +209,13 @@ async fn events_stay_dense_and_ordered_under_concurrent_writers() {
                 .iter()
                 .map(|j| transition(j, JobState::Cancelled, "user", 1))
                 .collect();
-            ok += s.update_jobs(updates).await.unwrap().iter().filter(|r| r.is_ok()).count();
+            ok += s
+                .update_jobs(updates)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.is_ok())
+                .count();
         }
         ok
     };
@@ -202,7 +227,11 @@ async fn events_stay_dense_and_ordered_under_concurrent_writers() {
 
     let events = store.events_after(0, 10_000).await.unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=all.len() as u64).collect::<Vec<_>>(), "dense, in order");
+    assert_eq!(
+        seqs,
+        (1..=all.len() as u64).collect::<Vec<_>>(),
+        "dense, in order"
+    );
     let keys: BTreeSet<&str> = events.iter().map(|e| e.job_key.as_str()).collect();
     assert_eq!(keys.len(), all.len(), "one event per job");
     // Paging in threes gives the same log.
@@ -220,7 +249,9 @@ async fn events_stay_dense_and_ordered_under_concurrent_writers() {
 
 #[tokio::test]
 async fn one_call_may_write_a_job_twice_and_exceed_one_transaction() {
-    let Some((server, _)) = shared_store("batch").await else { return };
+    let Some((server, _)) = shared_store("batch").await else {
+        return;
+    };
     // Small transactions force many of them.
     let cfg = EtcdConfig {
         max_txn_ops: 16,
@@ -230,7 +261,10 @@ async fn one_call_may_write_a_job_twice_and_exceed_one_transaction() {
     let targets: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
     let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
     let (sweep, jobs, cells) = grid("s", "d", &targets);
-    let outcome = store.submit(sweep, jobs.clone(), cells.clone()).await.unwrap();
+    let outcome = store
+        .submit(sweep, jobs.clone(), cells.clone())
+        .await
+        .unwrap();
     assert_eq!(outcome.jobs_inserted, jobs.len() as u64);
     assert_eq!(store.cells("s").await.unwrap(), cells);
     let snap = store.load().await.unwrap();
@@ -253,7 +287,9 @@ async fn one_call_may_write_a_job_twice_and_exceed_one_transaction() {
 
 #[tokio::test]
 async fn chunked_submit_of_ten_thousand_cells_and_a_half_done_submit_resumes() {
-    let Some((_server, store)) = shared_store("cells").await else { return };
+    let Some((_server, store)) = shared_store("cells").await else {
+        return;
+    };
     let (sweep, jobs, _) = grid("big", "d", &["xnli"]);
     let cells: Vec<CellRecord> = (0..10_000u64)
         .map(|i| CellRecord {
@@ -271,7 +307,11 @@ async fn chunked_submit_of_ten_thousand_cells_and_a_half_done_submit_resumes() {
     let prefix = store.config().prefix.clone();
     let half = &jobs[0];
     raw.kv_client()
-        .put(format!("{prefix}jobs/{}", half.key), serde_json::to_vec(half).unwrap(), None)
+        .put(
+            format!("{prefix}jobs/{}", half.key),
+            serde_json::to_vec(half).unwrap(),
+            None,
+        )
         .await
         .unwrap();
     raw.kv_client()
@@ -283,10 +323,19 @@ async fn chunked_submit_of_ten_thousand_cells_and_a_half_done_submit_resumes() {
         .await
         .unwrap();
     let snap = store.load().await.unwrap();
-    assert!(snap.sweeps.is_empty() && snap.jobs.is_empty(), "half-done submit is visible");
-    assert!(matches!(store.cells("big").await, Err(StoreError::SweepNotFound(_))));
+    assert!(
+        snap.sweeps.is_empty() && snap.jobs.is_empty(),
+        "half-done submit is visible"
+    );
+    assert!(matches!(
+        store.cells("big").await,
+        Err(StoreError::SweepNotFound(_))
+    ));
 
-    let outcome = store.submit(sweep.clone(), jobs.clone(), cells.clone()).await.unwrap();
+    let outcome = store
+        .submit(sweep.clone(), jobs.clone(), cells.clone())
+        .await
+        .unwrap();
     assert!(outcome.sweep_created);
     assert_eq!(outcome.jobs_inserted, jobs.len() as u64 - 1);
     assert_eq!(store.cells("big").await.unwrap(), cells);
@@ -295,13 +344,18 @@ async fn chunked_submit_of_ten_thousand_cells_and_a_half_done_submit_resumes() {
     assert_eq!(snap.jobs.len(), jobs.len());
     let fp = store.footprint("big").await.unwrap();
     assert_eq!((fp.cells, fp.cell_keys), (10_000, 10));
-    eprintln!("10,000 cells: {} keys, {} bytes; {fp:?}", fp.cell_keys, fp.cell_bytes);
+    eprintln!(
+        "10,000 cells: {} keys, {} bytes; {fp:?}",
+        fp.cell_keys, fp.cell_bytes
+    );
     assert!(fp.cell_bytes < 1_500_000, "{fp:?}");
 }
 
 #[tokio::test]
 async fn worker_keys_follow_their_lease() {
-    let Some((_server, store)) = shared_store("lease").await else { return };
+    let Some((_server, store)) = shared_store("lease").await else {
+        return;
+    };
     let raw = store.client().clone();
     let key = format!("{}workers/w1", store.config().prefix);
     let lease_of = |raw: etcd_client::Client, key: String| async move {
@@ -310,7 +364,10 @@ async fn worker_keys_follow_their_lease() {
     };
 
     let grant = store.grant_lease(Duration::from_secs(2)).await.unwrap();
-    store.put_worker_leased(worker("w1", 2), grant.id).await.unwrap();
+    store
+        .put_worker_leased(worker("w1", 2), grant.id)
+        .await
+        .unwrap();
     // A plain put_worker (renewal of other fields) keeps the lease.
     let mut renewed = worker("w1", 2);
     renewed.cached_artifacts.push("k".into());
@@ -325,7 +382,10 @@ async fn worker_keys_follow_their_lease() {
     assert!(refresher.refresh().await.unwrap() >= Duration::from_secs(1));
     let kept_until = Instant::now() + grant.ttl + Duration::from_secs(1);
     while Instant::now() < kept_until {
-        assert!(lease_of(raw.clone(), key.clone()).await.is_some(), "expired while kept alive");
+        assert!(
+            lease_of(raw.clone(), key.clone()).await.is_some(),
+            "expired while kept alive"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     cancel.cancel();
@@ -344,16 +404,30 @@ async fn worker_keys_follow_their_lease() {
 
     // Revoking removes a worker at once; unleased workers stay.
     let grant = store.grant_lease(Duration::from_secs(60)).await.unwrap();
-    store.put_worker_leased(worker("w2", 1), grant.id).await.unwrap();
+    store
+        .put_worker_leased(worker("w2", 1), grant.id)
+        .await
+        .unwrap();
     store.put_worker(worker("w3", 1)).await.unwrap();
     store.revoke_lease(grant.id).await.unwrap();
-    let ids: Vec<String> = store.load().await.unwrap().workers.into_iter().map(|w: WorkerRecord| w.id).collect();
+    let ids: Vec<String> = store
+        .load()
+        .await
+        .unwrap()
+        .workers
+        .into_iter()
+        .map(|w: WorkerRecord| w.id)
+        .collect();
     assert_eq!(ids, vec!["w3".to_string()]);
 }
 
 #[tokio::test]
 async fn unreachable_etcd_is_a_clear_error_after_a_bounded_wait() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let cfg = EtcdConfig {
         startup_wait_ms: 600,
@@ -364,15 +438,26 @@ async fn unreachable_etcd_is_a_clear_error_after_a_bounded_wait() {
     let err = EtcdStore::connect(cfg).await.unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains(&endpoint) && msg.contains("hint"), "{msg}");
-    let StoreError::Backend(source) = &err else { panic!("{err:?}") };
+    let StoreError::Backend(source) = &err else {
+        panic!("{err:?}")
+    };
     let etcd = source.downcast_ref::<EtcdError>().expect("an EtcdError");
-    assert!(matches!(etcd, EtcdError::Unreachable { attempts, .. } if *attempts >= 2), "{etcd:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+    assert!(
+        matches!(etcd, EtcdError::Unreachable { attempts, .. } if *attempts >= 2),
+        "{etcd:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn a_prefix_of_another_layout_is_refused() {
-    let Some((server, store)) = shared_store("layout").await else { return };
+    let Some((server, store)) = shared_store("layout").await else {
+        return;
+    };
     let prefix = unique_prefix("layout-9");
     store
         .client()
@@ -380,13 +465,18 @@ async fn a_prefix_of_another_layout_is_refused() {
         .put(format!("{prefix}meta/layout"), "9", Some(PutOptions::new()))
         .await
         .unwrap();
-    let err = EtcdStore::connect(config(&server, &prefix)).await.unwrap_err();
+    let err = EtcdStore::connect(config(&server, &prefix))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("layout \"9\""), "{err}");
     // Nothing else was written under it.
     let resp = store
         .client()
         .kv_client()
-        .get(prefix, Some(GetOptions::new().with_prefix().with_count_only()))
+        .get(
+            prefix,
+            Some(GetOptions::new().with_prefix().with_count_only()),
+        )
         .await
         .unwrap();
     assert_eq!(resp.count(), 1);

@@ -18,9 +18,10 @@
 //! | `events/<seq, 20 digits>` | [`EventRecord`] |
 //!
 //! Membership keys live in their own range rather than under `sweeps/<name>/…` so that listing
-//! sweeps does not stream every membership key. 10,000 cells take 10 chunk keys; the exact bytes
-//! are what [`EtcdStore::footprint`] reports (`examples/etcd_bench.rs` prints them; see
-//! ARCHITECTURE.md for measured figures).
+//! sweeps does not stream every membership key. [`EtcdStore::footprint`] reports what a sweep
+//! occupies; measured with `examples/etcd_bench.rs` (etcd 3.4.23, 2,000 jobs, 10,000 cells):
+//! **10 cell keys and ~1.06 MB per 10,000 cells** (~106 bytes per cell), ~760 bytes per job
+//! record, ~115 bytes per membership key.
 //!
 //! # Versions and fencing
 //! A job's `version` is etcd's per-key **version** counter (1 on creation, +1 on every put, 0
@@ -41,9 +42,12 @@
 //! differs are answered with [`Conflict`], the rest are retried at once. One lost race thus
 //! never undoes the others, and each write is atomic with its event. Writers of one handle are
 //! serialised; two processes writing at once (e.g. during a leader hand-over) only retry.
+//! Measured (`examples/etcd_bench.rs`, local etcd, 2 shared cores): ~800 updates/s at one
+//! update per call (one raft commit each), ~4,000–5,800 updates/s in calls of 10–500 updates.
 //!
 //! # Atomicity of `submit`
-//! A submit that fits into one transaction (about 40 jobs with their cells) is atomic. A larger
+//! A submit that fits into one transaction (up to ~60 jobs with their cells, at the default
+//! limits) is atomic. A larger
 //! one is written in chunks: jobs (each put only if absent, compared in the same transaction)
 //! with their membership keys, then cell chunks, and the sweep record last, in the final chunk.
 //! Until that last transaction commits the sweep is invisible: `load` lists no sweep, hides jobs

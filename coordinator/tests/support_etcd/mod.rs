@@ -94,8 +94,18 @@ impl EtcdServer {
         let child = Command::new(bin)
             .args(["--name", "n1", "--data-dir"])
             .arg(self.data_dir())
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
             .args(["--initial-cluster", &format!("n1={peer}")])
             .args(["--logger", "zap", "--log-level", "warn"])
             .stdin(Stdio::null())
@@ -113,8 +123,15 @@ impl EtcdServer {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.client_port));
         let mut delay = Duration::from_millis(10);
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("etcd exited with {status} while starting:\n{}", self.log_tail());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "etcd exited with {status} while starting:\n{}",
+                    self.log_tail()
+                );
             }
             if health(addr) {
                 return;
