@@ -69,7 +69,7 @@ pub fn list(extra: Option<&Path>) -> Result<String> {
 /// `stilts score`: the official keys ×100 as one JSON object.
 pub fn score(args: &crate::cli::ScoreArgs) -> Result<String> {
     let catalog = load(args.catalog.as_deref())?;
-    let value = stilts_tasks::score::score(
+    let value = stilts_tasks::score(
         &catalog,
         &args.task,
         &args.lang,

@@ -31,7 +31,7 @@ fn csv(rows: &[ResultRow]) -> String {
         let fields: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{}",
+            "{},{},{},{},{}",
             fields.join(","),
             r.seed,
             csv_field(&r.metric),

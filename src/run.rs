@@ -41,6 +41,15 @@ impl StateDir {
     }
 }
 
+/// Whether the grid runs on the built-in trainer (its default executor), which uses every core
+/// for one job; a grid that does not parse is reported by the submit that follows.
+fn is_burn_grid(grid: &Path) -> bool {
+    let text = std::fs::read_to_string(grid).unwrap_or_default();
+    stilts_common::grid::load(&grid.display().to_string(), &text, None, None)
+        .map(|g| matches!(g.executor, stilts_common::grid::Executor::Burn { .. }))
+        .unwrap_or_else(|_| !text.contains("\"command\""))
+}
+
 /// Exit status of `stilts run`: 0 when every cell succeeded, 1 otherwise.
 pub async fn run(args: RunArgs) -> Result<i32> {
     let state = StateDir::new(&args.state.state_dir);
@@ -109,7 +118,7 @@ async fn drive(
     );
 
     let executor = executors::local(&args.backend, &state.models())?;
-    let slots = args.slots.unwrap_or_else(|| executor.default_slots());
+    let slots = args.slots.unwrap_or_else(|| executor.default_slots(is_burn_grid(&args.grid)));
     let mut wcfg = stilts_worker::WorkerConfig::new(vec![url.to_string()], state.artifacts());
     wcfg.name = "local".to_string();
     wcfg.slots = slots;
