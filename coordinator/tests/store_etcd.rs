@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use etcd_client::{GetOptions, PutOptions};
 use stilts_common::state::JobState;
 use stilts_common::store::{CellRecord, JobRecord, Snapshot, Store, StoreError, WorkerRecord};
-use stilts_coordinator::store::etcd::{EtcdConfig, EtcdError, EtcdStore};
+use stilts_coordinator::store::etcd::{EtcdConfig, EtcdError, EtcdStore, EtcdTlsConfig};
 use tokio_util::sync::CancellationToken;
 
 use conformance::StoreFactory;
@@ -480,4 +480,40 @@ async fn a_prefix_of_another_layout_is_refused() {
         .await
         .unwrap();
     assert_eq!(resp.count(), 1);
+}
+
+#[tokio::test]
+async fn mutual_tls_connects_and_a_missing_client_certificate_is_refused() {
+    let Some(server) = EtcdServer::start_tls() else {
+        return;
+    };
+    let files = server.tls_files().expect("tls server").clone();
+    let tls = EtcdTlsConfig {
+        ca_file: Some(files.ca.clone()),
+        cert_file: Some(files.client_cert.clone()),
+        key_file: Some(files.client_key.clone()),
+        domain: None,
+    };
+    let cfg = EtcdConfig {
+        tls: Some(tls.clone()),
+        ..config(&server, &unique_prefix("tls"))
+    };
+    let store = EtcdStore::connect(cfg.clone())
+        .await
+        .expect("connect over mTLS");
+    let (sweep, jobs, cells) = grid("s", "d", &["xnli"]);
+    store.submit(sweep, jobs, cells.clone()).await.unwrap();
+    assert_eq!(store.cells("s").await.unwrap(), cells);
+
+    let anonymous = EtcdConfig {
+        tls: Some(EtcdTlsConfig {
+            cert_file: None,
+            key_file: None,
+            ..tls
+        }),
+        connect_timeout_ms: 2_000,
+        ..cfg
+    };
+    let err = EtcdStore::connect(anonymous).await.unwrap_err();
+    assert!(err.to_string().contains(&server.endpoint()), "{err}");
 }

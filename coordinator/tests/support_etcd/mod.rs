@@ -21,6 +21,103 @@ pub struct EtcdServer {
     dir: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    /// Plain-HTTP `/health` endpoint (also when clients must use TLS).
+    metrics_port: u16,
+    tls: Option<TlsFiles>,
+}
+
+/// PEM files of a throw-away CA, a server certificate for 127.0.0.1 and a client certificate.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Generates them with the `openssl` CLI in `dir`; `None` (with a skip line) without it.
+    pub fn generate(dir: &Path) -> Option<Self> {
+        let run = |args: &[&str]| {
+            Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !run(&["version"]) {
+            eprintln!("skipping: openssl not installed");
+            return None;
+        }
+        let ok = run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=stilts-test-ca",
+        ]);
+        assert!(ok, "openssl: CA");
+        for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+            let ext = format!("{name}.ext");
+            std::fs::write(
+                dir.join(&ext),
+                format!("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n"),
+            )
+            .expect("write openssl extensions");
+            let (key, csr, pem) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+            );
+            let ok = run(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={name}"),
+            ]) && run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
+            assert!(ok, "openssl: {name} certificate");
+        }
+        Some(Self {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+        })
+    }
 }
 
 /// `etcd` from PATH (or `$STILTS_ETCD_BIN`), if any.
@@ -43,19 +140,38 @@ fn free_port() -> u16 {
 impl EtcdServer {
     /// Starts a fresh server, or prints the skip line and returns `None` without etcd.
     pub fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// A server whose clients must use TLS with a client certificate (`--client-cert-auth`).
+    pub fn start_tls() -> Option<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<Self> {
         let Some(bin) = etcd_binary() else {
             eprintln!("{SKIP}");
             return None;
         };
         let dir = tempfile::tempdir().expect("temp dir for etcd");
+        let tls = match tls {
+            true => Some(TlsFiles::generate(dir.path())?),
+            false => None,
+        };
         let mut server = Self {
             child: None,
             dir,
             client_port: free_port(),
             peer_port: free_port(),
+            metrics_port: free_port(),
+            tls,
         };
         server.spawn(&bin);
         Some(server)
+    }
+
+    pub fn tls_files(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// A server shared by every test of this binary that runs while another holds it; it stops
@@ -72,7 +188,8 @@ impl EtcdServer {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -91,7 +208,18 @@ impl EtcdServer {
             .append(true)
             .open(self.log_path())
             .expect("etcd log file");
-        let child = Command::new(bin)
+        let metrics = format!("http://127.0.0.1:{}", self.metrics_port);
+        let mut cmd = Command::new(bin);
+        if let Some(tls) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&tls.server_cert)
+                .arg("--key-file")
+                .arg(&tls.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", "n1", "--data-dir"])
             .arg(self.data_dir())
             .args([
@@ -107,6 +235,7 @@ impl EtcdServer {
                 &peer,
             ])
             .args(["--initial-cluster", &format!("n1={peer}")])
+            .args(["--listen-metrics-urls", &metrics])
             .args(["--logger", "zap", "--log-level", "warn"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("etcd log file"))
@@ -120,7 +249,7 @@ impl EtcdServer {
     /// Polls `GET /health` until it answers `"health":"true"`.
     fn wait_healthy(&mut self) {
         let deadline = Instant::now() + READY_DEADLINE;
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.client_port));
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.metrics_port));
         let mut delay = Duration::from_millis(10);
         loop {
             if let Some(status) = self
