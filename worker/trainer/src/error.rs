@@ -34,9 +34,14 @@ pub enum TrainerError {
     /// Tokenization failed on some input.
     #[error("tokenizer: {0}")]
     Tokenize(String),
-    /// Downloading from the HuggingFace hub failed.
+    /// Downloading from the HuggingFace hub failed. `missing`: the hub answered that the file
+    /// does not exist or is not accessible (401/403/404), which no retry fixes.
     #[error("hub download of {url}: {message}")]
-    Hub { url: String, message: String },
+    Hub {
+        url: String,
+        message: String,
+        missing: bool,
+    },
     /// A training/evaluation data problem (empty split, label out of range, …).
     #[error("{0}")]
     Data(String),

@@ -110,6 +110,7 @@ fn task_failure(e: TaskError) -> Failure {
 pub fn failure(e: TrainerError) -> Failure {
     let msg = e.to_string();
     match e {
+        TrainerError::Hub { missing: true, .. } => Failure::permanent(FailureReason::Data, msg),
         TrainerError::Hub { .. } => Failure::retryable(FailureReason::Error, msg),
         TrainerError::Config(_) => Failure::permanent(FailureReason::User, msg),
         TrainerError::Cancelled => Failure::permanent(FailureReason::Cancelled, msg),

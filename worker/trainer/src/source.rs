@@ -79,10 +79,11 @@ pub fn cache_root() -> PathBuf {
 
 /// Downloads `url` to `dest` through a `.part` file renamed on success, so an interrupted
 /// download never leaves a truncated file under the final name. Sends `$HF_TOKEN` if set.
-fn download(url: &str, dest: &Path) -> Result<()> {
+pub(crate) fn download(url: &str, dest: &Path) -> Result<()> {
     let hub_err = |message: String| TrainerError::Hub {
         url: url.to_string(),
         message,
+        missing: false,
     };
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(|e| TrainerError::io(parent, e))?;
@@ -96,11 +97,19 @@ fn download(url: &str, dest: &Path) -> Result<()> {
     if let Ok(token) = std::env::var("HF_TOKEN") {
         request = request.header("Authorization", &format!("Bearer {token}"));
     }
-    let response = request.call().map_err(|e| {
-        hub_err(format!(
+    let response = request.call().map_err(|e| match e {
+        ureq::Error::StatusCode(code @ (401 | 403 | 404)) => TrainerError::Hub {
+            url: url.to_string(),
+            message: format!(
+                "HTTP {code}: no such file, or a gated/private model (set HF_TOKEN); the \
+                 trainer needs config.json, tokenizer.json and model.safetensors"
+            ),
+            missing: true,
+        },
+        e => hub_err(format!(
             "{e} (is the network reachable? otherwise download the model directory with its \
              config.json, tokenizer.json and model.safetensors and pass its path)"
-        ))
+        )),
     })?;
     let part = dest.with_extension("part");
     let mut file = std::fs::File::create(&part).map_err(|e| TrainerError::io(&part, e))?;
@@ -135,6 +144,47 @@ mod tests {
             hub_url("org/m", "config.json"),
             "https://huggingface.co/org/m/resolve/main/config.json"
         );
+    }
+
+    /// Serves one canned HTTP response on a local port; returns the base URL.
+    fn serve_once(response: &'static str) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                line.clear();
+            }
+            stream.write_all(response.as_bytes()).unwrap();
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn download_writes_the_body_and_classifies_404() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("m").join("config.json");
+        let base =
+            serve_once("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+        download(&format!("{base}/org/m/resolve/main/config.json"), &dest).unwrap();
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "hello");
+        assert!(!dest.with_extension("part").exists());
+
+        let base =
+            serve_once("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let err = download(
+            &format!("{base}/org/m/resolve/main/x"),
+            &dir.path().join("x"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, TrainerError::Hub { missing: true, .. }),
+            "{err}"
+        );
+        assert!(!dir.path().join("x").exists());
     }
 
     #[test]
