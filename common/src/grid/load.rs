@@ -21,6 +21,7 @@ pub fn load(
     task_validator: Option<TaskValidator<'_>>,
 ) -> Result<Grid, GridError> {
     let spec: GridSpec = toml::from_str(text).map_err(|e| GridError::from_toml(file, text, &e))?;
+    let task_validator = task_validator.filter(|_| !runs_on_command_executor(&spec));
     Ctx {
         file,
         text,
@@ -35,6 +36,14 @@ pub(super) struct Ctx<'a> {
     pub(super) text: &'a str,
     resolver: Option<LanguageResolver<'a>>,
     task_validator: Option<TaskValidator<'a>>,
+}
+
+/// The catalog only binds the built-in trainer: command-executor grids name whatever tasks the
+/// user's scripts understand.
+fn runs_on_command_executor(spec: &GridSpec) -> bool {
+    spec.executor
+        .as_ref()
+        .is_some_and(|e| e.get_ref().kind.get_ref() == "command")
 }
 
 impl Ctx<'_> {

@@ -380,12 +380,14 @@ fn languages_per_target() {
 #[test]
 fn task_validator_rejects_unknown_tasks() {
     let known = |t: &str| ["mnli", "xnli", "xquad"].contains(&t);
+    // The catalog binds the built-in trainer (a grid without [executor]).
+    let burn = |text: &str| text.split("[executor]").next().unwrap().to_string();
     assert!(
-        load("grid.toml", BASE, None, Some(&known)).is_ok(),
+        load("grid.toml", &burn(BASE), None, Some(&known)).is_ok(),
         "\"none\" is never validated"
     );
     let text = with("\"mnli\"]", "\"mnlli\"]");
-    let e = load("grid.toml", &text, None, Some(&known)).unwrap_err();
+    let e = load("grid.toml", &burn(&text), None, Some(&known)).unwrap_err();
     assert_eq!(
         e,
         GridError::UnknownTask {
@@ -551,4 +553,30 @@ fn example_grids_parse() {
         }
     }
     assert!(seen >= 2, "expected the example grids in {}", dir.display());
+}
+
+#[test]
+fn command_grids_name_any_task_even_with_a_catalog() {
+    let known = |t: &str| ["xnli"].contains(&t);
+    let text = r#"
+[sweep]
+name = "c"
+seeds = [1]
+[models]
+m = "dir"
+[grid]
+intermediate = ["none", "my-own-task"]
+target = ["xnli", "their-task"]
+languages = ["en"]
+[executor]
+kind = "command"
+intermediate = "true {output_dir}"
+target = "true {output_dir}"
+evaluate = "true {metrics_file}"
+"#;
+    let grid = load("grid.toml", text, None, Some(&known)).unwrap();
+    assert_eq!(grid.intermediates, ["none", "my-own-task"]);
+    let burn = text.split("[executor]").next().unwrap();
+    let e = load("grid.toml", burn, None, Some(&known)).unwrap_err();
+    assert!(matches!(e, GridError::UnknownTask { .. }), "{e}");
 }
