@@ -6,6 +6,8 @@ model.safetensors as the Rust code.
 
 Usage: bert_numpy.py MODEL_DIR < request.json > response.json
 request:  {"pairs": [["text a", "text b" or null], ...]}
+      or  {"ids": [[...], ...], "position_offset": 2}  (given ids, one segment; RoBERTa/XLM-R
+          number positions from padding_idx + 1)
 response: {"ids": [[...]], "type_ids": [[...]], "hidden": [[[...] per token] per pair]}
 Exit code 3 if numpy or safetensors is missing (the Rust test then skips visibly).
 """
@@ -105,14 +107,14 @@ def gelu(x):
     return 0.5 * x * (1.0 + ERF(x / math.sqrt(2.0)))
 
 
-def forward(ids, type_ids, w, cfg):
+def forward(ids, type_ids, w, cfg, position_offset=0):
     g = lambda k: w[k].astype(np.float64)
     n = len(ids)
     eps = cfg.get("layer_norm_eps", 1e-12)
     heads = cfg["num_attention_heads"]
     dh = cfg["hidden_size"] // heads
     x = g("embeddings.word_embeddings.weight")[ids] \
-        + g("embeddings.position_embeddings.weight")[np.arange(n)] \
+        + g("embeddings.position_embeddings.weight")[position_offset + np.arange(n)] \
         + g("embeddings.token_type_embeddings.weight")[type_ids]
     x = layer_norm(x, g("embeddings.LayerNorm.weight"), g("embeddings.LayerNorm.bias"), eps)
     for i in range(cfg["num_hidden_layers"]):
@@ -140,9 +142,20 @@ def main():
     tok = json.load(open(f"{model_dir}/tokenizer.json"))
     vocab = tok["model"]["vocab"]
     weights = load_file(f"{model_dir}/model.safetensors")
-    weights = {k[5:] if k.startswith("bert.") else k: v for k, v in weights.items()}
+    weights = {k.split(".", 1)[1] if k.startswith(("bert.", "roberta.")) else k: v
+               for k, v in weights.items()}
     req = json.load(sys.stdin)
     resp = {"ids": [], "type_ids": [], "hidden": []}
+    if "ids" in req:
+        offset = req.get("position_offset", 0)
+        for ids in req["ids"]:
+            types = [0] * len(ids)
+            hidden = forward(np.array(ids), np.array(types), weights, cfg, offset)
+            resp["ids"].append(ids)
+            resp["type_ids"].append(types)
+            resp["hidden"].append(hidden.tolist())
+        json.dump(resp, sys.stdout)
+        return
     cls, sep = vocab["[CLS]"], vocab["[SEP]"]
     for a, b in req["pairs"]:
         ids = [cls] + tokenize(a, vocab) + [sep]
