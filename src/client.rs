@@ -15,12 +15,54 @@ use crate::results_view;
 
 pub type Client = SweepServiceClient<Channel>;
 
+/// Connects to the coordinator at `url`, or to the leader among several comma-separated replica
+/// URLs: each is asked once; a follower's `UNAVAILABLE` answer names the leader
+/// (`stilts-leader` metadata), which is used instead.
 pub async fn connect(url: &str) -> Result<Client> {
-    SweepServiceClient::connect(url.to_string())
-        .await
-        .with_context(|| {
-            format!("cannot reach the coordinator at {url}: is `stilts coordinator` running there?")
-        })
+    let urls: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    let mut last = None;
+    for candidate in &urls {
+        let mut client = match SweepServiceClient::connect(candidate.to_string()).await {
+            Ok(c) => c,
+            Err(e) => {
+                last = Some(anyhow::Error::new(e).context(format!("cannot reach {candidate}")));
+                continue;
+            }
+        };
+        if urls.len() == 1 {
+            return Ok(client);
+        }
+        // A cheap probe: the leader answers (NotFound), a follower redirects.
+        let probe = client
+            .get_sweep(GetSweepRequest {
+                sweep: String::new(),
+            })
+            .await;
+        match probe {
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                let hint = s
+                    .metadata()
+                    .get(stilts_coordinator::LEADER_METADATA)
+                    .and_then(|v| v.to_str().ok());
+                if let Some(leader) = hint
+                    && let Ok(c) = SweepServiceClient::connect(leader.to_string()).await
+                {
+                    return Ok(c);
+                }
+                last = Some(anyhow::anyhow!("{candidate}: {}", s.message()));
+            }
+            _ => return Ok(client),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| anyhow::anyhow!("no coordinator URL given"))
+        .context(format!(
+            "cannot reach the coordinator at {url}: is `stilts coordinator` running there?"
+        )))
 }
 
 /// Reads a grid file and submits it; grid errors come back naming file, line and column.

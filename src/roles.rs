@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use stilts_common::clock::SystemClock;
-use stilts_coordinator::CoordinatorConfig;
+use stilts_coordinator::store::etcd::EtcdStore;
 use stilts_coordinator::store::sqlite::SqliteStore;
+use stilts_coordinator::{ClusterConfig, CoordinatorConfig, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -41,19 +42,13 @@ fn on_signals(token: CancellationToken, now: CancellationToken) {
 }
 
 pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
-    let state = StateDir::new(&args.state.state_dir);
-    std::fs::create_dir_all(&state.root)
-        .with_context(|| format!("cannot create state directory {}", state.root.display()))?;
-    let store = SqliteStore::open(&state.db())
-        .with_context(|| format!("opening the store {}", state.db().display()))?;
-    let listener = TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    eprintln!(
-        "coordinator listening on {} (store {})",
-        listener.local_addr()?,
-        state.db().display()
-    );
+    let mut store_cfg = StoreConfig::from_flags(
+        &args.store,
+        &args.etcd_endpoints,
+        args.etcd_prefix.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    store_cfg.apply_env();
     let cfg = CoordinatorConfig {
         lease_ttl: Duration::from_secs(args.lease_ttl),
         max_attempts: args.max_attempts,
@@ -62,8 +57,55 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     };
     let shutdown = CancellationToken::new();
     on_signals(shutdown.clone(), CancellationToken::new());
-    stilts_coordinator::run(cfg, listener, store, Arc::new(SystemClock), shutdown).await?;
+    let clock = Arc::new(SystemClock);
+    match store_cfg {
+        StoreConfig::Sqlite(sqlite) => {
+            let state = StateDir::new(&args.state.state_dir);
+            std::fs::create_dir_all(&state.root).with_context(|| {
+                format!("cannot create state directory {}", state.root.display())
+            })?;
+            let db = sqlite.path.unwrap_or_else(|| state.db());
+            let store = SqliteStore::open(&db)
+                .with_context(|| format!("opening the store {}", db.display()))?;
+            let listener = listen(&args.listen).await?;
+            eprintln!(
+                "coordinator listening on {} (store {})",
+                listener.local_addr()?,
+                db.display()
+            );
+            stilts_coordinator::run(cfg, listener, store, clock, shutdown).await?;
+        }
+        StoreConfig::Etcd(etcd) => {
+            let endpoints = etcd.endpoints_display();
+            let store = EtcdStore::connect(*etcd)
+                .await
+                .with_context(|| format!("opening the etcd store at {endpoints}"))?;
+            let listener = listen(&args.listen).await?;
+            let local = listener.local_addr()?;
+            let advertise = args
+                .advertise
+                .clone()
+                .unwrap_or_else(|| format!("http://{local}"));
+            if advertise.contains("0.0.0.0") || advertise.contains("[::]") {
+                tracing::warn!(%advertise, "the advertised URL is a wildcard address; pass --advertise so that followers can point workers at this replica");
+            }
+            eprintln!(
+                "coordinator replica listening on {local}, advertised as {advertise} (etcd store at {endpoints})"
+            );
+            let cluster = ClusterConfig {
+                election_ttl: Duration::from_secs(args.election_ttl.max(1)),
+                ..ClusterConfig::new(advertise)
+            };
+            stilts_coordinator::run_replica(cfg, cluster, listener, store, clock, shutdown).await?;
+        }
+    }
     Ok(())
+}
+
+async fn listen(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
 }
 
 pub async fn worker(args: WorkerArgs) -> Result<()> {

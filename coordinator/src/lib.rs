@@ -11,6 +11,8 @@
 //! | `lease.rs` | worker leases, heartbeats, the reaper |
 //! | `worker_api.rs`, `sweep_api.rs` | the two gRPC services |
 //! | `status.rs` | derived cell states, counts, results |
+//! | `leader.rs` | cluster mode: etcd election, follower redirects, fenced leader terms |
+//! | `store_config.rs` | `[store] kind = "sqlite" \| "etcd"` |
 
 mod cache;
 pub mod config;
@@ -18,15 +20,19 @@ pub mod error;
 mod events;
 mod intents;
 mod lease;
+pub mod leader;
 pub mod report;
 mod scheduler;
 mod server;
 mod status;
 pub mod store;
+pub mod store_config;
 mod sweep_api;
 mod worker_api;
 mod writer;
 
 pub use config::{CoordinatorConfig, TaskLanguages};
 pub use error::CoordinatorError;
+pub use leader::{ClusterConfig, LEADER_METADATA, run_replica};
 pub use server::run;
+pub use store_config::StoreConfig;

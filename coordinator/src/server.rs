@@ -7,7 +7,7 @@ use stilts_common::clock::Clock;
 use stilts_common::store::Store;
 use stilts_proto::v1::sweep_service_server::SweepServiceServer;
 use stilts_proto::v1::worker_service_server::WorkerServiceServer;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -77,10 +77,28 @@ pub async fn run<S: Store>(
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
+    let addr = listener.local_addr().ok();
+    let incoming = TcpListenerStream::new(listener).boxed();
+    serve(cfg, addr, incoming, store, clock, shutdown).await
+}
+
+/// Connections to serve: [`run`] passes its listener's; a cluster replica (`leader.rs`) passes
+/// connections of a listener it keeps across leader terms.
+pub(crate) type Incoming = futures::stream::BoxStream<'static, std::io::Result<TcpStream>>;
+
+/// [`run`] over any stream of accepted connections; stops when the stream ends too.
+pub(crate) async fn serve<S: Store>(
+    cfg: CoordinatorConfig,
+    addr: Option<std::net::SocketAddr>,
+    incoming: Incoming,
+    store: S,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> Result<(), CoordinatorError> {
     let store = Arc::new(store);
     let (core, repairs) = cache::load(&*store, clock.now_ms(), cfg.lease_ttl_ms()).await?;
     info!(
-        addr = ?listener.local_addr().ok(),
+        addr = ?addr,
         jobs = core.jobs.len(),
         sweeps = core.sweeps.len(),
         workers = core.workers.len(),
@@ -110,7 +128,7 @@ pub async fn run<S: Store>(
         tasks_stop.clone(),
     ));
 
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
+    let incoming = incoming.map(|conn| {
         if let Ok(stream) = &conn {
             let _ = stream.set_nodelay(true);
         }

@@ -37,6 +37,14 @@ pub(crate) fn is_transport(status: &Status) -> bool {
     )
 }
 
+/// The configured address a coordinator replica names as leader (`stilts-leader` metadata of its
+/// `UNAVAILABLE` answer), if it is one of `urls`.
+fn leader_hint(status: &Status, urls: &[String]) -> Option<usize> {
+    let leader = status.metadata().get("stilts-leader")?.to_str().ok()?;
+    let leader = leader.trim_end_matches('/');
+    urls.iter().position(|u| u.trim_end_matches('/') == leader)
+}
+
 /// Registration refusals that no retry will fix.
 fn is_refusal(status: &Status) -> bool {
     matches!(
@@ -132,18 +140,19 @@ impl Link {
         if let Err(status) = &result
             && is_transport(status)
         {
-            self.fail_over(index);
+            self.fail_over(index, leader_hint(status, &self.urls));
         }
         result
     }
 
-    /// Moves to the address after `index`, unless another call already moved on.
-    fn fail_over(&self, index: usize) {
+    /// Moves to address `to` (a follower's leader hint) or else the one after `index`, unless
+    /// another call already moved on.
+    fn fail_over(&self, index: usize, to: Option<usize>) {
         let mut current = self.current.lock().expect("link lock");
-        if current.index != index || self.endpoints.len() == 1 {
+        if current.index != index || self.endpoints.len() == 1 || to == Some(index) {
             return;
         }
-        current.index = (index + 1) % self.endpoints.len();
+        current.index = to.unwrap_or((index + 1) % self.endpoints.len());
         current.client = WorkerServiceClient::new(self.endpoints[current.index].connect_lazy());
         info!(url = %self.urls[current.index], "trying the next coordinator address");
     }
@@ -209,5 +218,26 @@ impl Link {
         if guard.as_ref().is_some_and(|s| s.worker_id == worker_id) {
             *guard = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::metadata::MetadataMap;
+
+    use super::*;
+
+    #[test]
+    fn follows_a_leader_hint_among_the_configured_addresses() {
+        let urls = vec!["http://a:1".to_string(), "http://b:2/".to_string()];
+        let mut md = MetadataMap::new();
+        md.insert("stilts-leader", "http://b:2".parse().unwrap());
+        let s = Status::with_metadata(Code::Unavailable, "not the leader", md);
+        assert_eq!(leader_hint(&s, &urls), Some(1));
+        assert_eq!(leader_hint(&Status::unavailable("down"), &urls), None);
+        let mut other = MetadataMap::new();
+        other.insert("stilts-leader", "http://c:3".parse().unwrap());
+        let s = Status::with_metadata(Code::Unavailable, "not the leader", other);
+        assert_eq!(leader_hint(&s, &urls), None);
     }
 }

@@ -32,6 +32,10 @@
 //! the key's `mod_revision` (any later write changes both), but stays small and dense, and is
 //! what SQLite hands out too. Jobs are never deleted, so versions never restart.
 //!
+//! A leader's handle ([`EtcdStore::fenced`]) adds one compare to every write transaction: the
+//! election key it won still has the create revision it won it with (see `fence.rs`), so a
+//! deposed coordinator can no longer commit anything.
+//!
 //! # Batching and events
 //! Event sequence numbers must be dense in commit order (a reader paging with `events_after`
 //! must never see seq n+1 before n commits). So each transaction also compares and bumps
@@ -66,6 +70,7 @@
 mod codec;
 mod config;
 mod error;
+mod fence;
 mod keys;
 mod lease;
 mod read;
@@ -87,6 +92,7 @@ pub use self::config::{
     ENV_ENDPOINTS, ENV_PASSWORD, ENV_PREFIX, ENV_USERNAME, EtcdConfig, EtcdTlsConfig,
 };
 pub use self::error::EtcdError;
+pub use self::fence::Fence;
 use self::keys::{Keys, LAYOUT, prefix_end};
 pub use self::lease::{LeaseGrant, LeaseKeepAlive};
 pub use self::read::Footprint;
@@ -110,6 +116,8 @@ struct Inner {
     cfg: EtcdConfig,
     /// Serialises this handle's job writers and caches the event counter.
     events: tokio::sync::Mutex<Option<SeqCursor>>,
+    /// Set on a leader's handle: every write also compares the leader key (`fence.rs`).
+    fence: Option<Fence>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -147,6 +155,7 @@ impl EtcdStore {
                             keys,
                             cfg,
                             events: tokio::sync::Mutex::new(None),
+                            fence: None,
                         }),
                     });
                 }
@@ -194,8 +203,14 @@ impl EtcdStore {
         &self.inner.keys
     }
 
+    /// Runs a transaction. On a fenced handle whose write lost its compare, checks the fence
+    /// first: a deposed leader gets [`EtcdError::Deposed`] rather than a retry.
     async fn txn(&self, op: &'static str, txn: Txn) -> Result<TxnResponse, EtcdError> {
-        self.kv().txn(txn).await.map_err(EtcdError::request(op))
+        let resp = self.kv().txn(txn).await.map_err(EtcdError::request(op))?;
+        if !resp.succeeded() {
+            self.check_fence(op).await?;
+        }
+        Ok(resp)
     }
 
     /// Every key-value under `prefix`, paging at `page` records, all read at one revision
@@ -346,10 +361,10 @@ impl Store for EtcdStore {
     }
 
     async fn remove_worker(&self, id: &str) -> Result<(), StoreError> {
-        self.kv()
-            .delete(self.keys().worker(id), None)
-            .await
-            .map_err(EtcdError::request("remove worker"))?;
+        let txn = Txn::new()
+            .when(self.guarded(Vec::new()))
+            .and_then([TxnOp::delete(self.keys().worker(id), None)]);
+        self.txn("remove worker", txn).await?;
         Ok(())
     }
 

@@ -80,6 +80,16 @@ pub enum EtcdError {
         bytes: usize,
         limit: usize,
     },
+    #[error(
+        "etcd {op}: this coordinator is no longer the leader (election key {key} was created at \
+         revision {revision}, now {found}; 0 = gone); the write was not committed"
+    )]
+    Deposed {
+        op: &'static str,
+        key: String,
+        revision: i64,
+        found: i64,
+    },
     #[error("lease {lease:x} not found or expired")]
     LeaseGone { lease: i64 },
 }

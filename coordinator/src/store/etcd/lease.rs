@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{LeaseKeepAliveStream, LeaseKeeper, PutOptions};
+use etcd_client::{LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp};
 use stilts_common::store::{StoreError, WorkerRecord};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -172,14 +172,14 @@ impl EtcdStore {
         lease: i64,
     ) -> Result<(), StoreError> {
         let value = encode(|| format!("worker {}", worker.id), &worker)?;
-        self.kv()
-            .put(
+        let txn = Txn::new()
+            .when(self.guarded(Vec::new()))
+            .and_then([TxnOp::put(
                 self.keys().worker(&worker.id),
                 value,
                 Some(PutOptions::new().with_lease(lease)),
-            )
-            .await
-            .map_err(EtcdError::request("put worker"))?;
+            )]);
+        self.txn("put worker", txn).await?;
         Ok(())
     }
 }

@@ -227,11 +227,11 @@ impl EtcdStore {
             stored.record.cancelled = cancelled;
             let value = encode(|| format!("sweep {sweep}"), &stored)?;
             let txn = Txn::new()
-                .when([Compare::mod_revision(
+                .when(self.guarded(vec![Compare::mod_revision(
                     key.clone(),
                     CompareOp::Equal,
                     kv.mod_revision(),
-                )])
+                )]))
                 .and_then([TxnOp::put(key.clone(), value, None)]);
             if self.txn("cancel sweep", txn).await?.succeeded() {
                 return Ok(());
@@ -248,16 +248,32 @@ impl EtcdStore {
     pub(super) async fn write_worker(&self, worker: WorkerRecord) -> Result<(), StoreError> {
         let key = self.keys().worker(&worker.id);
         let value = encode(|| format!("worker {}", worker.id), &worker)?;
-        let txn = Txn::new()
-            .when([Compare::version(key.clone(), CompareOp::Greater, 0)])
-            .and_then([TxnOp::put(
-                key.clone(),
-                value.clone(),
-                Some(PutOptions::new().with_ignore_lease()),
-            )])
-            .or_else([TxnOp::put(key, value, None)]);
-        self.txn("put worker", txn).await?;
-        Ok(())
+        // Replace an existing key keeping its lease, or create it without one; with a fence
+        // both are guarded, so the two cases are two transactions (an `or_else` put would
+        // bypass the fence).
+        for _ in 0..MAX_ROUNDS {
+            let replace = Txn::new()
+                .when(self.guarded(vec![Compare::version(key.clone(), CompareOp::Greater, 0)]))
+                .and_then([TxnOp::put(
+                    key.clone(),
+                    value.clone(),
+                    Some(PutOptions::new().with_ignore_lease()),
+                )]);
+            if self.txn("put worker", replace).await?.succeeded() {
+                return Ok(());
+            }
+            let create = Txn::new()
+                .when(self.guarded(vec![Compare::version(key.clone(), CompareOp::Equal, 0)]))
+                .and_then([TxnOp::put(key.clone(), value.clone(), None)]);
+            if self.txn("put worker", create).await?.succeeded() {
+                return Ok(());
+            }
+        }
+        Err(EtcdError::Contention {
+            op: "put worker",
+            attempts: MAX_ROUNDS,
+        }
+        .into())
     }
 
     /// Keys and bytes a sweep occupies (cells, memberships, its jobs' records).

@@ -81,7 +81,11 @@ impl EtcdStore {
             tracing::info!(sweep = %sweep.name, "clearing the leftovers of an unfinished submit");
             let prefix = || Some(DeleteOptions::new().with_prefix());
             let clear = Txn::new()
-                .when([Compare::version(sweep_key.clone(), CompareOp::Equal, 0)])
+                .when(self.guarded(vec![Compare::version(
+                    sweep_key.clone(),
+                    CompareOp::Equal,
+                    0,
+                )]))
                 .and_then([
                     TxnOp::delete(keys.members_of(&sweep.name), prefix()),
                     TxnOp::delete(keys.cells_of(&sweep.name), prefix()),
@@ -223,7 +227,10 @@ impl EtcdStore {
             if let Some(value) = sweep_value {
                 puts.push(TxnOp::put(sweep_key.to_vec(), value.to_vec(), None));
             }
-            let txn = Txn::new().when(compares).and_then(puts).or_else(reads);
+            let txn = Txn::new()
+                .when(self.guarded(compares))
+                .and_then(puts)
+                .or_else(reads);
             let resp = self.txn("submit", txn).await?;
             if resp.succeeded() {
                 return Ok(Written::Inserted(checked.len() as u64));

@@ -167,7 +167,10 @@ impl EtcdStore {
                 puts.push(TxnOp::put(seq_key.clone(), seq.to_string(), None));
                 reads.push(TxnOp::get(seq_key.clone(), None));
             }
-            let txn = Txn::new().when(compares).and_then(puts).or_else(reads);
+            let txn = Txn::new()
+                .when(self.guarded(compares))
+                .and_then(puts)
+                .or_else(reads);
             let resp = self.txn("update jobs", txn).await?;
             if resp.succeeded() {
                 for &i in &live {

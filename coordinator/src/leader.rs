@@ -1,0 +1,370 @@
+//! Cluster mode: several coordinator replicas on one etcd store, one leader at a time.
+//!
+//! Each replica ([`run_replica`]) loops over terms:
+//! 1. grant an election lease (`election_ttl`) and keep it alive with one stream;
+//! 2. serve as a **follower**: every worker and client call is answered `UNAVAILABLE` with the
+//!    leader's advertised URL in the `stilts-leader` metadata entry ([`LEADER_METADATA`]), which
+//!    workers and `stilts sweep` follow;
+//! 3. campaign under `<prefix>election` with the advertised URL as value (etcd's election API);
+//! 4. once elected: stop the follower server, load the whole state from the store (crash-only,
+//!    exactly as a restarted single coordinator: jobs still leased keep their worker for one
+//!    lease TTL, so running jobs are adopted), and serve through a **fenced** store handle
+//!    ([`EtcdStore::fenced`]): every write transaction also compares the election key's create
+//!    revision, so a deposed leader cannot commit anything (`store/etcd/fence.rs`);
+//! 5. the term ends when the election lease is lost or a write finds the fence gone: the replica
+//!    stops serving and goes back to 1. Only `shutdown` ends the loop (the lease is revoked, so
+//!    another replica takes over at once instead of after the TTL).
+//!
+//! The listener is shared by every term, so the advertised address never changes.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::StreamExt;
+use stilts_common::clock::Clock;
+use stilts_common::store::StoreError;
+use stilts_proto::v1::sweep_service_server::SweepServiceServer;
+use stilts_proto::v1::worker_service_server::WorkerServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::codegen::{BoxFuture, Service, http};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::server::NamedService;
+use tracing::{info, warn};
+
+use crate::config::CoordinatorConfig;
+use crate::error::CoordinatorError;
+use crate::server::{self, Incoming};
+use crate::store::etcd::{EtcdStore, Fence};
+use crate::sweep_api::SweepApi;
+use crate::worker_api::WorkerApi;
+
+/// Metadata entry of a follower's `UNAVAILABLE` answer: the leader's advertised URL.
+pub const LEADER_METADATA: &str = "stilts-leader";
+
+/// How a replica takes part in the election.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The URL workers and clients reach this replica at; the election value, and the hint
+    /// followers give. Required.
+    pub advertise: String,
+    /// TTL of the election lease: a leader that dies is replaced after at most this plus one
+    /// campaign round trip. etcd rounds it up to whole seconds (minimum about 2 s). Default 5 s.
+    pub election_ttl: Duration,
+    /// How often followers refresh the leader hint. Default 500 ms.
+    pub hint_period: Duration,
+}
+
+impl ClusterConfig {
+    pub fn new(advertise: impl Into<String>) -> Self {
+        Self {
+            advertise: advertise.into(),
+            election_ttl: Duration::from_secs(5),
+            hint_period: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Runs one replica until `shutdown`; see the module doc.
+pub async fn run_replica(
+    cfg: CoordinatorConfig,
+    cluster: ClusterConfig,
+    listener: TcpListener,
+    store: EtcdStore,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> Result<(), CoordinatorError> {
+    let addr = listener.local_addr().ok();
+    let listener = Arc::new(listener);
+    let election = format!("{}election", store.config().normalized_prefix());
+    let (hint_tx, hint_rx) = watch::channel(None::<String>);
+    let hints = tokio::spawn(watch_leader(
+        store.clone(),
+        election.clone(),
+        cluster.hint_period,
+        hint_tx,
+        shutdown.clone(),
+    ));
+    let result = async {
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let lease = store.grant_lease(cluster.election_ttl).await?;
+            let lease_stop = CancellationToken::new();
+            let keeper = store.spawn_keep_alive(lease.id, lease.ttl / 3, lease_stop.clone());
+            let term = Term {
+                lease: lease.id,
+                lost: CancellationToken::new(),
+            };
+            let watcher = {
+                let lost = term.lost.clone();
+                tokio::spawn(async move {
+                    let ended = keeper.await;
+                    warn!(ended = ?ended.as_ref().map(|r| r.as_ref().err().map(ToString::to_string)), "election lease keep-alive ended");
+                    lost.cancel();
+                })
+            };
+            let outcome = run_term(&cfg, &cluster, &listener, addr, &store, &clock, &election, &hint_rx, &term, &shutdown).await;
+            lease_stop.cancel();
+            watcher.abort();
+            if shutdown.is_cancelled() {
+                if let Err(e) = store.revoke_lease(term.lease).await {
+                    warn!(error = %e, "could not revoke the election lease");
+                }
+                return outcome;
+            }
+            match outcome {
+                Ok(()) => warn!("leader term ended; campaigning again"),
+                Err(e) if term.lost.is_cancelled() => {
+                    warn!(error = %e, "deposed; campaigning again");
+                }
+                Err(e) => return Err(e),
+            }
+            let _ = store.revoke_lease(term.lease).await;
+        }
+    }
+    .await;
+    hints.abort();
+    result
+}
+
+/// One election lease: `lost` fires when it expires or the fence finds it gone.
+struct Term {
+    lease: i64,
+    lost: CancellationToken,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_term(
+    cfg: &CoordinatorConfig,
+    cluster: &ClusterConfig,
+    listener: &Arc<TcpListener>,
+    addr: Option<std::net::SocketAddr>,
+    store: &EtcdStore,
+    clock: &Arc<dyn Clock>,
+    election: &str,
+    hint: &watch::Receiver<Option<String>>,
+    term: &Term,
+    shutdown: &CancellationToken,
+) -> Result<(), CoordinatorError> {
+    // Follower until elected.
+    let follower_stop = CancellationToken::new();
+    let follower = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(NotLeader::<WorkerServiceServer<WorkerApi<EtcdStore>>>::new(
+                hint.clone(),
+            ))
+            .add_service(NotLeader::<SweepServiceServer<SweepApi<EtcdStore>>>::new(
+                hint.clone(),
+            ))
+            .serve_with_incoming_shutdown(
+                accept(listener.clone()),
+                follower_stop.clone().cancelled_owned(),
+            ),
+    );
+    let won = tokio::select! {
+        won = campaign(store, election, &cluster.advertise, term.lease, shutdown) => won,
+        () = term.lost.cancelled() => Ok(None),
+    };
+    follower_stop.cancel();
+    if let Err(e) = follower.await {
+        warn!(error = %e, "follower server task failed");
+    }
+    let Some(fence) = won? else {
+        return Ok(());
+    };
+    info!(advertise = %cluster.advertise, revision = fence.revision, "elected leader; loading state");
+    let leader_stop = shutdown.child_token();
+    let fenced = store.fenced(fence.clone());
+    let stop = leader_stop.clone();
+    let lost = term.lost.clone();
+    let guard = tokio::spawn(async move {
+        tokio::select! {
+            () = fence.deposed.cancelled() => lost.cancel(),
+            () = lost.cancelled() => {}
+            () = stop.cancelled() => return,
+        }
+        warn!("leadership lost; stopping the leader services");
+        stop.cancel();
+    });
+    let served = server::serve(
+        cfg.clone(),
+        addr,
+        accept(listener.clone()),
+        fenced,
+        clock.clone(),
+        leader_stop.clone(),
+    )
+    .await;
+    leader_stop.cancel();
+    let _ = guard.await;
+    if term.lost.is_cancelled() && !shutdown.is_cancelled() {
+        return Err(served.err().unwrap_or(CoordinatorError::ShuttingDown));
+    }
+    served
+}
+
+/// Campaigns until elected (`Some(fence)`) or `shutdown` (`None`). etcd answers a campaign
+/// when this lease's key becomes the oldest; the client's request timeout interrupts long waits,
+/// after which the campaign is simply repeated.
+async fn campaign(
+    store: &EtcdStore,
+    election: &str,
+    advertise: &str,
+    lease: i64,
+    shutdown: &CancellationToken,
+) -> Result<Option<Fence>, CoordinatorError> {
+    let mut client = store.client().election_client();
+    loop {
+        let attempt = client.campaign(election, advertise, lease);
+        let resp = tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            resp = attempt => resp,
+        };
+        match resp {
+            Ok(resp) => {
+                let Some(key) = resp.leader() else {
+                    return Err(CoordinatorError::Internal(
+                        "etcd campaign answered without a leader key".into(),
+                    ));
+                };
+                return Ok(Some(Fence::new(key.key().to_vec(), key.rev())));
+            }
+            Err(etcd_client::Error::GRpcStatus(s))
+                if matches!(
+                    s.code(),
+                    tonic::Code::DeadlineExceeded
+                        | tonic::Code::Unavailable
+                        | tonic::Code::Cancelled
+                ) =>
+            {
+                tracing::debug!(code = ?s.code(), "campaign interrupted; campaigning again");
+            }
+            Err(e) if is_lease_gone(&e) => {
+                return Err(StoreError::Backend(Box::new(e)).into());
+            }
+            Err(e) => {
+                warn!(error = %e, "campaign failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+}
+
+fn is_lease_gone(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s) if s.message().contains("lease not found"))
+}
+
+/// Keeps `tx` at the current leader's advertised URL (`None` while there is none).
+async fn watch_leader(
+    store: EtcdStore,
+    election: String,
+    period: Duration,
+    tx: watch::Sender<Option<String>>,
+    stop: CancellationToken,
+) {
+    let mut client = store.client().election_client();
+    loop {
+        let leader = match client.leader(election.as_str()).await {
+            Ok(resp) => resp
+                .kv()
+                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
+            Err(_) => None,
+        };
+        tx.send_if_modified(|cur| {
+            let changed = *cur != leader;
+            *cur = leader.clone();
+            changed
+        });
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+    }
+}
+
+/// Connections from a listener that outlives each server using it.
+fn accept(listener: Arc<TcpListener>) -> Incoming {
+    futures::stream::unfold(listener, |l| async move {
+        let conn = l.accept().await.map(|(stream, _)| stream);
+        Some((conn, l))
+    })
+    .boxed()
+}
+
+/// Answers every call of service `T` with `UNAVAILABLE` and the leader hint.
+struct NotLeader<T> {
+    hint: watch::Receiver<Option<String>>,
+    _service: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> NotLeader<T> {
+    fn new(hint: watch::Receiver<Option<String>>) -> Self {
+        Self {
+            hint,
+            _service: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> Clone for NotLeader<T> {
+    fn clone(&self) -> Self {
+        Self::new(self.hint.clone())
+    }
+}
+
+impl<T: NamedService> NamedService for NotLeader<T> {
+    const NAME: &'static str = T::NAME;
+}
+
+impl<T, B> Service<http::Request<B>> for NotLeader<T> {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: http::Request<B>) -> Self::Future {
+        let status = not_leader(self.hint.borrow().as_deref());
+        Box::pin(async move { Ok(status.into_http()) })
+    }
+}
+
+/// The status a follower answers with.
+fn not_leader(leader: Option<&str>) -> tonic::Status {
+    let mut metadata = MetadataMap::new();
+    let message = match leader.and_then(|l| MetadataValue::try_from(l).ok().map(|v| (l, v))) {
+        Some((url, value)) => {
+            metadata.insert(LEADER_METADATA, value);
+            format!("this coordinator replica is not the leader; the leader is {url}")
+        }
+        None => "this coordinator replica is not the leader; no leader is elected yet".into(),
+    };
+    tonic::Status::with_metadata(tonic::Code::Unavailable, message, metadata)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn followers_name_the_leader_in_metadata() {
+        let s = not_leader(Some("http://10.0.0.2:50051"));
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+        assert_eq!(
+            s.metadata().get(LEADER_METADATA).unwrap(),
+            "http://10.0.0.2:50051"
+        );
+        let none = not_leader(None);
+        assert!(none.metadata().get(LEADER_METADATA).is_none());
+        assert!(none.message().contains("no leader"));
+    }
+}
