@@ -1,18 +1,25 @@
 //! The single writer: every job transition goes through this task, is written to the store
 //! with compare-and-set, and only then is applied to the cache and acknowledged.
 //!
-//! Group commit: requests queue on a channel while a batch is at the store; the next batch takes
-//! all of them (up to `max_batch`) in one `update_jobs` call. A job gets at most one write per
-//! batch; a second request for it waits for the next batch. A lost compare-and-set or an
-//! ambiguous store error rejects the request and reloads the cache from the store (never guess);
-//! if the store cannot be read either, the writer stops and takes the coordinator down with it.
+//! Group commit: requests queue on a channel while batches are at the store; the next batch takes
+//! all of them (up to `max_batch`) in one `update_jobs` call. Batches are pipelined: up to
+//! [`PIPELINE`] are at the store at once (batch n+1 is planned and sent while batch n commits),
+//! and their results are applied strictly in order. A job has at most one write in flight, in
+//! any batch; a second request for it waits until the first returns. Nothing is applied to the
+//! cache or acknowledged before the store has returned the batch that holds it. A lost
+//! compare-and-set or an ambiguous store error rejects the request, lets the batches still at
+//! the store return (they are applied like any other), then reloads the cache from the store
+//! (never guess); if the store cannot be read either, the writer stops and takes the coordinator
+//! down with it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+
 use stilts_common::plan::Plan;
 use stilts_common::state::{JobState, JobStatus};
-use stilts_common::store::{CellRecord, JobRecord, Store, StoreError, SweepRecord};
+use stilts_common::store::{CellRecord, Conflict, JobRecord, Store, StoreError, SweepRecord};
 use stilts_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -24,11 +31,28 @@ use crate::events::JobEvent;
 use crate::intents::{Applied, Intent, Pending, Planned, Reply, SubmitSummary, Then};
 use crate::server::Shared;
 
+/// How many batches may be at the store at once.
+const PIPELINE: usize = 2;
+
+type BatchResult = Result<Vec<Result<u64, Conflict>>, StoreError>;
+
+/// A batch sent to the store whose result has not been applied yet.
+struct InFlight {
+    write: BoxFuture<'static, BatchResult>,
+    applied: Vec<Applied>,
+    now: u64,
+}
+
 pub struct Writer<S> {
     store: Arc<S>,
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Intent>,
+    /// Requests to plan.
     carry: VecDeque<Intent>,
+    /// Requests for jobs with a write in flight: planned again once a batch returns.
+    deferred: VecDeque<Intent>,
+    /// Batches at the store, oldest first.
+    in_flight: VecDeque<InFlight>,
 }
 
 impl<S: Store> Writer<S> {
@@ -56,41 +80,53 @@ impl<S: Store> Writer<S> {
             shared,
             rx,
             carry,
+            deferred: VecDeque::new(),
+            in_flight: VecDeque::new(),
         }
     }
 
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), CoordinatorError> {
         loop {
-            if self.carry.is_empty() {
-                tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => return Ok(()),
-                    next = self.rx.recv() => match next {
-                        Some(intent) => self.carry.push_back(intent),
-                        None => return Ok(()),
-                    },
-                }
-            }
             while self.carry.len() < self.shared.cfg.max_batch * 4 {
                 match self.rx.try_recv() {
                     Ok(intent) => self.carry.push_back(intent),
                     Err(_) => break,
                 }
             }
-            self.round().await?;
-            if cancel.is_cancelled() {
-                return Ok(());
+            if !self.carry.is_empty() && self.in_flight.len() < PIPELINE {
+                self.round().await?;
+                continue;
+            }
+            let room = self.in_flight.len() < PIPELINE;
+            let busy = !self.in_flight.is_empty();
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    self.drain().await?;
+                    return Ok(());
+                }
+                result = Self::oldest(&mut self.in_flight), if busy => {
+                    self.settle(result).await?;
+                }
+                next = self.rx.recv(), if room => match next {
+                    Some(intent) => self.carry.push_back(intent),
+                    None => {
+                        self.drain().await?;
+                        return Ok(());
+                    }
+                },
             }
         }
     }
 
-    /// One batch: plan every queued request against the cache, write, apply, answer.
+    /// Plans every queued request against the cache and sends the writes to the store as one
+    /// batch; submissions are handled once every batch at the store has returned.
     async fn round(&mut self) -> Result<(), CoordinatorError> {
         let now = self.shared.clock.now_ms();
         let cfg = &self.shared.cfg;
         let mut batch: Vec<Pending> = Vec::new();
         let mut submits = Vec::new();
-        let mut deferred = VecDeque::new();
+        let mut rest = VecDeque::new();
         {
             let mut core = self.shared.core();
             if core.queue.promote(now) > 0 {
@@ -98,34 +134,102 @@ impl<S: Store> Writer<S> {
             }
             while let Some(intent) = self.carry.pop_front() {
                 if batch.len() >= cfg.max_batch {
-                    deferred.push_back(intent);
+                    rest.push_back(intent);
                     continue;
                 }
                 match intent {
                     Intent::Submit { sweep, plan, reply } => submits.push((sweep, plan, reply)),
                     other => match core.plan_intent(other, now, cfg) {
                         Planned::Done => {}
-                        Planned::Defer(i) => deferred.push_back(i),
+                        Planned::Defer(i) => self.deferred.push_back(i),
                         Planned::Write(p) => batch.push(*p),
                     },
                 }
             }
         }
-        self.carry = deferred;
+        self.carry = rest;
         if !batch.is_empty() {
-            self.commit(batch, now).await?;
+            self.send(batch, now).await;
         }
-        for (sweep, plan, reply) in submits {
-            self.submit(sweep, *plan, reply).await?;
+        if !submits.is_empty() {
+            self.drain().await?;
+            for (sweep, plan, reply) in submits {
+                self.submit(sweep, *plan, reply).await?;
+            }
         }
         Ok(())
     }
 
-    async fn commit(&mut self, batch: Vec<Pending>, now: u64) -> Result<(), CoordinatorError> {
+    /// Sends a batch to the store. It is polled once here so that it reaches the store now, in
+    /// order behind the batches already there.
+    async fn send(&mut self, batch: Vec<Pending>, now: u64) {
         let (updates, applied): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.update, p.applied)).unzip();
-        let n = updates.len();
-        let results = self.store.update_jobs(updates).await;
+        let store = self.store.clone();
+        let mut write: BoxFuture<'static, BatchResult> =
+            Box::pin(async move { store.update_jobs(updates).await });
+        let early = match futures::poll!(write.as_mut()) {
+            std::task::Poll::Ready(result) => Some(result),
+            std::task::Poll::Pending => None,
+        };
+        self.in_flight.push_back(InFlight {
+            write: match early {
+                Some(result) => Box::pin(std::future::ready(result)),
+                None => write,
+            },
+            applied,
+            now,
+        });
+    }
+
+    /// The result of the oldest batch at the store (pending forever when there is none).
+    async fn oldest(in_flight: &mut VecDeque<InFlight>) -> BatchResult {
+        match in_flight.front_mut() {
+            Some(front) => (&mut front.write).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Waits for every batch at the store and applies it.
+    async fn drain(&mut self) -> Result<(), CoordinatorError> {
+        self.drain_then_reload(false).await
+    }
+
+    /// Applies the oldest batch's result. A conflict or an ambiguous failure reloads the cache,
+    /// after the batches still at the store have returned and been applied.
+    async fn settle(&mut self, results: BatchResult) -> Result<(), CoordinatorError> {
+        if self.finish(results) {
+            self.drain_then_reload(true).await?;
+        }
+        Ok(())
+    }
+
+    async fn drain_then_reload(&mut self, mut reload: bool) -> Result<(), CoordinatorError> {
+        while let Some(front) = self.in_flight.front_mut() {
+            let result = (&mut front.write).await;
+            reload |= self.finish(result);
+        }
+        if reload {
+            self.reload().await?;
+        }
+        Ok(())
+    }
+
+    /// Applies the oldest batch's result; true when the cache must be reloaded.
+    fn finish(&mut self, results: BatchResult) -> bool {
+        let InFlight { applied, now, .. } = self
+            .in_flight
+            .pop_front()
+            .expect("finish is called for the oldest batch");
+        // Requests that waited for a job of this batch may go now (before newer ones).
+        while let Some(i) = self.deferred.pop_back() {
+            self.carry.push_front(i);
+        }
+        self.apply_batch(applied, results, now)
+    }
+
+    fn apply_batch(&mut self, applied: Vec<Applied>, results: BatchResult, now: u64) -> bool {
+        let n = applied.len();
         let mut reload = false;
         let mut cascade = Vec::new();
         let mut ready = false;
@@ -163,10 +267,7 @@ impl<S: Store> Writer<S> {
         if ready {
             self.shared.ready.notify_waiters();
         }
-        if reload {
-            self.reload().await?;
-        }
-        Ok(())
+        reload
     }
 
     /// Applies a durable write to the cache and answers its caller. Returns true when the job

@@ -91,6 +91,50 @@ async fn expecting_version_zero_creates_a_missing_job() {
     assert!(sweeps.is_empty());
 }
 
+/// A transition writes the state columns only: the stored spec (fixed by the key) is kept as
+/// it was, and the compare-and-set still fails on a stale or missing version.
+#[tokio::test]
+async fn transitions_keep_the_stored_spec_and_check_the_version() {
+    let (f, store) = with_sweep().await;
+    let snap = store.load().await.unwrap();
+    let job = snap.jobs[0].0.clone();
+    let spec_before: String = sql(&f.path())
+        .query_row(
+            "SELECT spec_json FROM jobs WHERE key = ?1",
+            [&job.key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut stale = transition(&job, JobState::Cancelled, "u", 1);
+    stale.expected_version = 7;
+    let mut missing = transition(&job, JobState::Cancelled, "u", 1);
+    missing.record.key = "not-stored".into();
+    let got = store
+        .update_jobs(vec![
+            stale,
+            missing,
+            transition(&job, JobState::Leased, "w1", 2),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(got[0].as_ref().unwrap_err().actual, 1);
+    assert_eq!(got[1].as_ref().unwrap_err().actual, 0);
+    assert_eq!(got[2], Ok(2));
+    let (state, worker, spec_after): (String, String, String) = sql(&f.path())
+        .query_row(
+            "SELECT state, worker_id, spec_json FROM jobs WHERE key = ?1",
+            [&job.key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), worker.as_str()), ("leased", "w1"));
+    assert_eq!(spec_after, spec_before);
+    let snap = store.load().await.unwrap();
+    let stored = snap.jobs.iter().find(|(j, _)| j.key == job.key).unwrap();
+    assert_eq!(stored.0.spec, job.spec);
+    assert_eq!(stored.0.version, 2);
+}
+
 #[tokio::test]
 async fn results_rows_are_written_once_and_queryable_per_cell() {
     let (f, store) = with_sweep().await;

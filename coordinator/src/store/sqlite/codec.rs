@@ -130,8 +130,22 @@ pub(super) struct JobJson {
 }
 
 pub(super) fn job_json(job: &JobRecord) -> Result<JobJson, serde_json::Error> {
+    let status = status_json(job)?;
     Ok(JobJson {
         spec: serde_json::to_string(&job.spec)?,
+        last_failure: status.last_failure,
+        metrics: status.metrics,
+    })
+}
+
+/// The JSON columns a transition may change (everything in [`JobJson`] but the spec).
+pub(super) struct StatusJson {
+    pub last_failure: Option<String>,
+    pub metrics: Option<String>,
+}
+
+pub(super) fn status_json(job: &JobRecord) -> Result<StatusJson, serde_json::Error> {
+    Ok(StatusJson {
         last_failure: job
             .last_failure
             .as_ref()

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use stilts_common::store::{
     CellRecord, Conflict, EventRecord, JobRecord, JobUpdate, Snapshot, StoreError, SubmitOutcome,
@@ -14,7 +13,7 @@ use super::SqliteError;
 use super::codec::{
     CELL_COLS, EVENT_COLS, JOB_COLS, SWEEP_COLS, WORKER_COLS, cell_from_row, decode_worker,
     event_from_row, from_db, job_json, raw_job_from_row, raw_worker_from_row, result_rows,
-    sweep_from_row, to_db,
+    status_json, sweep_from_row, to_db,
 };
 
 /// What an operation fails with on the SQLite thread; becomes a [`StoreError`] for the caller.
@@ -64,10 +63,13 @@ const INSERT_JOB: &str = "INSERT INTO jobs (key, kind, spec_json, state, attempt
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
      ON CONFLICT (key) DO NOTHING";
 
-const UPDATE_JOB: &str = "UPDATE jobs SET kind = ?2, spec_json = ?3, state = ?4, attempt = ?5, \
-     budget_spent = ?6, max_attempts = ?7, dependents = ?8, worker_id = ?9, not_before_ms = ?10, \
-     last_failure_json = ?11, metrics_json = ?12, artifact = ?13, version = ?14, \
-     updated_at_ms = ?15 WHERE key = ?1 AND version = ?16";
+/// The update of an existing job: only the columns a transition can change. `kind` and
+/// `spec_json` are fixed for a key (the key is the content hash of the spec), so re-encoding and
+/// rewriting the spec on every transition would be wasted work.
+const UPDATE_JOB: &str = "UPDATE jobs SET state = ?2, attempt = ?3, budget_spent = ?4, \
+     max_attempts = ?5, dependents = ?6, worker_id = ?7, not_before_ms = ?8, \
+     last_failure_json = ?9, metrics_json = ?10, artifact = ?11, version = ?12, \
+     updated_at_ms = ?13 WHERE key = ?1 AND version = ?14";
 
 const INSERT_RESULT: &str = "INSERT INTO results (job_key, language, metric, value) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
@@ -75,14 +77,11 @@ const INSERT_RESULT: &str = "INSERT INTO results (job_key, language, metric, val
 const INSERT_EVENT: &str = "INSERT INTO events (job_key, from_state, to_state, attempt, \
      worker_id, message, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-/// Writes `job` with `version` through `sql` (`INSERT_JOB`, or `UPDATE_JOB` with
-/// `expected` as ?16); returns the number of rows changed.
-fn write_job(
+/// Inserts `job` with `version` unless its key is stored; returns the number of rows inserted.
+fn insert_job(
     tx: &Transaction<'_>,
-    sql: &str,
     job: &JobRecord,
     version: u64,
-    expected: Option<u64>,
     now: i64,
 ) -> Result<usize, OpError> {
     let json = job_json(job)?;
@@ -91,29 +90,52 @@ fn write_job(
         to_db(job.dependents),
         to_db(job.not_before_ms),
     );
-    let expected = expected.map(to_db);
     let (kind, state) = (job.spec.kind.as_str(), job.status.state.as_str());
-    let mut p: Vec<&dyn ToSql> = vec![
-        &job.key,
-        &kind,
-        &json.spec,
-        &state,
-        &job.status.attempt,
-        &job.status.budget_spent,
-        &job.max_attempts,
-        &dependents,
-        &job.worker_id,
-        &not_before,
-        &json.last_failure,
-        &json.metrics,
-        &job.artifact,
-        &version,
-        &now,
-    ];
-    if let Some(expected) = &expected {
-        p.push(expected);
-    }
-    Ok(tx.prepare_cached(sql)?.execute(p.as_slice())?)
+    Ok(tx.prepare_cached(INSERT_JOB)?.execute(params![
+        job.key,
+        kind,
+        json.spec,
+        state,
+        job.status.attempt,
+        job.status.budget_spent,
+        job.max_attempts,
+        dependents,
+        job.worker_id,
+        not_before,
+        json.last_failure,
+        json.metrics,
+        job.artifact,
+        version,
+        now,
+    ])?)
+}
+
+/// Compare-and-set of a stored job from version `expected` to `version` (the spec is left as
+/// stored); returns the number of rows changed (0: the stored version is not `expected`).
+fn update_job(
+    tx: &Transaction<'_>,
+    job: &JobRecord,
+    version: u64,
+    expected: u64,
+    now: i64,
+) -> Result<usize, OpError> {
+    let json = status_json(job)?;
+    Ok(tx.prepare_cached(UPDATE_JOB)?.execute(params![
+        job.key,
+        job.status.state.as_str(),
+        job.status.attempt,
+        job.status.budget_spent,
+        job.max_attempts,
+        to_db(job.dependents),
+        job.worker_id,
+        to_db(job.not_before_ms),
+        json.last_failure,
+        json.metrics,
+        job.artifact,
+        to_db(version),
+        now,
+        to_db(expected),
+    ])?)
 }
 
 fn write_results(tx: &Transaction<'_>, job: &JobRecord) -> Result<(), OpError> {
@@ -181,7 +203,7 @@ pub(super) fn submit(
             "INSERT INTO sweep_jobs (job_key, sweep) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?;
         for job in jobs {
-            if write_job(&tx, INSERT_JOB, job, 1, None, now)? == 1 {
+            if insert_job(&tx, job, 1, now)? == 1 {
                 jobs_inserted += 1;
                 write_results(&tx, job)?;
             }
@@ -223,6 +245,21 @@ pub(super) fn update_jobs(
     let mut out = Vec::with_capacity(updates.len());
     for u in updates {
         let key = &u.record.key;
+        // Fast path, one statement: the compare-and-set itself. It needs no read first unless
+        // the write carries metrics (their `results` rows are written only by the write that
+        // first sets them) or may create the job (expected version 0).
+        if u.record.metrics.is_none() && u.expected_version != 0 {
+            let version = u.expected_version + 1;
+            if update_job(&tx, &u.record, version, u.expected_version, now)? == 1 {
+                if let Some(event) = &u.event {
+                    append_event(&tx, event)?;
+                }
+                out.push(Ok(version));
+                continue;
+            }
+            // Not changed: the stored version differs (or the job is missing); the read below
+            // reports the conflict.
+        }
         let stored: Option<(i64, bool)> = tx
             .prepare_cached("SELECT version, metrics_json IS NULL FROM jobs WHERE key = ?1")?
             .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -241,9 +278,9 @@ pub(super) fn update_jobs(
         }
         let version = actual + 1;
         let changed = if stored.is_some() {
-            write_job(&tx, UPDATE_JOB, &u.record, version, Some(actual), now)?
+            update_job(&tx, &u.record, version, actual, now)?
         } else {
-            write_job(&tx, INSERT_JOB, &u.record, version, None, now)?
+            insert_job(&tx, &u.record, version, now)?
         };
         if changed != 1 {
             // Unreachable while this connection holds the write lock; refuse rather than guess.
