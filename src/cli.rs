@@ -1,0 +1,261 @@
+//! Command-line surface of the `stilts` binary: clap definitions and help text only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stilts",
+    version,
+    about = "Run intermediate-task × target-task × model × language × seed grids for zero-shot \
+             cross-lingual transfer (XTREME-R), from a laptop to a GPU cluster.",
+    after_help = "Examples:\n  \
+        stilts plan grid.toml                 # check a grid, count cells and jobs\n  \
+        stilts run grid.toml                  # run it here (embedded store under .stilts/)\n  \
+        stilts run grid.toml                  # again: resumes, finished jobs never rerun\n  \
+        stilts results --format csv > r.csv   # results of the last local sweep\n  \
+        stilts coordinator --listen 0.0.0.0:50051 --state-dir /data/stilts\n  \
+        stilts worker --coordinator http://head:50051 --slots 4\n  \
+        stilts sweep submit grid.toml --coordinator http://head:50051"
+)]
+pub struct Cli {
+    /// Log filter (also RUST_LOG), e.g. "info" or "stilts_coordinator=debug".
+    #[arg(long, global = true, default_value = "warn", env = "STILTS_LOG")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a grid on this machine: coordinator, SQLite store and local workers in one process.
+    #[command(after_help = "Examples:\n  \
+        stilts run deploy/demo/grid.toml\n  \
+        stilts run grid.toml --state-dir /scratch/stilts --slots 8\n\n\
+        Running the same command again resumes the sweep: jobs that succeeded are never run again,\n\
+        failed and cancelled jobs are retried.")]
+    Run(RunArgs),
+    /// Expand and validate a grid without running it: cells, stage jobs, naive count, saving.
+    #[command(after_help = "Example:\n  stilts plan grid.toml")]
+    Plan {
+        /// The grid file (TOML).
+        grid: PathBuf,
+    },
+    /// Print the results of a sweep in the local state directory.
+    #[command(after_help = "Examples:\n  \
+        stilts results\n  stilts results --sweep demo --format csv > demo.csv")]
+    Results {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Sweep name (default: the most recent sweep).
+        #[arg(long)]
+        sweep: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Serve the coordinator (gRPC) for remote workers and clients.
+    #[command(after_help = "Example:\n  \
+        stilts coordinator --listen 0.0.0.0:50051 --state-dir /data/stilts --lease-ttl 30\n  \
+        stilts coordinator --store etcd --etcd-endpoints http://etcd:2379 \\\n    \
+        --listen 0.0.0.0:50051 --advertise http://c1:50051   # one replica of several")]
+    Coordinator(CoordinatorArgs),
+    /// Run a worker that pulls jobs from a coordinator.
+    #[command(after_help = "Examples:\n  \
+        stilts worker --coordinator http://head:50051 --slots 2\n  \
+        stilts worker --coordinator http://c1:50051,http://c2:50051 --artifacts /shared/stilts\n\n\
+        SIGTERM stops acquiring, lets running jobs finish (up to --grace), reports, exits.")]
+    Worker(WorkerArgs),
+    /// Talk to a running coordinator: submit, status, results, retry, cancel.
+    #[command(subcommand)]
+    Sweep(SweepCommand),
+    /// Print embeddings of texts with a HuggingFace encoder (one JSON array per input).
+    #[command(after_help = "Examples:\n  \
+        stilts encode --model models/all-MiniLM-L6-v2 \"A sentence.\" \"Another one.\"\n  \
+        stilts encode --model models/all-MiniLM-L6-v2 --layer 4 --pool cls --input sents.txt")]
+    Encode(EncodeArgs),
+    /// Score one prediction file (XTREME submission format) against a gold file.
+    #[command(after_help = "Example:\n  \
+        stilts score --task xquad --lang de --predictions preds.json --gold xquad.de.json")]
+    Score(ScoreArgs),
+    /// List the task catalog: name, domain, head, metric, languages.
+    Tasks {
+        /// Extra task definitions (TOML) to add to the built-in catalog.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Where the SQLite store and artifacts live.
+    #[arg(long, default_value = ".stilts", env = "STILTS_STATE_DIR")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The grid file (TOML).
+    pub grid: PathBuf,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Jobs run at once (default: number of CPUs for command jobs, 1 for the burn trainer).
+    #[arg(long)]
+    pub slots: Option<u32>,
+    /// Training backend for burn jobs.
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// No progress bars (plain log lines instead); implied when stderr is not a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Attempts per job before it is marked failed.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    /// Address to serve gRPC on.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub listen: String,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Worker lease time-to-live, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub lease_ttl: u64,
+    /// Attempts per job before it is marked failed.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Store backend: `sqlite` (one file under --state-dir, a single coordinator) or `etcd`
+    /// (several replicas, one elected leader).
+    #[arg(long, default_value = "sqlite", env = "STILTS_STORE", value_parser = ["sqlite", "etcd"])]
+    pub store: String,
+    /// etcd client URLs, comma-separated (with --store etcd; STILTS_ETCD_ENDPOINTS overrides).
+    /// Default http://127.0.0.1:2379.
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+    /// Key prefix in etcd (with --store etcd; STILTS_ETCD_PREFIX overrides). Default /stilts/.
+    #[arg(long)]
+    pub etcd_prefix: Option<String>,
+    /// URL workers and clients reach this replica at, handed out by followers as the leader
+    /// hint (with --store etcd). Default: http:// + the --listen address.
+    #[arg(long, env = "STILTS_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Election lease TTL, seconds (with --store etcd): a dead leader is replaced after about
+    /// this long.
+    #[arg(long, default_value_t = 5)]
+    pub election_ttl: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Coordinator URL(s), comma-separated; tried in turn.
+    #[arg(
+        long,
+        env = "STILTS_COORDINATOR",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub coordinator: Vec<String>,
+    /// Jobs run at once (one per GPU).
+    #[arg(long, default_value_t = 1)]
+    pub slots: u32,
+    /// Artifact root shared with the coordinator's other workers (job outputs go to ROOT/<job key>).
+    #[arg(long, default_value = ".stilts/artifacts", env = "STILTS_ARTIFACTS")]
+    pub artifacts: PathBuf,
+    /// Worker name shown in status (default: host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Training backend for burn jobs.
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// Seconds running jobs may take to finish after SIGTERM before they are cancelled.
+    #[arg(long, default_value_t = 60)]
+    pub grace: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SweepCommand {
+    /// Submit a grid file.
+    Submit {
+        grid: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Counts per state, per stage kind and per axis value.
+    Status {
+        sweep: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Results, one row per cell and metric.
+    Results {
+        sweep: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Revive failed and cancelled jobs (resume).
+    Retry {
+        sweep: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Cancel unfinished jobs.
+    Cancel {
+        sweep: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Coordinator URL; several replicas comma-separated (the leader is found).
+    #[arg(
+        long,
+        env = "STILTS_COORDINATOR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub coordinator: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// HuggingFace model directory (config.json, model.safetensors, tokenizer.json) or hub id.
+    #[arg(long)]
+    pub model: String,
+    /// Hidden layer to pool (0 = embeddings; default: last).
+    #[arg(long)]
+    pub layer: Option<usize>,
+    #[arg(long, default_value = "mean")]
+    pub pool: String,
+    /// Read one text per line from this file.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Texts to encode.
+    pub texts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[arg(long)]
+    pub task: String,
+    #[arg(long)]
+    pub lang: String,
+    #[arg(long)]
+    pub predictions: PathBuf,
+    #[arg(long)]
+    pub gold: PathBuf,
+    /// Extra task definitions (TOML).
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+}
