@@ -10,7 +10,7 @@
 //!
 //! Figures (`16 10`, 102,160 jobs; 2 shared cores, load average 4.1–4.5 from other builds; the
 //! simulated workers share the process and the cores with the coordinator; before = 498bf66,
-//! after = 512ffb6, runs interleaved, two each):
+//! after = the "pipelined group commit" commit 7bd38f4, runs interleaved, two each):
 //!
 //! | | completions/s | AcquireJob p50 | p99 | peak RSS | CPU (user+sys) |
 //! |---|---|---|---|---|---|
