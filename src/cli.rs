@@ -1,6 +1,8 @@
 //! Command-line surface of the `stilts` binary: clap definitions and help text only.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -115,6 +117,15 @@ pub struct RunArgs {
     /// No progress bars (plain log lines instead); implied when stderr is not a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Serve the live dashboard and Prometheus /metrics on ADDR (`off`: none). The default picks
+    /// a free loopback port and prints the URL.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:0",
+        env = "STILTS_HTTP"
+    )]
+    pub http: HttpAddr,
     /// Attempts per job before it is marked failed.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u32,
@@ -125,6 +136,19 @@ pub struct CoordinatorArgs {
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: String,
+    /// Serve the live dashboard (/) and Prometheus metrics (/metrics) on ADDR; `off`: none.
+    /// Unauthenticated: keep it on loopback or behind an authenticating proxy.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:50052",
+        env = "STILTS_HTTP"
+    )]
+    pub http: HttpAddr,
+    /// The workers' shared artifact directory, if this machine can read it: the dashboard then
+    /// shows the tail of each job's logs. Default: none ("logs on worker").
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
     #[command(flatten)]
     pub state: StateArgs,
     /// Worker lease time-to-live, seconds.
@@ -258,4 +282,20 @@ pub struct ScoreArgs {
     /// Extra task definitions (TOML).
     #[arg(long)]
     pub catalog: Option<PathBuf>,
+}
+
+/// An HTTP listen address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpAddr(pub Option<SocketAddr>);
+
+impl FromStr for HttpAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Self(None));
+        }
+        s.parse()
+            .map(|a| Self(Some(a)))
+            .map_err(|e| format!("{s:?} is not `off` or an address such as 127.0.0.1:50052 ({e})"))
+    }
 }

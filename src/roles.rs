@@ -7,11 +7,11 @@ use anyhow::{Context, Result, bail};
 use stilts_common::clock::SystemClock;
 use stilts_coordinator::store::etcd::EtcdStore;
 use stilts_coordinator::store::sqlite::SqliteStore;
-use stilts_coordinator::{ClusterConfig, CoordinatorConfig, StoreConfig};
+use stilts_coordinator::{ClusterConfig, CoordinatorConfig, HttpListener, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{CoordinatorArgs, EncodeArgs, WorkerArgs};
+use crate::cli::{CoordinatorArgs, EncodeArgs, HttpAddr, WorkerArgs};
 use crate::run::StateDir;
 use crate::{catalog, executors};
 
@@ -49,8 +49,11 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     store_cfg.apply_env();
+    let http_listener = http_listener(args.http)?;
     let cfg = CoordinatorConfig {
         lease_ttl: Duration::from_secs(args.lease_ttl),
+        http_listener,
+        artifacts_root: args.artifacts.clone(),
         max_attempts: args.max_attempts,
         task_languages: Some(catalog::language_resolver(None)?),
         ..CoordinatorConfig::default()
@@ -155,4 +158,16 @@ pub fn encode(_args: EncodeArgs) -> Result<()> {
 
 fn default_model_cache() -> std::path::PathBuf {
     StateDir::new(std::path::Path::new(".stilts")).models()
+}
+
+/// Binds the dashboard/metrics listener now (so the URL can be printed before the coordinator
+/// starts) and prints where it is.
+pub fn http_listener(addr: HttpAddr) -> Result<Option<HttpListener>> {
+    let Some(addr) = addr.0 else { return Ok(None) };
+    let listener =
+        HttpListener::bind(addr).with_context(|| format!("cannot listen on {addr} for HTTP"))?;
+    if let Some(local) = listener.local_addr() {
+        eprintln!("dashboard: http://{local}/ (metrics: http://{local}/metrics)");
+    }
+    Ok(Some(listener))
 }

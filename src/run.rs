@@ -65,6 +65,8 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let url = format!("http://{}", listener.local_addr()?);
     let mut cfg = CoordinatorConfig {
         max_attempts: args.max_attempts,
+        http_listener: crate::roles::http_listener(args.http)?,
+        artifacts_root: Some(state.artifacts()),
         task_languages: Some(crate::catalog::language_resolver(None)?),
         ..CoordinatorConfig::default()
     };

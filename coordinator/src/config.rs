@@ -40,6 +40,17 @@ pub struct CoordinatorConfig {
     /// Expire every lease found in the store on start, instead of giving its worker one TTL of
     /// grace (for `stilts run`, whose local workers died with the previous process). Default false.
     pub expire_leases_on_start: bool,
+    /// Address of the HTTP listener (dashboard at `/`, Prometheus metrics at `/metrics`, JSON
+    /// under `/api/`). Default none: no HTTP listener. Unauthenticated: bind it to loopback.
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// The artifact directory the workers write to, when the coordinator can read it (a shared
+    /// file system): the dashboard then shows the tail of each job's logs. Default none: the
+    /// dashboard says the logs are on the worker.
+    pub artifacts_root: Option<std::path::PathBuf>,
+    /// An HTTP listener the caller bound already (to know its port first); used instead of
+    /// `http_listen` while it has not been taken. Not configurable from a file. Default none.
+    #[serde(skip)]
+    pub http_listener: Option<crate::http::HttpListener>,
     /// Task catalog hook for the planner. Not configurable from a file. Default none: any task
     /// name is accepted and `languages = "all"` is an error.
     #[serde(skip)]
@@ -57,6 +68,9 @@ impl Default for CoordinatorConfig {
             acquire_max_wait: Duration::from_secs(30),
             max_batch: 1024,
             expire_leases_on_start: false,
+            http_listen: None,
+            artifacts_root: None,
+            http_listener: None,
             task_languages: None,
         }
     }
@@ -73,6 +87,9 @@ impl fmt::Debug for CoordinatorConfig {
             .field("acquire_max_wait", &self.acquire_max_wait)
             .field("max_batch", &self.max_batch)
             .field("expire_leases_on_start", &self.expire_leases_on_start)
+            .field("http_listen", &self.http_listen)
+            .field("artifacts_root", &self.artifacts_root)
+            .field("http_listener", &self.http_listener)
             .field("task_languages", &self.task_languages.is_some())
             .finish()
     }

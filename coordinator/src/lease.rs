@@ -121,6 +121,7 @@ pub async fn reaper<S: Store>(
         }
         for w in expired {
             warn!(worker = %w.worker, jobs = w.jobs.len(), "worker lease expired");
+            shared.metrics.lease_expired(w.jobs.len());
             for (job, attempt) in w.jobs {
                 let intent = Intent::Expire {
                     job,

@@ -11,6 +11,7 @@
 //! | `lease.rs` | worker leases, heartbeats, the reaper |
 //! | `worker_api.rs`, `sweep_api.rs` | the two gRPC services |
 //! | `status.rs` | derived cell states, counts, results |
+//! | `http/` | HTTP listener: dashboard, Prometheus `/metrics`, JSON API |
 //! | `leader.rs` | cluster mode: etcd election, follower redirects, fenced leader terms |
 //! | `store_config.rs` | `[store] kind = "sqlite" \| "etcd"` |
 
@@ -18,6 +19,7 @@ mod cache;
 pub mod config;
 pub mod error;
 mod events;
+pub mod http;
 mod intents;
 mod lease;
 pub mod leader;
@@ -33,6 +35,7 @@ mod writer;
 
 pub use config::{CoordinatorConfig, TaskLanguages};
 pub use error::CoordinatorError;
+pub use http::HttpListener;
 pub use leader::{ClusterConfig, LEADER_METADATA, run_replica};
 pub use server::run;
 pub use store_config::StoreConfig;

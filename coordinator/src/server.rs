@@ -18,6 +18,7 @@ use crate::cache::{self, Core};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::events::{self, EventTx};
+use crate::http::{self, metrics::Metrics};
 use crate::intents::{Intent, Reply};
 use crate::lease;
 use crate::sweep_api::SweepApi;
@@ -35,6 +36,7 @@ pub struct Shared {
     /// Woken whenever a job may have become ready (long-polling `AcquireJob`s wait on it).
     pub ready: Notify,
     pub events: EventTx,
+    pub metrics: Metrics,
     pub intents: mpsc::Sender<Intent>,
     /// Cancelled when the server stops: long polls and event streams end.
     pub stop: CancellationToken,
@@ -114,12 +116,17 @@ pub(crate) async fn serve<S: Store>(
         clock,
         ready: Notify::new(),
         events: events::channel(),
+        metrics: Metrics::default(),
         intents: tx,
         stop: server_stop.clone(),
     });
 
+    let http_listener = http::listener(&shared.cfg).await?;
     let tasks_stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    if let Some(l) = http_listener {
+        tasks.spawn(http::serve(l, shared.clone(), tasks_stop.clone()));
+    }
     let writer = Writer::new(store.clone(), shared.clone(), rx, repairs);
     tasks.spawn(writer.run(tasks_stop.clone()));
     tasks.spawn(lease::reaper(

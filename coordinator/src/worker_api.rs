@@ -90,10 +90,12 @@ impl<S: Store> WorkerService for WorkerApi<S> {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let worker = req.worker_id.clone();
+            let started = Instant::now();
             let got = self
                 .shared
                 .call(|reply| Intent::Assign { worker, reply })
                 .await?;
+            self.shared.metrics.acquire_latency(started.elapsed());
             if let Some(a) = got {
                 return Ok(Response::new(pb::AcquireJobResponse {
                     assignment: Some(pb::JobAssignment {
@@ -124,6 +126,9 @@ impl<S: Store> WorkerService for WorkerApi<S> {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let req = request.into_inner();
         let now = self.shared.clock.now_ms();
+        self.shared
+            .metrics
+            .heartbeat(&req.worker_id, &req.running, now);
         let reply =
             self.shared
                 .core()
@@ -164,7 +169,8 @@ impl<S: Store> WorkerService for WorkerApi<S> {
                 artifact: req.artifact,
                 reply,
             })
-            .await?;
+            .await
+            .inspect_err(|e| self.shared.metrics.report_rejected(true, e))?;
         Ok(Response::new(pb::ReportResponse {
             state: state.as_str().to_string(),
         }))
@@ -191,7 +197,8 @@ impl<S: Store> WorkerService for WorkerApi<S> {
                 failure,
                 reply,
             })
-            .await?;
+            .await
+            .inspect_err(|e| self.shared.metrics.report_rejected(false, e))?;
         Ok(Response::new(pb::ReportResponse {
             state: state.as_str().to_string(),
         }))

@@ -308,6 +308,9 @@ impl<S: Store> Writer<S> {
         self.publish(core, idx, &p);
         let rec = &core.jobs[idx as usize].record;
         debug!(job = %rec.key, from = %p.from, to = %state, attempt = rec.status.attempt, version, "job transition");
+        self.shared
+            .metrics
+            .transition(rec, p.from, &p.worker, &p.message, now);
         match p.then {
             Then::Assign(reply, mut a) => {
                 a.fencing_token = version;
@@ -499,6 +502,9 @@ impl<S: Store> Writer<S> {
             for i in first_new..core.jobs.len() {
                 let i = i as JobIdx;
                 core.index(i, now);
+                self.shared
+                    .metrics
+                    .inserted(&core.jobs[i as usize].record, now);
                 if core.jobs[i as usize].record.status.state == JobState::Blocked
                     && core.parent_succeeded(i)
                 {

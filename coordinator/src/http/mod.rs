@@ -1,0 +1,187 @@
+//! The coordinator's HTTP listener: Prometheus metrics, a JSON view of sweeps and workers, and a
+//! live dashboard (one static page, no build step) that polls that JSON.
+//!
+//! | path | serves |
+//! |---|---|
+//! | `/` | the dashboard (`dashboard.html`: HTML, CSS and JS in one file) |
+//! | `/metrics` | Prometheus text exposition ([`metrics`]) |
+//! | `/api/sweeps` | every sweep with its cell counts |
+//! | `/api/sweeps/{name}` | one sweep: axes, cells, per-axis progress, the live Δ matrix |
+//! | `/api/sweeps/{name}/cells/{index}` | one cell: its chain of jobs, attempts, logs tail |
+//! | `/api/workers` | connected workers, their jobs and throughput |
+//! | `/healthz` | `ok` |
+//!
+//! Served with axum (already in the dependency tree through tonic) on its own listener, as a task
+//! of the coordinator's `JoinSet`, stopped with the other background tasks. The listener has no
+//! authentication: bind it to loopback or put it behind a proxy that has.
+
+mod api;
+mod cell;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::CoordinatorConfig;
+use crate::error::CoordinatorError;
+use crate::server::Shared;
+
+/// The dashboard page.
+const DASHBOARD: &str = include_str!("dashboard.html");
+/// How long open connections may keep the server up once it is told to stop.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// A listener bound by the caller (so it knows the port before the coordinator starts); the
+/// coordinator takes it once. Clones share it.
+#[derive(Clone)]
+pub struct HttpListener(Arc<Mutex<Option<std::net::TcpListener>>>);
+
+impl HttpListener {
+    pub fn new(listener: std::net::TcpListener) -> Self {
+        Self(Arc::new(Mutex::new(Some(listener))))
+    }
+
+    /// Binds `addr` now (`127.0.0.1:0` picks a free port; see [`HttpListener::local_addr`]).
+    pub fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        std::net::TcpListener::bind(addr).map(Self::new)
+    }
+
+    /// The bound address, while the listener has not been taken.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.lock().as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    fn take(&self) -> Option<std::net::TcpListener> {
+        self.lock().take()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<std::net::TcpListener>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl std::fmt::Debug for HttpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpListener({:?})", self.local_addr())
+    }
+}
+
+/// The listener `cfg` asks for: the pre-bound one if it is still there, else `http_listen`
+/// bound now; `None` when neither is set.
+pub async fn listener(
+    cfg: &CoordinatorConfig,
+) -> Result<Option<tokio::net::TcpListener>, CoordinatorError> {
+    let io = |what: String, e: std::io::Error| CoordinatorError::Internal(format!("{what}: {e}"));
+    if let Some(l) = cfg.http_listener.as_ref().and_then(HttpListener::take) {
+        l.set_nonblocking(true)
+            .map_err(|e| io("http listener".into(), e))?;
+        return tokio::net::TcpListener::from_std(l)
+            .map(Some)
+            .map_err(|e| io("http listener".into(), e));
+    }
+    match cfg.http_listen {
+        None => Ok(None),
+        Some(addr) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|e| io(format!("cannot listen on {addr} for HTTP"), e)),
+    }
+}
+
+/// What the handlers share.
+pub(crate) struct HttpState {
+    pub shared: Arc<Shared>,
+    pub catalog: stilts_tasks::Catalog,
+    /// The last Δ matrix computed, per sweep, with the event sequence it was computed at.
+    pub reports: Mutex<std::collections::HashMap<String, (u64, Arc<serde_json::Value>)>>,
+}
+
+/// Serves HTTP on `listener` until `stop` is cancelled (then at most [`DRAIN`] more).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) -> Result<(), CoordinatorError> {
+    let addr = listener.local_addr().ok();
+    let state = Arc::new(HttpState {
+        shared,
+        catalog: stilts_tasks::Catalog::builtin(),
+        reports: Mutex::default(),
+    });
+    let app = Router::new()
+        .route("/", get(dashboard))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/api/sweeps", get(api::sweeps))
+        .route("/api/sweeps/{name}", get(api::sweep))
+        .route("/api/sweeps/{name}/cells/{index}", get(cell::cell))
+        .route("/api/workers", get(api::workers))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(state);
+    info!(addr = ?addr, "http listening (dashboard, /metrics)");
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .into_future();
+    tokio::select! {
+        served = server => served
+            .map_err(|e| CoordinatorError::Internal(format!("http server: {e}"))),
+        _ = async { stop.cancelled().await; tokio::time::sleep(DRAIN).await } => Ok(()),
+    }
+}
+
+async fn dashboard() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        DASHBOARD,
+    )
+        .into_response()
+}
+
+async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
+    let text = {
+        let core = st.shared.core();
+        st.shared.metrics.render(&core)
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// A JSON response.
+pub(crate) fn json(v: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// A JSON error `{"error": msg}` with `status`.
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut r = json(&serde_json::json!({ "error": msg.into() }));
+    *r.status_mut() = status;
+    r
+}
