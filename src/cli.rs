@@ -56,6 +56,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// The research answer for one sweep: transfer matrix (Δ vs the `none` baseline, mean ± sd
+    /// over seeds, grouped by domain), aligned vs not aligned with a bootstrap CI, per-language
+    /// tables, heatmap and bar plots (SVG, PNG), results as CSV, JSON Lines and Parquet.
+    #[command(after_help = "Examples:\n  \
+        stilts report                                  # latest sweep in .stilts/\n  \
+        stilts report demo --out reports/demo\n  \
+        stilts report domain-alignment --coordinator http://head:50051")]
+    Report(ReportArgs),
     /// Serve the coordinator (gRPC) for remote workers and clients.
     #[command(after_help = "Example:\n  \
         stilts coordinator --listen 0.0.0.0:50051 --state-dir /data/stilts --lease-ttl 30\n  \
@@ -100,6 +108,23 @@ pub struct StateArgs {
     /// Where the SQLite store and artifacts live.
     #[arg(long, default_value = ".stilts", env = "STILTS_STATE_DIR")]
     pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Sweep name (default: the most recent sweep).
+    pub sweep: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Read from a running coordinator instead of the local state directory.
+    #[arg(long, env = "STILTS_COORDINATOR")]
+    pub coordinator: Option<String>,
+    /// Output directory (default: report-SWEEP).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Extra task definitions (TOML) for domain labels and score metrics.
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

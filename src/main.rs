@@ -7,6 +7,7 @@ mod executors;
 mod local_results;
 mod plan_cmd;
 mod progress;
+mod report_cmd;
 mod results_view;
 mod roles;
 mod run;
@@ -63,6 +64,7 @@ async fn dispatch(command: Command) -> Result<u8> {
             );
             Ok(0)
         }
+        Command::Report(args) => report_cmd::run(args).await.map(|()| 0),
         Command::Coordinator(args) => roles::coordinator(args).await.map(|()| 0),
         Command::Worker(args) => roles::worker(args).await.map(|()| 0),
         Command::Sweep(cmd) => client::run(cmd).await.map(|()| 0),

@@ -157,6 +157,7 @@ mod tests {
             metric: "accuracy".into(),
             value: v,
             job_key: "k".into(),
+            ..Default::default()
         }
     }
 

@@ -120,7 +120,9 @@ async fn drive(
     );
 
     let executor = executors::local(&args.backend, &state.models())?;
-    let slots = args.slots.unwrap_or_else(|| executor.default_slots(is_burn_grid(&args.grid)));
+    let slots = args
+        .slots
+        .unwrap_or_else(|| executor.default_slots(is_burn_grid(&args.grid)));
     let mut wcfg = stilts_worker::WorkerConfig::new(vec![url.to_string()], state.artifacts());
     wcfg.name = "local".to_string();
     wcfg.slots = slots;

@@ -229,3 +229,51 @@ fn failing_commands_fail_their_job_with_the_reason_and_others_go_on() {
     assert_eq!(rows.len(), 24, "{rows:?}");
     assert!(rows.iter().all(|r| r.contains(",l00,")));
 }
+
+#[test]
+fn report_marks_failed_cells_and_computes_the_rest() {
+    let dir = temp_dir();
+    // Evaluate jobs of target tb, language l01, seed 2 fail permanently; the rest succeeds.
+    let grid = command_grid("report", 2, 0.0, 0.0).replace(
+        "evaluate = \"",
+        "evaluate = \"case {task}-{languages}-{seed} in tb-l01-2) exit 3;; esac; ",
+    );
+    let grid = write(dir.path(), "grid.toml", &grid);
+    let state = dir.path().join("state");
+    let out = stilts()
+        .args(["run", "--no-progress", "--max-attempts", "1", "--state-dir"])
+        .arg(&state)
+        .arg(&grid)
+        .env("STILTS_TEST_LOG", dir.path().join("log"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report_dir = dir.path().join("report");
+    let out = stilts()
+        .args(["report", "--state-dir"])
+        .arg(&state)
+        .arg("--out")
+        .arg(&report_dir)
+        .output()
+        .unwrap();
+    let md = output_ok(&out);
+    assert!(md.contains("Δ vs `none`"), "{md}");
+    assert!(
+        md.contains("failed ("),
+        "failed cells are marked as such: {md}"
+    );
+    assert!(
+        md.contains("(n=2)"),
+        "complete cells are computed: {md}"
+    );
+    for f in [
+        "report.md",
+        "report.csv",
+        "report.json",
+        "results.parquet",
+        "results.jsonl",
+    ] {
+        assert!(report_dir.join(f).is_file(), "{f} written");
+    }
+    assert!(report_dir.join("heatmap-alpha.svg").is_file());
+}

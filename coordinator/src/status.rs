@@ -233,6 +233,8 @@ impl Core {
                     metric: metric.clone(),
                     value,
                     job_key: e.key.clone(),
+                    code_version: e.spec.code_version.clone(),
+                    data_version: e.spec.data_version.clone(),
                 });
             }
         }
