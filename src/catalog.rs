@@ -43,10 +43,10 @@ pub fn list(extra: Option<&Path>) -> Result<String> {
         };
         rows.push([
             t.name.clone(),
-            format!("{:?}", t.role).to_lowercase(),
+            serde_name(&t.role),
             t.domain.clone(),
-            format!("{:?}", t.head).to_lowercase(),
-            format!("{:?}", t.metric).to_lowercase(),
+            serde_name(&t.head),
+            serde_name(&t.metric),
             langs,
         ]);
     }
@@ -64,6 +64,14 @@ pub fn list(extra: Option<&Path>) -> Result<String> {
         out.push('\n');
     }
     Ok(out)
+}
+
+/// The name a catalog enum has in catalog.toml (`multiple_choice`, `map_at_20`, …).
+fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
 /// `stilts score`: the official keys ×100 as one JSON object.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::CatalogError;
 
@@ -12,7 +12,7 @@ use crate::error::CatalogError;
 pub const BUILTIN_CATALOG: &str = include_str!("../catalog.toml");
 
 /// What the task is in the grid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// An XTREME(-R) target: trained on English, evaluated zero-shot on every listed language.
@@ -22,7 +22,7 @@ pub enum Role {
 }
 
 /// The model head a task needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Head {
     Classification,
@@ -34,7 +34,7 @@ pub enum Head {
 }
 
 /// The official metric of a task (see [`crate::metrics`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// `accuracy` ×100.
