@@ -1,6 +1,7 @@
 //! Coordinator configuration: data, with every default stated.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,10 @@ pub struct CoordinatorConfig {
     /// `http_listen` while it has not been taken. Not configurable from a file. Default none.
     #[serde(skip)]
     pub http_listener: Option<crate::http::HttpListener>,
+    /// TLS on the gRPC port. Default none: plaintext.
+    pub tls: Option<ServerTls>,
+    /// Who may call which service. Default: no token.
+    pub auth: AuthConfig,
     /// Task catalog hook for the planner. Not configurable from a file. Default none: any task
     /// name is accepted and `languages = "all"` is an error.
     #[serde(skip)]
@@ -71,6 +76,8 @@ impl Default for CoordinatorConfig {
             http_listen: None,
             artifacts_root: None,
             http_listener: None,
+            tls: None,
+            auth: AuthConfig::default(),
             task_languages: None,
         }
     }
@@ -90,6 +97,8 @@ impl fmt::Debug for CoordinatorConfig {
             .field("http_listen", &self.http_listen)
             .field("artifacts_root", &self.artifacts_root)
             .field("http_listener", &self.http_listener)
+            .field("tls", &self.tls)
+            .field("auth", &self.auth)
             .field("task_languages", &self.task_languages.is_some())
             .finish()
     }
@@ -98,6 +107,46 @@ impl fmt::Debug for CoordinatorConfig {
 impl CoordinatorConfig {
     pub(crate) fn lease_ttl_ms(&self) -> u64 {
         self.lease_ttl.as_millis() as u64
+    }
+}
+
+/// TLS on the coordinator's gRPC port (rustls). Files are PEM, read once at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    /// Certificate chain the coordinator presents (leaf first). Required.
+    pub cert: PathBuf,
+    /// Private key of `cert` (PKCS#8, PKCS#1 or SEC1). Required.
+    pub key: PathBuf,
+    /// CA certificates that sign worker certificates. Set: mutual TLS, the worker API refuses
+    /// callers without a certificate signed by one of them, and a certificate signed by any
+    /// other CA fails the handshake. Clients of the sweep API need no certificate (they use the
+    /// token). Default none: no client certificates asked for.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Bearer-token authentication (`authorization: Bearer TOKEN`).
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Token every SweepService call must carry. Default none: the sweep API is open. Never
+    /// serialised back out.
+    #[serde(skip_serializing)]
+    pub client_token: Option<String>,
+    /// Require the same token on WorkerService calls too (on top of mutual TLS). Default false.
+    pub workers_need_token: bool,
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "client_token",
+                &self.client_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("workers_need_token", &self.workers_need_token)
+            .finish()
     }
 }
 

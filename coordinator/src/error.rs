@@ -43,6 +43,9 @@ pub enum CoordinatorError {
     ShuttingDown,
     #[error("internal error: {0}")]
     Internal(String),
+    /// The TLS certificate, key or CA files cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -68,6 +71,7 @@ impl From<CoordinatorError> for Status {
             }
             CoordinatorError::Store(StoreError::Corrupt { .. })
             | CoordinatorError::Transport(_)
+            | CoordinatorError::Tls(_)
             | CoordinatorError::Internal(_) => Status::internal(msg),
         }
     }

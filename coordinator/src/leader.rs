@@ -152,19 +152,23 @@ async fn run_term(
 ) -> Result<(), CoordinatorError> {
     // Follower until elected.
     let follower_stop = CancellationToken::new();
-    let follower = tokio::spawn(
+    let tls_config = cfg
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
+    let follower = tokio::spawn(crate::tls::serve(
         tonic::transport::Server::builder()
             .add_service(NotLeader::<WorkerServiceServer<WorkerApi<EtcdStore>>>::new(
                 hint.clone(),
             ))
             .add_service(NotLeader::<SweepServiceServer<SweepApi<EtcdStore>>>::new(
                 hint.clone(),
-            ))
-            .serve_with_incoming_shutdown(
-                accept(listener.clone()),
-                follower_stop.clone().cancelled_owned(),
-            ),
-    );
+            )),
+        accept(listener.clone()),
+        tls_config,
+        follower_stop.clone(),
+    ));
     let won = tokio::select! {
         won = campaign(store, election, &cluster.advertise, term.lease, shutdown) => won,
         () = term.lost.cancelled() => Ok(None),

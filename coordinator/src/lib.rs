@@ -12,9 +12,11 @@
 //! | `worker_api.rs`, `sweep_api.rs` | the two gRPC services |
 //! | `status.rs` | derived cell states, counts, results |
 //! | `http/` | HTTP listener: dashboard, Prometheus `/metrics`, JSON API |
+//! | `tls.rs`, `auth.rs` | TLS accept (rustls), bearer token and client-certificate checks |
 //! | `leader.rs` | cluster mode: etcd election, follower redirects, fenced leader terms |
 //! | `store_config.rs` | `[store] kind = "sqlite" \| "etcd"` |
 
+mod auth;
 mod cache;
 pub mod config;
 pub mod error;
@@ -30,10 +32,11 @@ mod status;
 pub mod store;
 pub mod store_config;
 mod sweep_api;
+pub mod tls;
 mod worker_api;
 mod writer;
 
-pub use config::{CoordinatorConfig, TaskLanguages};
+pub use config::{AuthConfig, CoordinatorConfig, ServerTls, TaskLanguages};
 pub use error::CoordinatorError;
 pub use http::HttpListener;
 pub use leader::{ClusterConfig, LEADER_METADATA, run_replica};

@@ -14,6 +14,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use crate::auth::Guard;
 use crate::cache::{self, Core};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
@@ -21,6 +22,7 @@ use crate::events::{self, EventTx};
 use crate::http::{self, metrics::Metrics};
 use crate::intents::{Intent, Reply};
 use crate::lease;
+use crate::tls;
 use crate::sweep_api::SweepApi;
 use crate::worker_api::WorkerApi;
 use crate::writer::Writer;
@@ -97,10 +99,12 @@ pub(crate) async fn serve<S: Store>(
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
+    let tls_config = cfg.tls.as_ref().map(tls::server_config).transpose()?;
     let store = Arc::new(store);
     let (core, repairs) = cache::load(&*store, clock.now_ms(), cfg.lease_ttl_ms()).await?;
     info!(
         addr = ?addr,
+        tls = tls_config.is_some(),
         jobs = core.jobs.len(),
         sweeps = core.sweeps.len(),
         workers = core.workers.len(),
@@ -135,22 +139,16 @@ pub(crate) async fn serve<S: Store>(
         tasks_stop.clone(),
     ));
 
-    let incoming = incoming.map(|conn| {
-        if let Ok(stream) = &conn {
-            let _ = stream.set_nodelay(true);
-        }
-        conn
-    });
-    let server = tonic::transport::Server::builder()
-        .add_service(WorkerServiceServer::new(WorkerApi::new(
-            shared.clone(),
-            store.clone(),
-        )))
-        .add_service(SweepServiceServer::new(SweepApi::new(
-            shared.clone(),
-            store.clone(),
-        )))
-        .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
+    let router = tonic::transport::Server::builder()
+        .add_service(WorkerServiceServer::with_interceptor(
+            WorkerApi::new(shared.clone(), store.clone()),
+            Guard::worker_api(&shared.cfg),
+        ))
+        .add_service(SweepServiceServer::with_interceptor(
+            SweepApi::new(shared.clone(), store.clone()),
+            Guard::sweep_api(&shared.cfg),
+        ));
+    let server = tls::serve(router, incoming, tls_config, server_stop.clone());
     tokio::pin!(server);
 
     let mut failure = None;

@@ -58,6 +58,38 @@ pub struct WorkerConfig {
     /// Reconnect backoff. Default 100ms doubling to 10s, full jitter.
     #[serde(default)]
     pub backoff: BackoffConfig,
+    /// TLS towards `https://` coordinators. Default none (then only `http://` URLs work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClientTls>,
+    /// Bearer token sent on every call (`authorization: Bearer …`), for coordinators that ask
+    /// workers for it on top of mutual TLS. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Token>,
+}
+
+/// TLS of a worker or client towards the coordinator. Files are PEM, read when connecting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    /// CA certificate(s) that signed the coordinator's certificate. Required.
+    pub ca: PathBuf,
+    /// This worker's certificate, for coordinators that require mutual TLS. Default none.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Private key of `cert`; required with `cert`. Default none.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+/// A secret bearer token; `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
 }
 
 fn default_name() -> String {
@@ -107,6 +139,8 @@ impl WorkerConfig {
             cancel_wait: default_cancel_wait(),
             report_flush: default_report_flush(),
             backoff: BackoffConfig::default(),
+            tls: None,
+            token: None,
         }
     }
 }

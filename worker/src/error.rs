@@ -23,6 +23,24 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read the {what} {}: {source}", path.display())]
+    TlsFile {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("coordinator {url}: {message}")]
+    TlsSetup { url: String, message: String },
+    #[error("the token cannot be sent as an HTTP header (control or non-ASCII characters)")]
+    InvalidToken,
+    /// The TLS handshake failed over a certificate: retrying will not help.
+    #[error("coordinator {url} refused the TLS connection: {reason} (error: {detail})")]
+    TlsRefused {
+        url: String,
+        reason: String,
+        detail: String,
+    },
     /// The coordinator refused to register this worker for a reason retrying will not fix
     /// (bad request, authentication, permission).
     #[error("coordinator {url} refused registration: {status}")]

@@ -2,7 +2,7 @@
 //!
 //! Where to change what: the agent's shutdown and acquiring in `agent.rs`; the running-job table,
 //! artifact layout and job threads in `jobs.rs`; report delivery and which rejections are final in
-//! `reports.rs`; heartbeats in `heartbeat.rs`; addresses, failover and registration in `link.rs`;
+//! `reports.rs`; heartbeats in `heartbeat.rs`; addresses, failover and registration in `link.rs` (TLS and the token in `tls.rs`);
 //! the `command` executor in `command.rs` (processes in `process.rs`, progress lines in
 //! `progress_line.rs`, metrics files in `metrics.rs`).
 
@@ -21,8 +21,9 @@ pub mod model_fetch;
 mod process;
 pub mod progress_line;
 mod reports;
+pub mod tls;
 
 pub use agent::{run, run_until};
 pub use command::CommandExecutor;
-pub use config::WorkerConfig;
+pub use config::{ClientTls, Token, WorkerConfig};
 pub use error::WorkerError;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use stilts_proto::v1::worker_service_client::WorkerServiceClient;
 use stilts_proto::v1::{RegisterWorkerRequest, RegisterWorkerResponse};
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Response, Status};
 use tracing::{info, warn};
@@ -16,8 +17,9 @@ use tracing::{info, warn};
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
+use crate::tls::{self, BearerAuth};
 
-pub(crate) type Client = WorkerServiceClient<Channel>;
+pub(crate) type Client = WorkerServiceClient<InterceptedService<Channel, BearerAuth>>;
 
 /// Lease TTL assumed when a coordinator announces none.
 const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
@@ -61,6 +63,7 @@ struct Current {
 pub(crate) struct Link {
     urls: Vec<String>,
     endpoints: Vec<Endpoint>,
+    auth: BearerAuth,
     current: Mutex<Current>,
     session: tokio::sync::Mutex<Option<Session>>,
     register: RegisterWorkerRequest,
@@ -78,23 +81,21 @@ impl Link {
             .coordinators
             .iter()
             .map(|url| {
-                Endpoint::from_shared(url.clone())
-                    .map(|e| {
-                        e.connect_timeout(cfg.rpc_timeout)
-                            .tcp_nodelay(true)
-                            .http2_keep_alive_interval(Duration::from_secs(10))
-                            .keep_alive_timeout(cfg.rpc_timeout)
-                    })
-                    .map_err(|source| WorkerError::InvalidCoordinator {
-                        url: url.clone(),
-                        source,
-                    })
+                tls::endpoint(url, cfg.tls.as_ref()).map(|e| {
+                    e.connect_timeout(cfg.rpc_timeout)
+                        .tcp_nodelay(true)
+                        .http2_keep_alive_interval(Duration::from_secs(10))
+                        .keep_alive_timeout(cfg.rpc_timeout)
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let client = WorkerServiceClient::new(endpoints[0].connect_lazy());
+        let auth = BearerAuth::new(cfg.token.as_ref())?;
+        let client =
+            WorkerServiceClient::with_interceptor(endpoints[0].connect_lazy(), auth.clone());
         Ok(Self {
             urls: cfg.coordinators.clone(),
             endpoints,
+            auth,
             current: Mutex::new(Current { index: 0, client }),
             session: tokio::sync::Mutex::new(None),
             register: RegisterWorkerRequest {
@@ -153,7 +154,10 @@ impl Link {
             return;
         }
         current.index = to.unwrap_or((index + 1) % self.endpoints.len());
-        current.client = WorkerServiceClient::new(self.endpoints[current.index].connect_lazy());
+        current.client = WorkerServiceClient::with_interceptor(
+            self.endpoints[current.index].connect_lazy(),
+            self.auth.clone(),
+        );
         info!(url = %self.urls[current.index], "trying the next coordinator address");
     }
 
@@ -200,8 +204,15 @@ impl Link {
                     });
                 }
                 Err(status) => {
+                    if let Some(reason) = tls::certificate_refusal(&status) {
+                        return Err(WorkerError::TlsRefused {
+                            url: self.url(),
+                            reason,
+                            detail: tls::describe(&status),
+                        });
+                    }
                     let delay = backoff.next_delay();
-                    warn!(url = %self.url(), code = ?status.code(), error = %status.message(), retry_in_ms = delay.as_millis() as u64, "registration failed");
+                    warn!(url = %self.url(), code = ?status.code(), error = %tls::describe(&status), retry_in_ms = delay.as_millis() as u64, "registration failed");
                     tokio::select! {
                         _ = stop.cancelled() => return Ok(None),
                         _ = tokio::time::sleep(delay) => {}
