@@ -1,0 +1,241 @@
+//! The dashboard in headless Chromium against a real coordinator (in-process, loopback gRPC,
+//! SQLite on a temporary file) with a sweep in progress: the page's DOM shows more succeeded cells
+//! after jobs complete over gRPC, task names are shown as text (never markup), the cell page shows
+//! a failure, and a screenshot is saved as `target/ci-artifacts/dashboard.png`.
+//!
+//! Needs Debian's `chromium` (or `STILTS_CHROMIUM=/path/to/chrome`); without it the test prints
+//! `skipping: chromium not installed` and passes.
+
+mod http_support;
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http_support::*;
+use stilts_proto::v1 as pb;
+use support::*;
+
+const SWEEP: &str = "dash";
+/// An intermediate task whose name is markup: it must show up as text.
+const EVIL: &str = "<b id=evil>evil</b>";
+
+fn dashboard_grid() -> String {
+    format!(
+        r#"[sweep]
+name = "{SWEEP}"
+seeds = [1, 2]
+
+[models]
+tiny = "models/tiny"
+
+[grid]
+intermediate = ["none", "mnli", "{}"]
+target = ["xnli", "pawsx"]
+languages = {{ xnli = ["de", "fr", "sw"], pawsx = ["de", "ja"] }}
+
+[evaluate]
+languages_per_job = 1
+
+[executor]
+kind = "command"
+intermediate = "train --model {{model_source}} --task {{task}} --out {{output_dir}}"
+target = "train --init {{input_dir}} --task {{task}} --out {{output_dir}}"
+evaluate = "eval --ckpt {{input_dir}} --langs {{languages}} --metrics {{metrics_file}}"
+"#,
+        EVIL.replace('"', "\\\"")
+    )
+}
+
+fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("STILTS_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// Runs headless Chromium on `url` with `extra` arguments (after the page settled for a few
+/// seconds of virtual time); returns its stdout.
+async fn chrome(bin: &Path, profile: &Path, url: &str, extra: &[String]) -> String {
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--virtual-time-budget=4000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(extra)
+    .arg(url)
+    .kill_on_drop(true)
+    .stdin(std::process::Stdio::null());
+    let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
+        .await
+        .expect("chromium finishes within 90 s")
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn dump(bin: &Path, profile: &Path, url: &str) -> String {
+    let dom = chrome(bin, profile, url, &["--dump-dom".to_string()]).await;
+    assert!(
+        dom.contains("id=\"heatmap\""),
+        "no heatmap rendered:\n{dom}"
+    );
+    dom
+}
+
+fn boxes(dom: &str, state: &str) -> usize {
+    dom.matches(&format!("class=\"box s-{state}\"")).count()
+}
+
+/// Completes jobs until `evaluations` evaluate jobs have succeeded in this call.
+async fn run_evaluations<F: StoreFactory>(h: &mut Harness<F>, w: &str, evaluations: usize) {
+    let mut done = 0;
+    while done < evaluations {
+        let a = h.acquire(w, 50).await.expect("a job is ready");
+        complete_one(h, w, &a).await;
+        done += usize::from(kind_and_parent(&a).0 == "evaluate");
+    }
+}
+
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("ci-artifacts")
+}
+
+#[tokio::test]
+async fn dashboard_updates_live_in_chromium() {
+    let Some(bin) = chromium() else {
+        println!("skipping: chromium not installed");
+        return;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let (cfg, http): (_, SocketAddr) = config_with_http();
+    let mut h = Harness::start(SqliteFactory::default(), cfg).await;
+    let sub = h.submit("dash.toml", &dashboard_grid()).await;
+    assert_eq!(sub.cells, 3 * 5 * 2);
+    let w = h.register("gpu-node-1", &[]).await;
+
+    // Some cells done, one failed for good, one job running with progress.
+    run_evaluations(&mut h, &w, 6).await;
+    let bad = loop {
+        let a = h.acquire(&w, 50).await.unwrap();
+        if kind_and_parent(&a).0 != "evaluate" {
+            complete_one(&mut h, &w, &a).await;
+            continue;
+        }
+        h.workers
+            .fail_job(pb::FailJobRequest {
+                worker_id: w.clone(),
+                job_key: a.job_key.clone(),
+                attempt: a.attempt,
+                fencing_token: a.fencing_token,
+                failure: Some(pb::Failure {
+                    reason: pb::FailureReason::Error as i32,
+                    retryable: false,
+                    counts_against_budget: true,
+                    message: "exit status 3: CUDA out of memory".into(),
+                }),
+            })
+            .await
+            .unwrap();
+        break a;
+    };
+    let url = format!("http://{http}/");
+    let first = dump(&bin, profile.path(), &url).await;
+    let (ok1, failed1) = (boxes(&first, "succeeded"), boxes(&first, "failed"));
+    assert_eq!(ok1, 6, "succeeded boxes before");
+    assert_eq!(failed1, 1);
+    assert_eq!(first.matches("class=\"box s-").count(), 30);
+    // The markup-named task is text: escaped in the serialised DOM, never an element.
+    assert!(first.contains("&lt;b id=evil&gt;evil&lt;/b&gt;"), "{first}");
+    assert!(!first.contains("<b id=\"evil\">") && !first.contains("<b id=evil>"));
+
+    // More jobs complete over gRPC; one stays running with progress.
+    run_evaluations(&mut h, &w, 10).await;
+    let running = h.acquire(&w, 50).await.unwrap();
+    h.workers
+        .heartbeat(pb::HeartbeatRequest {
+            worker_id: w.clone(),
+            running: vec![pb::RunningJob {
+                job_key: running.job_key.clone(),
+                attempt: running.attempt,
+                fencing_token: running.fencing_token,
+                progress: Some(pb::Progress {
+                    step: 420,
+                    total: 1000,
+                    loss: 0.37,
+                    phase: "train".into(),
+                }),
+            }],
+        })
+        .await
+        .unwrap();
+    let second = dump(&bin, profile.path(), &url).await;
+    assert_eq!(boxes(&second, "succeeded"), 16, "succeeded boxes after");
+    assert!(boxes(&second, "running") >= 1);
+    assert!(
+        second.contains("420/1000"),
+        "the worker's job progress is shown"
+    );
+    assert!(second.contains("gpu-node-1"));
+    // The Δ matrix has numbers for the seeds and languages that are complete.
+    assert!(second.contains("data-delta=\""), "Δ matrix rendered");
+
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("dashboard.png");
+    let _ = std::fs::remove_file(&png);
+    chrome(
+        &bin,
+        profile.path(),
+        &url,
+        &[
+            format!("--screenshot={}", png.display()),
+            "--window-size=1440,1100".to_string(),
+        ],
+    )
+    .await;
+    let bytes = std::fs::read(&png).expect("screenshot written");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000);
+    println!("screenshot: {}", png.display());
+
+    // The cell page of the failed cell.
+    let sweep = get_json(http, "/api/sweeps/dash").await;
+    let idx = sweep["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c["state"] == "failed")
+        .unwrap();
+    let cell = dump(
+        &bin,
+        profile.path(),
+        &format!("http://{http}/#sweep={SWEEP}&cell={idx}"),
+    )
+    .await;
+    assert!(cell.contains("class=\"open\""), "cell page open");
+    assert!(cell.contains("exit status 3: CUDA out of memory"));
+    assert!(cell.contains(&bad.job_key));
+    assert!(cell.contains("logs on worker"));
+    h.stop().await;
+}
