@@ -40,6 +40,7 @@ impl Cluster {
                     "--listen",
                     &format!("127.0.0.1:{}", self.port),
                 ])
+                .args(["--http", "off"]) // tests run in parallel: no fixed HTTP port
                 .args(["--lease-ttl", &lease_ttl_s.to_string(), "--state-dir"])
                 .arg(self.dir.path().join("coord"))
                 .stdin(Stdio::null())
