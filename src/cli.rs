@@ -68,12 +68,16 @@ pub enum Command {
     #[command(after_help = "Example:\n  \
         stilts coordinator --listen 0.0.0.0:50051 --state-dir /data/stilts --lease-ttl 30\n  \
         stilts coordinator --store etcd --etcd-endpoints http://etcd:2379 \\\n    \
-        --listen 0.0.0.0:50051 --advertise http://c1:50051   # one replica of several")]
+        --listen 0.0.0.0:50051 --advertise http://c1:50051   # one replica of several\n  \
+        stilts coordinator --listen 0.0.0.0:50051 --tls-cert server.pem --tls-key server.key \\\n    \
+        --tls-client-ca ca.pem --client-token-file /run/secrets/stilts-token   # TLS, mTLS, token")]
     Coordinator(CoordinatorArgs),
     /// Run a worker that pulls jobs from a coordinator.
     #[command(after_help = "Examples:\n  \
         stilts worker --coordinator http://head:50051 --slots 2\n  \
-        stilts worker --coordinator http://c1:50051,http://c2:50051 --artifacts /shared/stilts\n\n\
+        stilts worker --coordinator http://c1:50051,http://c2:50051 --artifacts /shared/stilts\n  \
+        stilts worker --coordinator https://head:50051 --tls-ca ca.pem \\\n    \
+        --tls-cert worker.pem --tls-key worker.key   # mutual TLS\n\n\
         SIGTERM stops acquiring, lets running jobs finish (up to --grace), reports, exits.")]
     Worker(WorkerArgs),
     /// Talk to a running coordinator: submit, status, results, retry, cancel.
@@ -161,6 +165,8 @@ pub struct CoordinatorArgs {
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: String,
+    #[command(flatten)]
+    pub security: ServerSecurityArgs,
     /// Serve the live dashboard (/) and Prometheus metrics (/metrics) on ADDR; `off`: none.
     /// Unauthenticated: keep it on loopback or behind an authenticating proxy.
     #[arg(
@@ -205,6 +211,8 @@ pub struct CoordinatorArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    #[command(flatten)]
+    pub security: ClientSecurityArgs,
     /// Coordinator URL(s), comma-separated; tried in turn.
     #[arg(
         long,
@@ -275,6 +283,80 @@ pub struct RemoteArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub coordinator: String,
+    #[command(flatten)]
+    pub security: ClientSecurityArgs,
+}
+
+/// TLS and token towards a coordinator (`https://` URLs). Worker and client flags alike.
+#[derive(Debug, Clone, Args)]
+pub struct ClientSecurityArgs {
+    /// CA certificate (PEM) that signed the coordinator's certificate; needed for https:// URLs.
+    #[arg(long, env = "STILTS_TLS_CA", value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a coordinator that requires mutual TLS (workers).
+    #[arg(
+        long,
+        env = "STILTS_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "STILTS_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Bearer token the coordinator asks clients for (sent as `authorization: Bearer …`).
+    #[arg(long, env = "STILTS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// TLS and client authentication of the coordinator's gRPC port.
+#[derive(Debug, Clone, Args)]
+pub struct ServerSecurityArgs {
+    /// Serve gRPC over TLS with this certificate chain (PEM); workers and clients then use
+    /// https:// URLs and --tls-ca.
+    #[arg(
+        long,
+        env = "STILTS_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "STILTS_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: workers must present a certificate signed by this CA (PEM).
+    #[arg(
+        long,
+        env = "STILTS_TLS_CLIENT_CA",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// File whose first line is the bearer token every client (`stilts sweep …`) must send.
+    #[arg(long, env = "STILTS_TOKEN_FILE", value_name = "FILE")]
+    pub client_token_file: Option<PathBuf>,
+    /// The client token itself (prefer the environment or --client-token-file: a command line
+    /// is visible to other users).
+    #[arg(
+        long,
+        env = "STILTS_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "client_token_file"
+    )]
+    pub client_token: Option<String>,
+    /// Ask workers for the client token too, on top of their TLS certificate.
+    #[arg(long)]
+    pub workers_need_token: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,17 +8,39 @@ use stilts_proto::v1::{
     CancelSweepRequest, GetResultsRequest, GetSweepRequest, RetryFailedRequest, SubmitSweepRequest,
     SubmitSweepResponse, SweepStatus,
 };
+use stilts_worker::tls::BearerAuth;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::cli::{Format, SweepCommand};
+use crate::cli::{Format, RemoteArgs, SweepCommand};
 use crate::results_view;
+use crate::security::{self, ClientSecurity};
 
-pub type Client = SweepServiceClient<Channel>;
+pub type Client = SweepServiceClient<InterceptedService<Channel, BearerAuth>>;
+
+/// One connection, with TLS for https:// URLs and the token on every call.
+async fn dial(url: &str, security: &ClientSecurity) -> Result<Client> {
+    let channel = stilts_worker::tls::endpoint(url, security.tls.as_ref())?
+        .connect()
+        .await?;
+    let auth = BearerAuth::new(security.token.as_ref())?;
+    Ok(SweepServiceClient::with_interceptor(channel, auth))
+}
+
+/// [`connect_as`] with the TLS and token flags of a `stilts sweep` command.
+async fn open(remote: &RemoteArgs) -> Result<Client> {
+    connect_as(&remote.coordinator, &security::client(&remote.security)?).await
+}
+
+/// [`connect_as`] without TLS or token (the embedded coordinator of `stilts run`).
+pub async fn connect(url: &str) -> Result<Client> {
+    connect_as(url, &ClientSecurity::default()).await
+}
 
 /// Connects to the coordinator at `url`, or to the leader among several comma-separated replica
 /// URLs: each is asked once; a follower's `UNAVAILABLE` answer names the leader
 /// (`stilts-leader` metadata), which is used instead.
-pub async fn connect(url: &str) -> Result<Client> {
+pub async fn connect_as(url: &str, security: &ClientSecurity) -> Result<Client> {
     let urls: Vec<&str> = url
         .split(',')
         .map(str::trim)
@@ -26,10 +48,10 @@ pub async fn connect(url: &str) -> Result<Client> {
         .collect();
     let mut last = None;
     for candidate in &urls {
-        let mut client = match SweepServiceClient::connect(candidate.to_string()).await {
+        let mut client = match dial(candidate, security).await {
             Ok(c) => c,
             Err(e) => {
-                last = Some(anyhow::Error::new(e).context(format!("cannot reach {candidate}")));
+                last = Some(e.context(format!("cannot reach {candidate}")));
                 continue;
             }
         };
@@ -49,7 +71,7 @@ pub async fn connect(url: &str) -> Result<Client> {
                     .get(stilts_coordinator::LEADER_METADATA)
                     .and_then(|v| v.to_str().ok());
                 if let Some(leader) = hint
-                    && let Ok(c) = SweepServiceClient::connect(leader.to_string()).await
+                    && let Ok(c) = dial(leader, security).await
                 {
                     return Ok(c);
                 }
@@ -154,7 +176,7 @@ pub fn format_status(s: &SweepStatus) -> String {
 pub async fn run(cmd: SweepCommand) -> Result<()> {
     match cmd {
         SweepCommand::Submit { grid, remote } => {
-            let mut c = connect(&remote.coordinator).await?;
+            let mut c = open(&remote).await?;
             let r = submit(&mut c, &grid).await?;
             println!(
                 "submitted sweep {}: {} cells, {} jobs ({} already done)",
@@ -162,7 +184,7 @@ pub async fn run(cmd: SweepCommand) -> Result<()> {
             );
         }
         SweepCommand::Status { sweep, remote } => {
-            let mut c = connect(&remote.coordinator).await?;
+            let mut c = open(&remote).await?;
             print!("{}", format_status(&status(&mut c, &sweep).await?));
         }
         SweepCommand::Results {
@@ -170,11 +192,11 @@ pub async fn run(cmd: SweepCommand) -> Result<()> {
             format,
             remote,
         } => {
-            let mut c = connect(&remote.coordinator).await?;
+            let mut c = open(&remote).await?;
             print!("{}", results(&mut c, &sweep, format).await?);
         }
         SweepCommand::Retry { sweep, remote } => {
-            let mut c = connect(&remote.coordinator).await?;
+            let mut c = open(&remote).await?;
             let r = c
                 .retry_failed(RetryFailedRequest {
                     sweep: sweep.clone(),
@@ -186,7 +208,7 @@ pub async fn run(cmd: SweepCommand) -> Result<()> {
             );
         }
         SweepCommand::Cancel { sweep, remote } => {
-            let mut c = connect(&remote.coordinator).await?;
+            let mut c = open(&remote).await?;
             let r = c
                 .cancel_sweep(CancelSweepRequest {
                     sweep: sweep.clone(),

@@ -11,6 +11,7 @@ mod report_cmd;
 mod results_view;
 mod roles;
 mod run;
+mod security;
 
 use std::process::ExitCode;
 

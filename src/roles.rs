@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{CoordinatorArgs, EncodeArgs, HttpAddr, WorkerArgs};
 use crate::run::StateDir;
-use crate::{catalog, executors};
+use crate::{catalog, executors, security};
 
 /// Cancels `token` on SIGTERM or Ctrl-C; a second signal cancels `now` too.
 fn on_signals(token: CancellationToken, now: CancellationToken) {
@@ -50,8 +50,16 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     .map_err(anyhow::Error::msg)?;
     store_cfg.apply_env();
     let http_listener = http_listener(args.http)?;
+    let (tls, auth) = security::server(&args.security)?;
+    if auth.client_token.is_none() {
+        tracing::warn!(
+            "no client token (--client-token-file or STILTS_TOKEN): the sweep API is open to anyone who can reach it"
+        );
+    }
     let cfg = CoordinatorConfig {
         lease_ttl: Duration::from_secs(args.lease_ttl),
+        tls,
+        auth,
         http_listener,
         artifacts_root: args.artifacts.clone(),
         max_attempts: args.max_attempts,
@@ -117,6 +125,9 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
     let mut cfg = stilts_worker::WorkerConfig::new(args.coordinator.clone(), &args.artifacts);
     cfg.slots = args.slots;
     cfg.shutdown_grace = Duration::from_secs(args.grace);
+    let security = security::client(&args.security)?;
+    cfg.tls = security.tls;
+    cfg.token = security.token;
     if let Some(name) = args.name {
         cfg.name = name;
     }

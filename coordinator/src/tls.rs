@@ -175,6 +175,9 @@ fn hint(e: &io::Error) -> &'static str {
             "the peer rejected this server's certificate: give it the CA with --tls-ca"
         }
         rustls::Error::NoCertificatesPresented => "the peer presented no client certificate",
+        rustls::Error::InvalidMessage(_) => {
+            "the peer is not speaking TLS: a plaintext http:// client? (use https:// and --tls-ca)"
+        }
         _ => "TLS protocol error",
     }
 }
