@@ -39,7 +39,7 @@ impl Session {
                 state.db().display()
             );
         }
-        let store = SqliteStore::open(&state.db())
+        let store = SqliteStore::open(state.db())
             .with_context(|| format!("opening the store {}", state.db().display()))?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);

@@ -55,7 +55,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let state = StateDir::new(&args.state.state_dir);
     std::fs::create_dir_all(&state.root)
         .with_context(|| format!("cannot create state directory {}", state.root.display()))?;
-    let store = SqliteStore::open(&state.db())
+    let store = SqliteStore::open(state.db())
         .with_context(|| format!("opening the store {}", state.db().display()))?;
 
     let shutdown = CancellationToken::new();
