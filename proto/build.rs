@@ -13,5 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn which(bin: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(bin)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(bin))
+        .find(|p| p.is_file())
 }

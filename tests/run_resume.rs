@@ -262,10 +262,7 @@ fn report_marks_failed_cells_and_computes_the_rest() {
         md.contains("failed ("),
         "failed cells are marked as such: {md}"
     );
-    assert!(
-        md.contains("(n=2)"),
-        "complete cells are computed: {md}"
-    );
+    assert!(md.contains("(n=2)"), "complete cells are computed: {md}");
     for f in [
         "report.md",
         "report.csv",

@@ -76,12 +76,22 @@ pub struct Failure {
 impl Failure {
     /// A failure another attempt may fix; spends budget.
     pub fn retryable(reason: FailureReason, message: impl Into<String>) -> Self {
-        Self { reason, retryable: true, counts_against_budget: true, message: message.into() }
+        Self {
+            reason,
+            retryable: true,
+            counts_against_budget: true,
+            message: message.into(),
+        }
     }
 
     /// A failure no retry will fix (bad data, bad config): the job fails at once.
     pub fn permanent(reason: FailureReason, message: impl Into<String>) -> Self {
-        Self { reason, retryable: false, counts_against_budget: true, message: message.into() }
+        Self {
+            reason,
+            retryable: false,
+            counts_against_budget: true,
+            message: message.into(),
+        }
     }
 
     /// Preemption: retry, no budget spent.

@@ -80,8 +80,16 @@ pub struct JobStatus {
 impl JobStatus {
     /// A new job: ready when it has no unfinished parent, blocked otherwise.
     pub fn new(parents_done: bool) -> Self {
-        let state = if parents_done { JobState::Ready } else { JobState::Blocked };
-        Self { state, attempt: 0, budget_spent: 0 }
+        let state = if parents_done {
+            JobState::Ready
+        } else {
+            JobState::Blocked
+        };
+        Self {
+            state,
+            attempt: 0,
+            budget_spent: 0,
+        }
     }
 }
 
@@ -95,7 +103,10 @@ pub enum Event {
     /// The worker reports success.
     Complete,
     /// The worker reports failure.
-    Fail { retryable: bool, counts_against_budget: bool },
+    Fail {
+        retryable: bool,
+        counts_against_budget: bool,
+    },
     /// The worker's lease ran out while it held the job. Counts against the budget
     /// (a job that kills its worker must not requeue forever).
     LeaseExpired,
@@ -113,26 +124,54 @@ pub struct TransitionError {
 }
 
 /// The whole state machine. `max_attempts` is the job's attempt budget (≥ 1).
-pub fn transition(s: JobStatus, event: Event, max_attempts: u32) -> Result<JobStatus, TransitionError> {
+pub fn transition(
+    s: JobStatus,
+    event: Event,
+    max_attempts: u32,
+) -> Result<JobStatus, TransitionError> {
     use JobState::*;
     let spent_after = |counts: bool| s.budget_spent + u32::from(counts);
     let retry_or_fail = |retryable: bool, counts: bool| {
         let budget_spent = spent_after(counts);
-        let state = if retryable && budget_spent < max_attempts.max(1) { Ready } else { Failed };
-        JobStatus { state, budget_spent, ..s }
+        let state = if retryable && budget_spent < max_attempts.max(1) {
+            Ready
+        } else {
+            Failed
+        };
+        JobStatus {
+            state,
+            budget_spent,
+            ..s
+        }
     };
     let next = match (s.state, event) {
         (Blocked, Event::ParentsSucceeded) => JobStatus { state: Ready, ..s },
-        (Ready, Event::Assign) => JobStatus { state: Leased, attempt: s.attempt + 1, ..s },
-        (Leased, Event::Complete) => JobStatus { state: Succeeded, ..s },
-        (Leased, Event::Fail { retryable, counts_against_budget }) => {
-            retry_or_fail(retryable, counts_against_budget)
-        }
+        (Ready, Event::Assign) => JobStatus {
+            state: Leased,
+            attempt: s.attempt + 1,
+            ..s
+        },
+        (Leased, Event::Complete) => JobStatus {
+            state: Succeeded,
+            ..s
+        },
+        (
+            Leased,
+            Event::Fail {
+                retryable,
+                counts_against_budget,
+            },
+        ) => retry_or_fail(retryable, counts_against_budget),
         (Leased, Event::LeaseExpired) => retry_or_fail(true, true),
-        (Blocked | Ready | Leased, Event::Cancel) => JobStatus { state: Cancelled, ..s },
-        (Failed | Cancelled, Event::Retry { parents_done }) => {
-            JobStatus { state: if parents_done { Ready } else { Blocked }, budget_spent: 0, ..s }
-        }
+        (Blocked | Ready | Leased, Event::Cancel) => JobStatus {
+            state: Cancelled,
+            ..s
+        },
+        (Failed | Cancelled, Event::Retry { parents_done }) => JobStatus {
+            state: if parents_done { Ready } else { Blocked },
+            budget_spent: 0,
+            ..s
+        },
         (from, event) => return Err(TransitionError { from, event }),
     };
     Ok(next)
@@ -144,7 +183,9 @@ pub fn backoff_ms(budget_spent: u32, base_ms: u64, cap_ms: u64, jitter: f64) -> 
     if budget_spent == 0 {
         return 0;
     }
-    let exp = base_ms.saturating_mul(1u64 << (budget_spent - 1).min(30)).min(cap_ms);
+    let exp = base_ms
+        .saturating_mul(1u64 << (budget_spent - 1).min(30))
+        .min(cap_ms);
     (exp as f64 * jitter.clamp(0.0, 1.0)) as u64
 }
 
@@ -154,18 +195,35 @@ mod tests {
     use JobState::*;
 
     fn st(state: JobState, attempt: u32, budget_spent: u32) -> JobStatus {
-        JobStatus { state, attempt, budget_spent }
+        JobStatus {
+            state,
+            attempt,
+            budget_spent,
+        }
     }
 
     fn all_events() -> Vec<Event> {
-        let mut v = vec![Event::ParentsSucceeded, Event::Assign, Event::Complete, Event::LeaseExpired];
+        let mut v = vec![
+            Event::ParentsSucceeded,
+            Event::Assign,
+            Event::Complete,
+            Event::LeaseExpired,
+        ];
         v.push(Event::Cancel);
         for retryable in [false, true] {
             for counts_against_budget in [false, true] {
-                v.push(Event::Fail { retryable, counts_against_budget });
+                v.push(Event::Fail {
+                    retryable,
+                    counts_against_budget,
+                });
             }
         }
-        v.extend([Event::Retry { parents_done: false }, Event::Retry { parents_done: true }]);
+        v.extend([
+            Event::Retry {
+                parents_done: false,
+            },
+            Event::Retry { parents_done: true },
+        ]);
         v
     }
 
@@ -180,12 +238,27 @@ mod tests {
                     (Blocked, Event::ParentsSucceeded) => Some(Ready),
                     (Ready, Event::Assign) => Some(Leased),
                     (Leased, Event::Complete) => Some(Succeeded),
-                    (Leased, Event::Fail { retryable: true, .. }) => Some(Ready),
-                    (Leased, Event::Fail { retryable: false, .. }) => Some(Failed),
+                    (
+                        Leased,
+                        Event::Fail {
+                            retryable: true, ..
+                        },
+                    ) => Some(Ready),
+                    (
+                        Leased,
+                        Event::Fail {
+                            retryable: false, ..
+                        },
+                    ) => Some(Failed),
                     (Leased, Event::LeaseExpired) => Some(Ready),
                     (Blocked | Ready | Leased, Event::Cancel) => Some(Cancelled),
                     (Failed | Cancelled, Event::Retry { parents_done: true }) => Some(Ready),
-                    (Failed | Cancelled, Event::Retry { parents_done: false }) => Some(Blocked),
+                    (
+                        Failed | Cancelled,
+                        Event::Retry {
+                            parents_done: false,
+                        },
+                    ) => Some(Blocked),
                     _ => None,
                 };
                 match expected {
@@ -198,23 +271,37 @@ mod tests {
 
     #[test]
     fn assign_increments_attempt() {
-        assert_eq!(transition(st(Ready, 2, 1), Event::Assign, 3).unwrap(), st(Leased, 3, 1));
+        assert_eq!(
+            transition(st(Ready, 2, 1), Event::Assign, 3).unwrap(),
+            st(Leased, 3, 1)
+        );
     }
 
     #[test]
     fn budget_exhaustion_fails_the_job() {
-        let fail = Event::Fail { retryable: true, counts_against_budget: true };
+        let fail = Event::Fail {
+            retryable: true,
+            counts_against_budget: true,
+        };
         let s = transition(st(Leased, 1, 0), fail, 2).unwrap();
         assert_eq!(s, st(Ready, 1, 1));
         let s = transition(st(Leased, 2, 1), fail, 2).unwrap();
         assert_eq!(s, st(Failed, 2, 2));
         // a lost lease spends budget too
-        assert_eq!(transition(st(Leased, 2, 1), Event::LeaseExpired, 2).unwrap().state, Failed);
+        assert_eq!(
+            transition(st(Leased, 2, 1), Event::LeaseExpired, 2)
+                .unwrap()
+                .state,
+            Failed
+        );
     }
 
     #[test]
     fn preemption_spends_no_budget() {
-        let pre = Event::Fail { retryable: true, counts_against_budget: false };
+        let pre = Event::Fail {
+            retryable: true,
+            counts_against_budget: false,
+        };
         let s = transition(st(Leased, 7, 1), pre, 2).unwrap();
         assert_eq!(s, st(Ready, 7, 1));
     }

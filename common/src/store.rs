@@ -135,7 +135,9 @@ pub struct Snapshot {
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// A sweep of this name exists with a different grid.
-    #[error("sweep {name:?} already exists with a different grid (digest {existing}); pick another [sweep] name or resume with the same file")]
+    #[error(
+        "sweep {name:?} already exists with a different grid (digest {existing}); pick another [sweep] name or resume with the same file"
+    )]
     SweepExists { name: String, existing: String },
     #[error("sweep {0:?} not found")]
     SweepNotFound(String),
@@ -169,7 +171,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Result<u64, Conflict>>, StoreError>> + Send;
 
     /// The cells of a sweep, in the order they were submitted.
-    fn cells(&self, sweep: &str) -> impl Future<Output = Result<Vec<CellRecord>, StoreError>> + Send;
+    fn cells(
+        &self,
+        sweep: &str,
+    ) -> impl Future<Output = Result<Vec<CellRecord>, StoreError>> + Send;
 
     fn set_sweep_cancelled(
         &self,
@@ -178,7 +183,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Creates or replaces a worker record (registration, lease renewal).
-    fn put_worker(&self, worker: WorkerRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn put_worker(
+        &self,
+        worker: WorkerRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn remove_worker(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 

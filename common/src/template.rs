@@ -9,25 +9,53 @@ use thiserror::Error;
 /// Every placeholder a template may use, with what it stands for (shown in help and errors).
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("model", "model name from [models]"),
-    ("model_source", "HuggingFace directory or hub id of the model"),
-    ("task", "the stage's task (intermediate task, or target task)"),
-    ("intermediate", "the chain's intermediate task (\"none\" for the baseline)"),
-    ("target", "the chain's target task (empty for intermediate jobs)"),
+    (
+        "model_source",
+        "HuggingFace directory or hub id of the model",
+    ),
+    (
+        "task",
+        "the stage's task (intermediate task, or target task)",
+    ),
+    (
+        "intermediate",
+        "the chain's intermediate task (\"none\" for the baseline)",
+    ),
+    (
+        "target",
+        "the chain's target task (empty for intermediate jobs)",
+    ),
     ("languages", "evaluate jobs: comma-separated languages"),
-    ("languages_space", "evaluate jobs: space-separated languages"),
+    (
+        "languages_space",
+        "evaluate jobs: space-separated languages",
+    ),
     ("seed", "random seed"),
-    ("input_dir", "parent job's artifact directory (base model source for first-stage jobs)"),
-    ("output_dir", "this job's artifact directory (kept across attempts: resume from it)"),
+    (
+        "input_dir",
+        "parent job's artifact directory (base model source for first-stage jobs)",
+    ),
+    (
+        "output_dir",
+        "this job's artifact directory (kept across attempts: resume from it)",
+    ),
     ("metrics_file", "where the job must write its metrics JSON"),
     ("job_key", "the job's content hash"),
     ("attempt", "attempt number, from 1"),
-    ("recipe.NAME", "a hyperparameter from [recipe], e.g. {recipe.lr}"),
+    (
+        "recipe.NAME",
+        "a hyperparameter from [recipe], e.g. {recipe.lr}",
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TemplateError {
     #[error("unknown placeholder {{{name}}} at column {column}; known: {known}")]
-    Unknown { name: String, column: usize, known: String },
+    Unknown {
+        name: String,
+        column: usize,
+        known: String,
+    },
     #[error("unclosed '{{' at column {column} (write '{{{{' for a literal brace)")]
     Unclosed { column: usize },
     #[error("stray '}}' at column {column} (write '}}}}' for a literal brace)")]
@@ -103,9 +131,11 @@ pub fn render(template: &str, vars: &BTreeMap<String, String>) -> Result<String,
     for piece in parse(template)? {
         match piece {
             Piece::Text(t) => out.push_str(t),
-            Piece::Var(name) => out.push_str(
-                vars.get(name).ok_or_else(|| TemplateError::Missing { name: name.to_string() })?,
-            ),
+            Piece::Var(name) => {
+                out.push_str(vars.get(name).ok_or_else(|| TemplateError::Missing {
+                    name: name.to_string(),
+                })?)
+            }
         }
     }
     Ok(out)
@@ -116,7 +146,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -129,19 +162,32 @@ mod tests {
     #[test]
     fn unknown_placeholder_is_named_with_column() {
         let e = validate("python x.py {modle}").unwrap_err();
-        assert!(matches!(e, TemplateError::Unknown { ref name, column: 13, .. } if name == "modle"));
+        assert!(
+            matches!(e, TemplateError::Unknown { ref name, column: 13, .. } if name == "modle")
+        );
         assert!(e.to_string().contains("{modle}"));
     }
 
     #[test]
     fn unbalanced_braces_are_errors() {
-        assert_eq!(validate("a {task").unwrap_err(), TemplateError::Unclosed { column: 3 });
-        assert_eq!(validate("a } b").unwrap_err(), TemplateError::Stray { column: 3 });
+        assert_eq!(
+            validate("a {task").unwrap_err(),
+            TemplateError::Unclosed { column: 3 }
+        );
+        assert_eq!(
+            validate("a } b").unwrap_err(),
+            TemplateError::Stray { column: 3 }
+        );
     }
 
     #[test]
     fn missing_value_is_an_error() {
         let e = render("{input_dir}", &vars(&[])).unwrap_err();
-        assert_eq!(e, TemplateError::Missing { name: "input_dir".into() });
+        assert_eq!(
+            e,
+            TemplateError::Missing {
+                name: "input_dir".into()
+            }
+        );
     }
 }
