@@ -1,10 +1,10 @@
 //! Turning the typed datasets of `stilts-tasks` into tokenized [`Example`]s.
 
-use stilts_tasks::example::{ChoiceExample, Dataset, Label, PairExample};
+use stilts_tasks::example::{ChoiceExample, Dataset, Label, PairExample, TaggedSentence};
 
 use crate::error::{Result, TrainerError};
 use crate::heads::HeadKind;
-use crate::tokenize::TextTokenizer;
+use crate::tokenize::{Encoded, TextTokenizer};
 use crate::train::{Example, Target};
 
 fn pair(tok: &TextTokenizer, e: &PairExample) -> Result<Example> {
@@ -31,14 +31,95 @@ fn choice(tok: &TextTokenizer, e: &ChoiceExample) -> Result<Example> {
     })
 }
 
-/// Tokenizes a dataset for a head; `what` names the split in errors.
+/// Splits a tagged sentence into segments that fit the tokenizer's window (special tokens
+/// included), never cutting a word; each word's first sub-token carries its tag. A word longer
+/// than a whole window keeps only its first sub-tokens. Every sentence yields at least one
+/// segment, so predictions re-merge to exactly one tag per word.
+pub fn tagged(
+    tok: &TextTokenizer,
+    sentence: usize,
+    s: &TaggedSentence,
+    labels: &[String],
+    what: &str,
+) -> Result<Vec<Example>> {
+    let (pre, post) = tok.specials()?;
+    let budget = tok.max_len().saturating_sub(pre.len() + post.len()).max(1);
+    let gold = match &s.tags {
+        None => None,
+        Some(tags) => {
+            if tags.len() != s.tokens.len() {
+                return Err(TrainerError::Data(format!(
+                    "{what}: sentence {} has {} words but {} tags",
+                    s.id,
+                    s.tokens.len(),
+                    tags.len()
+                )));
+            }
+            let idx = tags.iter().map(|t| {
+                labels.iter().position(|l| l == t).ok_or_else(|| {
+                    TrainerError::Data(format!(
+                        "{what}: sentence {}: tag `{t}` is not in the task's labels",
+                        s.id
+                    ))
+                })
+            });
+            Some(idx.collect::<Result<Vec<_>>>()?)
+        }
+    };
+    let pieces = tok.word_pieces(&s.tokens)?;
+    let mut out = Vec::new();
+    let mut word = 0;
+    loop {
+        let (mut ids, mut starts) = (pre.clone(), Vec::new());
+        let first = word;
+        while word < pieces.len() {
+            let p = &pieces[word];
+            let used = ids.len() - pre.len();
+            if !starts.is_empty() && used + p.len() > budget {
+                break;
+            }
+            starts.push(ids.len());
+            ids.extend(p.iter().take(budget - used));
+            word += 1;
+        }
+        ids.extend(&post);
+        let n = ids.len();
+        out.push(Example {
+            id: format!("{}#{}", s.id, out.len()),
+            inputs: vec![Encoded {
+                ids,
+                type_ids: vec![0; n],
+                offsets: vec![(0, 0); n],
+            }],
+            target: Target::Tags {
+                sentence,
+                starts,
+                tags: gold.as_ref().map(|g| g[first..word].to_vec()),
+            },
+        });
+        if word >= pieces.len() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Tokenizes a dataset for a head; `labels` is the task's label list (tags for token
+/// classification); `what` names the split in errors.
 pub fn examples(
     tok: &TextTokenizer,
     kind: HeadKind,
     data: &Dataset,
+    labels: &[String],
     what: &str,
 ) -> Result<Vec<Example>> {
     let out = match (kind, data) {
+        (HeadKind::TokenClassification { .. }, Dataset::Tagging(v)) => {
+            let mut out = Vec::new();
+            for (i, s) in v.iter().enumerate() {
+                out.extend(tagged(tok, i, s, labels, what)?);
+            }
+            out
+        }
         (HeadKind::Classification { .. } | HeadKind::Regression, Dataset::Pairs(v)) => {
             v.iter().map(|e| pair(tok, e)).collect::<Result<Vec<_>>>()?
         }

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use rand::rngs::StdRng;
-use stilts_tasks::metrics::{accuracy, pearson, spearman};
+use stilts_tasks::metrics::{accuracy, pearson, seqeval_scores, spearman};
 
 use crate::batch::length_buckets;
 use crate::encoder::EncoderConfig;
@@ -11,7 +11,9 @@ use crate::error::{Result, TrainerError};
 use crate::heads::{HeadKind, TaskModel};
 use crate::train::{Example, Target, batch_of};
 
-/// Head outputs per example, in the examples' order: class logits, choice scores, or one value.
+/// Head outputs per example, in the examples' order: class logits, choice scores, one value,
+/// or (token classification) the tag logits at each word's first sub-token, concatenated
+/// (`words × num_labels`).
 pub type Scores = Vec<Vec<f32>>;
 
 /// Runs `model` (on a plain device, no dropout) over `examples`, batched by length.
@@ -38,17 +40,68 @@ pub fn score_examples(
                     .map_or("?", |e| &e.id)
             )));
         }
-        let scores = model.scores(kind, &batch_of(&batch, cfg), choices, device);
+        let tokens = batch_of(&batch, cfg);
+        if let HeadKind::TokenClassification { .. } = kind {
+            let logits = model.token_scores(&tokens, device);
+            let [_, seq, c] = logits.dims();
+            let flat = to_vec(logits.into_data())?;
+            for (row, &i) in idx.iter().enumerate() {
+                if let Target::Tags { starts, .. } = &examples[i].target {
+                    for &p in starts {
+                        let at = (row * seq + p) * c;
+                        out[i].extend_from_slice(&flat[at..at + c]);
+                    }
+                }
+            }
+            continue;
+        }
+        let scores = model.scores(kind, &tokens, choices, device);
         let [b, n] = scores.dims();
-        let flat: Vec<f32> = scores
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| TrainerError::Data(format!("reading scores: {e:?}")))?;
+        let flat = to_vec(scores.into_data())?;
         for (row, &i) in idx.iter().enumerate().take(b) {
             out[i] = flat[row * n..(row + 1) * n].to_vec();
         }
     }
     Ok(out)
+}
+
+fn to_vec(data: TensorData) -> Result<Vec<f32>> {
+    data.try_to_vec::<f32>()
+        .map_err(|e| TrainerError::Data(format!("reading scores: {e:?}")))
+}
+
+/// Predicted tags per sentence (segments re-merged, one tag per word) and, when every
+/// sentence is labelled, the gold tags.
+pub fn tag_sequences(
+    examples: &[Example],
+    scores: &Scores,
+    labels: &[String],
+) -> (Vec<Vec<String>>, Option<Vec<Vec<String>>>) {
+    let c = labels.len().max(1);
+    let (mut pred, mut gold): (Vec<Vec<String>>, Vec<Vec<String>>) = (Vec::new(), Vec::new());
+    let mut labelled = true;
+    let mut current = None;
+    for (e, s) in examples.iter().zip(scores) {
+        let Target::Tags { sentence, tags, .. } = &e.target else {
+            continue;
+        };
+        if current != Some(*sentence) {
+            current = Some(*sentence);
+            pred.push(Vec::new());
+            gold.push(Vec::new());
+        }
+        let name = |k: usize| labels.get(k).cloned().unwrap_or_else(|| k.to_string());
+        let (p, g) = (
+            pred.last_mut().expect("pushed"),
+            gold.last_mut().expect("pushed"),
+        );
+        p.extend(s.chunks(c).map(|l| name(argmax(l))));
+        match tags {
+            Some(t) => g.extend(t.iter().map(|&k| name(k))),
+            None => labelled = false,
+        }
+    }
+    (pred, labelled.then_some(gold))
 }
 
 /// Index of the largest score.
@@ -66,9 +119,20 @@ pub fn dev_metrics(
     kind: HeadKind,
     examples: &[Example],
     scores: &Scores,
-) -> (f64, serde_json::Map<String, serde_json::Value>) {
+    labels: &[String],
+) -> Result<(f64, serde_json::Map<String, serde_json::Value>)> {
     let mut m = serde_json::Map::new();
     let score = match kind {
+        HeadKind::TokenClassification { .. } => {
+            let (pred, gold) = tag_sequences(examples, scores, labels);
+            let gold = gold.ok_or_else(|| TrainerError::Data("tags are unlabelled".into()))?;
+            let s = seqeval_scores(&gold, &pred)
+                .map_err(|e| TrainerError::Data(format!("seqeval: {e}")))?;
+            m.insert("f1".into(), (s.f1 * 100.0).into());
+            m.insert("precision".into(), (s.precision * 100.0).into());
+            m.insert("recall".into(), (s.recall * 100.0).into());
+            s.f1 * 100.0
+        }
         HeadKind::Classification { .. } | HeadKind::MultipleChoice => {
             let (mut pred, mut gold) = (Vec::new(), Vec::new());
             for (e, s) in examples.iter().zip(scores) {
@@ -96,16 +160,29 @@ pub fn dev_metrics(
             p
         }
     };
-    (score, m)
+    Ok((score, m))
 }
 
 /// One prediction per example as the XTREME submission files write it: the class label (or
-/// choice index), or the predicted value.
-pub fn prediction_lines(kind: HeadKind, scores: &Scores, labels: &[String]) -> Vec<String> {
+/// choice index), or the predicted value; for token classification one tag per line and an
+/// empty line after each sentence.
+pub fn prediction_lines(
+    kind: HeadKind,
+    examples: &[Example],
+    scores: &Scores,
+    labels: &[String],
+) -> Vec<String> {
+    if let HeadKind::TokenClassification { .. } = kind {
+        let (pred, _) = tag_sequences(examples, scores, labels);
+        return pred
+            .into_iter()
+            .flat_map(|s| s.into_iter().chain([String::new()]))
+            .collect();
+    }
     scores
         .iter()
         .map(|s| match kind {
-            HeadKind::Classification { .. } => {
+            HeadKind::Classification { .. } | HeadKind::TokenClassification { .. } => {
                 let k = argmax(s);
                 labels.get(k).cloned().unwrap_or_else(|| k.to_string())
             }

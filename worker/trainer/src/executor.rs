@@ -33,7 +33,7 @@ use crate::evaluate::{dev_metrics, prediction_lines, score_examples};
 use crate::heads::{HeadConfig, HeadKind, TaskModel};
 use crate::model::{load_config_and_tokenizer, load_pretrained};
 use crate::recipe::TrainConfig;
-use crate::train::{Example, Target, TrainRun, train};
+use crate::train::{Example, TrainRun, train};
 
 /// The built-in burn executor.
 pub struct BurnExecutor {
@@ -89,6 +89,9 @@ pub fn head_kind(task: &TaskDef) -> Result<HeadKind, Failure> {
         }),
         TaskHead::Regression => Ok(HeadKind::Regression),
         TaskHead::MultipleChoice => Ok(HeadKind::MultipleChoice),
+        TaskHead::TokenClassification => Ok(HeadKind::TokenClassification {
+            num_labels: task.labels.len(),
+        }),
         other => Err(Failure::permanent(
             FailureReason::User,
             format!(
@@ -216,7 +219,7 @@ impl BurnExecutor {
         };
         let convert = |t: &TaskDef, split: Split, data| -> Result<Vec<Example>, Failure> {
             let what = format!("{} {split} (en)", t.name);
-            let mut ex = examples(&tokenizer, kind, &data, &what).map_err(failure)?;
+            let mut ex = examples(&tokenizer, kind, &data, &t.labels, &what).map_err(failure)?;
             if split == Split::Train
                 && let Some(n) = cfg.max_train_examples
             {
@@ -264,6 +267,7 @@ impl BurnExecutor {
                 device: device.clone(),
                 out: &out,
                 base_dir: &base_dir,
+                labels: &task.labels,
                 progress,
                 cancel,
             };
@@ -320,12 +324,12 @@ impl BurnExecutor {
         let score = |split: Split, lang: &str| -> Result<(Vec<Example>, Vec<Vec<f32>>), Failure> {
             let data = load(task, split, lang, &root).map_err(task_failure)?;
             let what = format!("{} {split} ({lang})", task.name);
-            let ex = examples(&tokenizer, kind, &data, &what).map_err(failure)?;
+            let ex = examples(&tokenizer, kind, &data, &task.labels, &what).map_err(failure)?;
             let scores = score_examples(&model, kind, &ex, cfg.batch_size * 2, &config, &device)
                 .map_err(failure)?;
             Ok((ex, scores))
         };
-        let labelled = |ex: &[Example]| ex.iter().any(|e| e.target != Target::Unlabelled);
+        let labelled = |ex: &[Example]| ex.iter().any(|e| e.target.is_labelled());
         for (i, lang) in spec.languages.iter().enumerate() {
             if cancel.is_cancelled() {
                 return Err(failure(TrainerError::Cancelled));
@@ -337,7 +341,7 @@ impl BurnExecutor {
                 phase: format!("evaluate {lang}"),
             });
             let (test, test_scores) = score(Split::Test, lang)?;
-            let lines = prediction_lines(kind, &test_scores, &task.labels);
+            let lines = prediction_lines(kind, &test, &test_scores, &task.labels);
             let file = pred_dir.join(format!("test-{lang}.tsv"));
             std::fs::write(&file, lines.join("\n") + "\n")
                 .map_err(|e| failure(TrainerError::io(&file, e)))?;
@@ -347,7 +351,7 @@ impl BurnExecutor {
                 let (dev, dev_scores) = score(Split::Dev, lang)?;
                 (dev, dev_scores, Split::Dev)
             };
-            let (_, m) = dev_metrics(kind, &ex, &scores);
+            let (_, m) = dev_metrics(kind, &ex, &scores, &task.labels).map_err(failure)?;
             metrics.insert(lang.clone(), m.into());
             info.insert(
                 lang.clone(),

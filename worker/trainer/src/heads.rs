@@ -2,6 +2,9 @@
 //! a fresh `dense → tanh` layer, RoBERTa-style, and a fresh output layer; the checkpoint's NSP
 //! pooler is not used, so BERT and RoBERTa families are treated alike and the target stage's
 //! "fresh head" means the same thing for every model.
+//!
+//! Token-level heads (token classification) apply `dropout → out` to every token, as HF's
+//! `*ForTokenClassification`; their `dense` layer is kept (same checkpoint layout) but unused.
 
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
@@ -21,13 +24,18 @@ pub enum HeadKind {
     Regression,
     /// One score per choice, softmax over the choices of an example (cross-entropy).
     MultipleChoice,
+    /// One of `num_labels` tags per word, read at the word's first sub-token (cross-entropy
+    /// over those positions only).
+    TokenClassification { num_labels: usize },
 }
 
 impl HeadKind {
     /// Width of the output layer.
     pub fn num_outputs(self) -> usize {
         match self {
-            Self::Classification { num_labels } => num_labels,
+            Self::Classification { num_labels } | Self::TokenClassification { num_labels } => {
+                num_labels
+            }
             Self::Regression | Self::MultipleChoice => 1,
         }
     }
@@ -76,6 +84,11 @@ impl Head {
         let x = self.dense.forward(self.dropout.forward(cls)).tanh();
         self.out.forward(self.dropout.forward(x))
     }
+
+    /// `[batch, seq, hidden]` → `[batch, seq, num_outputs]` (token-level heads).
+    pub fn forward_tokens(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.out.forward(self.dropout.forward(hidden))
+    }
 }
 
 /// Encoder plus head: what the training loop optimises and what checkpoints hold.
@@ -90,6 +103,12 @@ impl TaskModel {
     pub fn forward(&self, batch: &TokenBatch, device: &Device) -> Tensor<2> {
         self.head
             .forward(self.encoder.forward(&batch.to_input(device)))
+    }
+
+    /// Per-token head outputs, `[batch, seq, num_outputs]`.
+    pub fn token_scores(&self, batch: &TokenBatch, device: &Device) -> Tensor<3> {
+        self.head
+            .forward_tokens(self.encoder.forward(&batch.to_input(device)))
     }
 
     /// Per-example scores: `[examples, num_outputs]` for classification/regression,
@@ -128,4 +147,24 @@ pub fn mse(pred: Tensor<2>, targets: &[f32]) -> Tensor<1> {
     let b = targets.len();
     let t = Tensor::<2>::from_data(TensorData::new(targets.to_vec(), [b, 1]), &device);
     (pred - t).powf_scalar(2.0).mean()
+}
+
+/// Mean cross-entropy of `logits` `[n, c]` over the rows whose target is `Some`; rows with
+/// `None` (padding, non-first sub-tokens, special tokens) are ignored, like PyTorch's
+/// `ignore_index = -100`. Zero when every row is ignored.
+pub fn masked_cross_entropy(logits: Tensor<2>, targets: &[Option<usize>]) -> Tensor<1> {
+    let device = logits.device();
+    let n = targets.len();
+    let idx: Vec<i64> = targets.iter().map(|t| t.unwrap_or(0) as i64).collect();
+    let keep: Vec<f32> = targets
+        .iter()
+        .map(|t| if t.is_some() { 1.0 } else { 0.0 })
+        .collect();
+    let count = keep.iter().sum::<f32>().max(1.0);
+    let idx = Tensor::<2, Int>::from_data(TensorData::new(idx, [n, 1]), &device);
+    let keep = Tensor::<2>::from_data(TensorData::new(keep, [n, 1]), &device);
+    (log_softmax(logits, 1).gather(1, idx) * keep)
+        .sum()
+        .div_scalar(count)
+        .neg()
 }

@@ -118,4 +118,42 @@ impl TextTokenizer {
             offsets: enc.get_offsets().to_vec(),
         })
     }
+
+    /// Sub-token ids of each word of a pre-split sentence, each word tokenized on its own
+    /// without special tokens (as XTREME's `utils_tag.py`); a word that yields no sub-token
+    /// gets the unknown token, so every word keeps a first sub-token.
+    pub fn word_pieces(&self, words: &[String]) -> Result<Vec<Vec<u32>>> {
+        let unk = ["[UNK]", "<unk>"]
+            .iter()
+            .find_map(|t| self.inner.token_to_id(t))
+            .unwrap_or(0);
+        let encs = self
+            .inner
+            .encode_batch(words.iter().map(String::as_str).collect::<Vec<_>>(), false)
+            .map_err(|e| TrainerError::Tokenize(e.to_string()))?;
+        Ok(encs
+            .iter()
+            .map(|e| match e.get_ids() {
+                [] => vec![unk],
+                ids => ids.to_vec(),
+            })
+            .collect())
+    }
+
+    /// The special tokens the tokenizer puts before and after a single text
+    /// (`[CLS]` / `[SEP]`, `<s>` / `</s>`).
+    pub fn specials(&self) -> Result<(Vec<u32>, Vec<u32>)> {
+        let enc = self
+            .inner
+            .encode("a", true)
+            .map_err(|e| TrainerError::Tokenize(e.to_string()))?;
+        let mask = enc.get_special_tokens_mask();
+        let ids = enc.get_ids();
+        let lead = mask.iter().take_while(|&&m| m == 1).count();
+        let trail = mask.iter().rev().take_while(|&&m| m == 1).count();
+        Ok((
+            ids[..lead].to_vec(),
+            ids[ids.len() - trail.min(ids.len() - lead)..].to_vec(),
+        ))
+    }
 }

@@ -18,16 +18,31 @@ use crate::checkpoint::{
 use crate::encoder::EncoderConfig;
 use crate::error::{Result, TrainerError};
 use crate::evaluate::{Scores, dev_metrics, score_examples};
-use crate::heads::{HeadKind, TaskModel, cross_entropy, mse};
+use crate::heads::{HeadKind, TaskModel, cross_entropy, masked_cross_entropy, mse};
 use crate::recipe::TrainConfig;
 use crate::tokenize::Encoded;
 
 /// Gold target of one example.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     Class(usize),
     Score(f32),
+    /// One segment of a tagged sentence: the sentence's index in the dataset (segments of a
+    /// sentence are consecutive examples), the position of each word's first sub-token in this
+    /// segment, and the words' gold tag indices (`None` when the file is unlabelled).
+    Tags {
+        sentence: usize,
+        starts: Vec<usize>,
+        tags: Option<Vec<usize>>,
+    },
     Unlabelled,
+}
+
+impl Target {
+    /// Whether the example carries a gold answer.
+    pub fn is_labelled(&self) -> bool {
+        !matches!(self, Self::Unlabelled | Self::Tags { tags: None, .. })
+    }
 }
 
 /// One tokenized example: one sequence, or one per choice for multiple choice.
@@ -58,6 +73,8 @@ pub struct TrainRun<'a> {
     pub out: &'a Path,
     /// Base model directory (config.json and tokenizer.json are copied into `best/`).
     pub base_dir: &'a Path,
+    /// The task's label list (tag names for token classification; may be empty otherwise).
+    pub labels: &'a [String],
     pub progress: &'a dyn ProgressSink,
     pub cancel: &'a CancelFlag,
 }
@@ -88,13 +105,13 @@ fn loss_of(
 ) -> Result<Tensor<1>> {
     let choices = batch[0].inputs.len();
     let tokens = batch_of(batch, run.encoder_config);
-    let scores = model.scores(kind, &tokens, choices, device);
     match kind {
         HeadKind::Classification { .. } | HeadKind::MultipleChoice => {
+            let scores = model.scores(kind, &tokens, choices, device);
             let targets = batch
                 .iter()
-                .map(|e| match e.target {
-                    Target::Class(c) if c < scores.dims()[1] => Ok(c),
+                .map(|e| match &e.target {
+                    Target::Class(c) if *c < scores.dims()[1] => Ok(*c),
                     other => Err(TrainerError::Data(format!(
                         "example {}: target {other:?} does not fit a head with {} outputs",
                         e.id,
@@ -105,10 +122,11 @@ fn loss_of(
             Ok(cross_entropy(scores, &targets))
         }
         HeadKind::Regression => {
+            let scores = model.scores(kind, &tokens, choices, device);
             let targets = batch
                 .iter()
-                .map(|e| match e.target {
-                    Target::Score(s) => Ok(s),
+                .map(|e| match &e.target {
+                    Target::Score(s) => Ok(*s),
                     other => Err(TrainerError::Data(format!(
                         "example {}: regression needs a score, got {other:?}",
                         e.id
@@ -116,6 +134,34 @@ fn loss_of(
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(mse(scores, &targets))
+        }
+        HeadKind::TokenClassification { num_labels } => {
+            let logits = model.token_scores(&tokens, device);
+            let [b, seq, c] = logits.dims();
+            let mut targets = vec![None; b * seq];
+            for (row, e) in batch.iter().enumerate() {
+                let Target::Tags {
+                    starts,
+                    tags: Some(tags),
+                    ..
+                } = &e.target
+                else {
+                    return Err(TrainerError::Data(format!(
+                        "example {}: token classification needs gold tags",
+                        e.id
+                    )));
+                };
+                for (&p, &t) in starts.iter().zip(tags) {
+                    if t >= num_labels || p >= seq {
+                        return Err(TrainerError::Data(format!(
+                            "example {}: tag {t} at position {p} does not fit",
+                            e.id
+                        )));
+                    }
+                    targets[row * seq + p] = Some(t);
+                }
+            }
+            Ok(masked_cross_entropy(logits.reshape([b * seq, c]), &targets))
         }
     }
 }
@@ -338,7 +384,7 @@ fn select(run: &TrainRun, model: &TaskModel, state: &mut TrainState) -> Result<(
             run.encoder_config,
             &plain,
         )?;
-        let (score, metrics) = dev_metrics(run.kind, run.dev, &scores);
+        let (score, metrics) = dev_metrics(run.kind, run.dev, &scores, run.labels)?;
         (Some(score), metrics)
     };
     let improved = match (score, state.best_score) {

@@ -74,6 +74,7 @@ fn run_training(model_dir: &Path, out: &Path, cfg: &TrainConfig) -> (TrainOutcom
         device: device.clone(),
         out,
         base_dir: &pre.dir,
+        labels: &[],
         progress: &NoProgress,
         cancel: &cancel,
     };
@@ -262,6 +263,7 @@ fn multiple_choice_and_regression_heads_train() {
             device: device.clone(),
             out: out.path(),
             base_dir: &pre.dir,
+            labels: &[],
             progress: &NoProgress,
             cancel: &cancel,
         };
@@ -303,6 +305,7 @@ fn cancel_stops_between_steps() {
         device: device.clone(),
         out: out.path(),
         base_dir: &pre.dir,
+        labels: &[],
         progress: &NoProgress,
         cancel: &cancel,
     };

@@ -18,3 +18,15 @@ pub fn test_models() -> Option<PathBuf> {
 pub fn minilm() -> Option<PathBuf> {
     test_models().map(|d| d.join("all-MiniLM-L6-v2"))
 }
+
+/// `$STILTS_SHARED_DATA` (the real XTREME-R data), or `None` after printing a visible skip
+/// notice.
+pub fn shared_data() -> Option<PathBuf> {
+    match std::env::var_os("STILTS_SHARED_DATA").map(PathBuf::from) {
+        Some(dir) if dir.is_dir() => Some(dir),
+        _ => {
+            eprintln!("skipping: STILTS_SHARED_DATA not set");
+            None
+        }
+    }
+}
