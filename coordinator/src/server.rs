@@ -22,8 +22,8 @@ use crate::events::{self, EventTx};
 use crate::http::{self, metrics::Metrics};
 use crate::intents::{Intent, Reply};
 use crate::lease;
-use crate::tls;
 use crate::sweep_api::SweepApi;
+use crate::tls;
 use crate::worker_api::WorkerApi;
 use crate::writer::Writer;
 
