@@ -4,6 +4,7 @@ use stilts_tasks::example::{ChoiceExample, Dataset, Label, PairExample, TaggedSe
 
 use crate::error::{Result, TrainerError};
 use crate::heads::HeadKind;
+use crate::qa::{QaWindows, all_features};
 use crate::tokenize::{Encoded, TextTokenizer};
 use crate::train::{Example, Target};
 
@@ -103,16 +104,26 @@ pub fn tagged(
     }
 }
 
-/// Tokenizes a dataset for a head; `labels` is the task's label list (tags for token
-/// classification); `what` names the split in errors.
+/// What turning a dataset into examples needs besides the tokenizer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Featurize<'a> {
+    /// The task's label list (tag names for token classification).
+    pub labels: &'a [String],
+    /// QA windows.
+    pub windows: QaWindows,
+}
+
+/// Tokenizes a dataset for a head; `what` names the split in errors.
 pub fn examples(
     tok: &TextTokenizer,
     kind: HeadKind,
     data: &Dataset,
-    labels: &[String],
+    opts: &Featurize,
     what: &str,
 ) -> Result<Vec<Example>> {
+    let labels = opts.labels;
     let out = match (kind, data) {
+        (HeadKind::SpanQa, Dataset::Qa(v)) => all_features(tok, v, opts.windows)?,
         (HeadKind::TokenClassification { .. }, Dataset::Tagging(v)) => {
             let mut out = Vec::new();
             for (i, s) in v.iter().enumerate() {

@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 use rand::rngs::StdRng;
+use stilts_tasks::metrics::squad::QaNormalization;
 use stilts_tasks::metrics::{accuracy, pearson, seqeval_scores, spearman};
 
 use crate::batch::length_buckets;
@@ -12,9 +13,25 @@ use crate::heads::{HeadKind, TaskModel};
 use crate::train::{Example, Target, batch_of};
 
 /// Head outputs per example, in the examples' order: class logits, choice scores, one value,
-/// or (token classification) the tag logits at each word's first sub-token, concatenated
-/// (`words × num_labels`).
+/// (token classification) the tag logits at each word's first sub-token, concatenated
+/// (`words × num_labels`), or (span QA) the start logits then the end logits of every position.
 pub type Scores = Vec<Vec<f32>>;
+
+/// What metrics need besides scores: the task's labels (tag names) and its QA normalisation.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalSpec<'a> {
+    pub labels: &'a [String],
+    pub qa_norm: QaNormalization,
+}
+
+impl Default for EvalSpec<'_> {
+    fn default() -> Self {
+        Self {
+            labels: &[],
+            qa_norm: QaNormalization::Squad,
+        }
+    }
+}
 
 /// Runs `model` (on a plain device, no dropout) over `examples`, batched by length.
 pub fn score_examples(
@@ -52,6 +69,20 @@ pub fn score_examples(
                         out[i].extend_from_slice(&flat[at..at + c]);
                     }
                 }
+            }
+            continue;
+        }
+        if kind == HeadKind::SpanQa {
+            let logits = model.token_scores(&tokens, device);
+            let [_, seq, _] = logits.dims();
+            let flat = to_vec(logits.into_data())?;
+            for (row, &i) in idx.iter().enumerate() {
+                let n = examples[i].inputs[0].len();
+                let at = |p: usize, k: usize| flat[(row * seq + p) * 2 + k];
+                out[i] = (0..n)
+                    .map(|p| at(p, 0))
+                    .chain((0..n).map(|p| at(p, 1)))
+                    .collect();
             }
             continue;
         }
@@ -119,12 +150,13 @@ pub fn dev_metrics(
     kind: HeadKind,
     examples: &[Example],
     scores: &Scores,
-    labels: &[String],
+    spec: &EvalSpec,
 ) -> Result<(f64, serde_json::Map<String, serde_json::Value>)> {
     let mut m = serde_json::Map::new();
     let score = match kind {
+        HeadKind::SpanQa => return crate::qa::qa_metrics(examples, scores, spec.qa_norm),
         HeadKind::TokenClassification { .. } => {
-            let (pred, gold) = tag_sequences(examples, scores, labels);
+            let (pred, gold) = tag_sequences(examples, scores, spec.labels);
             let gold = gold.ok_or_else(|| TrainerError::Data("tags are unlabelled".into()))?;
             let s = seqeval_scores(&gold, &pred)
                 .map_err(|e| TrainerError::Data(format!("seqeval: {e}")))?;
@@ -165,13 +197,16 @@ pub fn dev_metrics(
 
 /// One prediction per example as the XTREME submission files write it: the class label (or
 /// choice index), or the predicted value; for token classification one tag per line and an
-/// empty line after each sentence.
+/// empty line after each sentence; for span QA one line, the JSON object `{id: answer}`.
 pub fn prediction_lines(
     kind: HeadKind,
     examples: &[Example],
     scores: &Scores,
     labels: &[String],
 ) -> Vec<String> {
+    if kind == HeadKind::SpanQa {
+        return vec![crate::qa::predictions_json(examples, scores)];
+    }
     if let HeadKind::TokenClassification { .. } = kind {
         let (pred, _) = tag_sequences(examples, scores, labels);
         return pred
@@ -186,7 +221,7 @@ pub fn prediction_lines(
                 let k = argmax(s);
                 labels.get(k).cloned().unwrap_or_else(|| k.to_string())
             }
-            HeadKind::MultipleChoice => argmax(s).to_string(),
+            HeadKind::MultipleChoice | HeadKind::SpanQa => argmax(s).to_string(),
             HeadKind::Regression => format!("{}", s[0]),
         })
         .collect()

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use stilts_common::failure::{Failure, FailureReason};
 use stilts_common::job::{JobSpec, StageKind};
+use stilts_tasks::metrics::squad::QaNormalization;
 use stilts_tasks::{Catalog, Head as TaskHead, Split, TaskDef, TaskError, load};
 use stilts_worker::executor::{
     CancelFlag, Executor, JobContext, JobOutput, Progress, ProgressSink,
@@ -27,11 +28,12 @@ use stilts_worker::executor::{
 
 use crate::backend::Backend;
 use crate::checkpoint::{best_dir, load_best_encoder, load_best_head};
-use crate::data::examples;
+use crate::data::{Featurize, examples};
 use crate::error::TrainerError;
-use crate::evaluate::{dev_metrics, prediction_lines, score_examples};
+use crate::evaluate::{EvalSpec, dev_metrics, prediction_lines, score_examples};
 use crate::heads::{HeadConfig, HeadKind, TaskModel};
 use crate::model::{load_config_and_tokenizer, load_pretrained};
+use crate::qa::QaWindows;
 use crate::recipe::TrainConfig;
 use crate::train::{Example, TrainRun, train};
 
@@ -89,6 +91,7 @@ pub fn head_kind(task: &TaskDef) -> Result<HeadKind, Failure> {
         }),
         TaskHead::Regression => Ok(HeadKind::Regression),
         TaskHead::MultipleChoice => Ok(HeadKind::MultipleChoice),
+        TaskHead::SpanQa => Ok(HeadKind::SpanQa),
         TaskHead::TokenClassification => Ok(HeadKind::TokenClassification {
             num_labels: task.labels.len(),
         }),
@@ -99,6 +102,18 @@ pub fn head_kind(task: &TaskDef) -> Result<HeadKind, Failure> {
                 task.name
             ),
         )),
+    }
+}
+
+/// The task's tag names and QA normalisation (MLQA's by context language for `mlqa`).
+fn eval_spec(task: &TaskDef) -> EvalSpec<'_> {
+    EvalSpec {
+        labels: &task.labels,
+        qa_norm: if task.metric == stilts_tasks::Metric::Mlqa {
+            QaNormalization::Mlqa
+        } else {
+            QaNormalization::Squad
+        },
     }
 }
 
@@ -219,7 +234,11 @@ impl BurnExecutor {
         };
         let convert = |t: &TaskDef, split: Split, data| -> Result<Vec<Example>, Failure> {
             let what = format!("{} {split} (en)", t.name);
-            let mut ex = examples(&tokenizer, kind, &data, &t.labels, &what).map_err(failure)?;
+            let opts = Featurize {
+                labels: &t.labels,
+                windows: QaWindows::from_config(&cfg),
+            };
+            let mut ex = examples(&tokenizer, kind, &data, &opts, &what).map_err(failure)?;
             if split == Split::Train
                 && let Some(n) = cfg.max_train_examples
             {
@@ -267,7 +286,7 @@ impl BurnExecutor {
                 device: device.clone(),
                 out: &out,
                 base_dir: &base_dir,
-                labels: &task.labels,
+                eval: eval_spec(task),
                 progress,
                 cancel,
             };
@@ -324,7 +343,11 @@ impl BurnExecutor {
         let score = |split: Split, lang: &str| -> Result<(Vec<Example>, Vec<Vec<f32>>), Failure> {
             let data = load(task, split, lang, &root).map_err(task_failure)?;
             let what = format!("{} {split} ({lang})", task.name);
-            let ex = examples(&tokenizer, kind, &data, &task.labels, &what).map_err(failure)?;
+            let opts = Featurize {
+                labels: &task.labels,
+                windows: QaWindows::from_config(&cfg),
+            };
+            let ex = examples(&tokenizer, kind, &data, &opts, &what).map_err(failure)?;
             let scores = score_examples(&model, kind, &ex, cfg.batch_size * 2, &config, &device)
                 .map_err(failure)?;
             Ok((ex, scores))
@@ -342,7 +365,12 @@ impl BurnExecutor {
             });
             let (test, test_scores) = score(Split::Test, lang)?;
             let lines = prediction_lines(kind, &test, &test_scores, &task.labels);
-            let file = pred_dir.join(format!("test-{lang}.tsv"));
+            let ext = if kind == HeadKind::SpanQa {
+                "json"
+            } else {
+                "tsv"
+            };
+            let file = pred_dir.join(format!("test-{lang}.{ext}"));
             std::fs::write(&file, lines.join("\n") + "\n")
                 .map_err(|e| failure(TrainerError::io(&file, e)))?;
             let (ex, scores, split) = if labelled(&test) {
@@ -351,7 +379,7 @@ impl BurnExecutor {
                 let (dev, dev_scores) = score(Split::Dev, lang)?;
                 (dev, dev_scores, Split::Dev)
             };
-            let (_, m) = dev_metrics(kind, &ex, &scores, &task.labels).map_err(failure)?;
+            let (_, m) = dev_metrics(kind, &ex, &scores, &eval_spec(task)).map_err(failure)?;
             metrics.insert(lang.clone(), m.into());
             info.insert(
                 lang.clone(),

@@ -3,7 +3,7 @@
 //! pooler is not used, so BERT and RoBERTa families are treated alike and the target stage's
 //! "fresh head" means the same thing for every model.
 //!
-//! Token-level heads (token classification) apply `dropout → out` to every token, as HF's
+//! Token-level heads (token classification, span QA) apply `dropout → out` to every token, as HF's
 //! `*ForTokenClassification`; their `dense` layer is kept (same checkpoint layout) but unused.
 
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
@@ -27,6 +27,8 @@ pub enum HeadKind {
     /// One of `num_labels` tags per word, read at the word's first sub-token (cross-entropy
     /// over those positions only).
     TokenClassification { num_labels: usize },
+    /// Extractive QA: a start and an end logit per token (mean of the two cross-entropies).
+    SpanQa,
 }
 
 impl HeadKind {
@@ -37,6 +39,7 @@ impl HeadKind {
                 num_labels
             }
             Self::Regression | Self::MultipleChoice => 1,
+            Self::SpanQa => 2,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod executor;
 pub mod heads;
 pub mod hf_config;
 pub mod model;
+pub mod qa;
 pub mod recipe;
 pub mod source;
 pub mod tokenize;

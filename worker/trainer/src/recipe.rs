@@ -19,6 +19,9 @@ use crate::error::{Result, TrainerError};
 /// | `max_steps` | none | stop after this many optimizer steps |
 /// | `max_train_examples` | none | use only the first N training examples |
 /// | `max_grad_norm` | 1.0 | global gradient-norm clipping |
+/// | `doc_stride` | 128 | span QA: context tokens between the starts of consecutive windows |
+/// | `max_query_len` | 64 | span QA: question tokens kept (set `max_seq_len` 384 for XTREME) |
+/// | `retrieval_layer` | middle | retrieval: hidden layer mean-pooled (0 = embeddings) |
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
     pub lr: f64,
@@ -32,6 +35,10 @@ pub struct TrainConfig {
     pub max_steps: Option<u64>,
     pub max_train_examples: Option<usize>,
     pub max_grad_norm: f64,
+    pub doc_stride: usize,
+    pub max_query_len: usize,
+    /// `None`: the middle layer (`num_layers / 2`).
+    pub retrieval_layer: Option<usize>,
     pub seed: u64,
 }
 
@@ -49,6 +56,9 @@ impl Default for TrainConfig {
             max_steps: None,
             max_train_examples: None,
             max_grad_norm: 1.0,
+            doc_stride: 128,
+            max_query_len: 64,
+            retrieval_layer: None,
             seed: 0,
         }
     }
@@ -103,6 +113,13 @@ impl TrainConfig {
             max_steps: count(recipe, "max_steps")?,
             max_train_examples: count(recipe, "max_train_examples")?.map(|v| v as usize),
             max_grad_norm: num(recipe, "max_grad_norm")?.unwrap_or(d.max_grad_norm),
+            doc_stride: positive("doc_stride", count(recipe, "doc_stride")?.unwrap_or(128))?
+                as usize,
+            max_query_len: positive(
+                "max_query_len",
+                count(recipe, "max_query_len")?.unwrap_or(64),
+            )? as usize,
+            retrieval_layer: count(recipe, "retrieval_layer")?.map(|v| v as usize),
             seed,
         };
         if !(0.0..1.0).contains(&cfg.warmup) {

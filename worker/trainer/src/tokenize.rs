@@ -27,10 +27,20 @@ impl Encoded {
     }
 }
 
+/// One piece of the tokenizer's template for a text pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplatePiece {
+    Special { id: u32, type_id: u32 },
+    First { type_id: u32 },
+    Second { type_id: u32 },
+}
+
 /// A loaded `tokenizer.json`, truncating to `max_len` tokens.
 #[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The same tokenizer without truncation (QA contexts are windowed by hand).
+    plain: Tokenizer,
     path: PathBuf,
     max_len: usize,
 }
@@ -56,8 +66,13 @@ impl TextTokenizer {
         let mut inner = Tokenizer::from_file(path)
             .map_err(|e| TrainerError::bad_file(path, format!("cannot load tokenizer: {e}")))?;
         inner.with_padding(None);
+        let mut plain = inner.clone();
+        plain
+            .with_truncation(None)
+            .map_err(|e| TrainerError::bad_file(path, e.to_string()))?;
         let mut tok = Self {
             inner,
+            plain,
             path: path.to_path_buf(),
             max_len: 0,
         };
@@ -155,5 +170,50 @@ impl TextTokenizer {
             ids[..lead].to_vec(),
             ids[ids.len() - trail.min(ids.len() - lead)..].to_vec(),
         ))
+    }
+
+    /// Tokenizes a text without special tokens and without truncation (character offsets into
+    /// `text`).
+    pub fn encode_plain(&self, text: &str) -> Result<Encoded> {
+        let enc = self
+            .plain
+            .encode_char_offsets(text, false)
+            .map_err(|e| TrainerError::Tokenize(e.to_string()))?;
+        Ok(Encoded {
+            ids: enc.get_ids().to_vec(),
+            type_ids: enc.get_type_ids().to_vec(),
+            offsets: enc.get_offsets().to_vec(),
+        })
+    }
+
+    /// How the tokenizer lays out a pair: `[CLS] A [SEP] B [SEP]`, `<s> A </s></s> B </s>`, …
+    pub fn pair_template(&self) -> Result<Vec<TemplatePiece>> {
+        let enc = self
+            .plain
+            .encode(("a", "b"), true)
+            .map_err(|e| TrainerError::Tokenize(e.to_string()))?;
+        let mut out: Vec<TemplatePiece> = Vec::new();
+        for (i, seq) in enc.get_sequence_ids().into_iter().enumerate() {
+            let (id, type_id) = (enc.get_ids()[i], enc.get_type_ids()[i]);
+            let piece = match seq {
+                None => TemplatePiece::Special { id, type_id },
+                Some(0) => TemplatePiece::First { type_id },
+                Some(_) => TemplatePiece::Second { type_id },
+            };
+            let repeat = matches!(
+                (out.last(), piece),
+                (
+                    Some(TemplatePiece::First { .. }),
+                    TemplatePiece::First { .. }
+                ) | (
+                    Some(TemplatePiece::Second { .. }),
+                    TemplatePiece::Second { .. }
+                )
+            );
+            if !repeat {
+                out.push(piece);
+            }
+        }
+        Ok(out)
     }
 }

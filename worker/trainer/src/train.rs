@@ -17,7 +17,7 @@ use crate::checkpoint::{
 };
 use crate::encoder::EncoderConfig;
 use crate::error::{Result, TrainerError};
-use crate::evaluate::{Scores, dev_metrics, score_examples};
+use crate::evaluate::{EvalSpec, Scores, dev_metrics, score_examples};
 use crate::heads::{HeadKind, TaskModel, cross_entropy, masked_cross_entropy, mse};
 use crate::recipe::TrainConfig;
 use crate::tokenize::Encoded;
@@ -35,13 +35,18 @@ pub enum Target {
         starts: Vec<usize>,
         tags: Option<Vec<usize>>,
     },
+    /// One window of an extractive QA question.
+    Span(Box<crate::qa::SpanTarget>),
     Unlabelled,
 }
 
 impl Target {
     /// Whether the example carries a gold answer.
     pub fn is_labelled(&self) -> bool {
-        !matches!(self, Self::Unlabelled | Self::Tags { tags: None, .. })
+        match self {
+            Self::Span(t) => !t.answers.is_empty(),
+            other => !matches!(other, Self::Unlabelled | Self::Tags { tags: None, .. }),
+        }
     }
 }
 
@@ -73,8 +78,8 @@ pub struct TrainRun<'a> {
     pub out: &'a Path,
     /// Base model directory (config.json and tokenizer.json are copied into `best/`).
     pub base_dir: &'a Path,
-    /// The task's label list (tag names for token classification; may be empty otherwise).
-    pub labels: &'a [String],
+    /// What dev evaluation needs besides the scores (tag names, QA normalisation).
+    pub eval: EvalSpec<'a>,
     pub progress: &'a dyn ProgressSink,
     pub cancel: &'a CancelFlag,
 }
@@ -162,6 +167,29 @@ fn loss_of(
                 }
             }
             Ok(masked_cross_entropy(logits.reshape([b * seq, c]), &targets))
+        }
+        HeadKind::SpanQa => {
+            let logits = model.token_scores(&tokens, device);
+            let [b, seq, _] = logits.dims();
+            let (mut starts, mut ends) = (Vec::new(), Vec::new());
+            for e in batch {
+                match &e.target {
+                    Target::Span(t) if t.gold.is_some_and(|(s, e)| s <= e && e < seq) => {
+                        let (s, e) = t.gold.expect("checked");
+                        starts.push(s);
+                        ends.push(e);
+                    }
+                    _ => {
+                        return Err(TrainerError::Data(format!(
+                            "example {}: span QA needs a gold span inside the window",
+                            e.id
+                        )));
+                    }
+                }
+            }
+            let start = logits.clone().slice([0..b, 0..seq, 0..1]).reshape([b, seq]);
+            let end = logits.slice([0..b, 0..seq, 1..2]).reshape([b, seq]);
+            Ok((cross_entropy(start, &starts) + cross_entropy(end, &ends)).div_scalar(2.0))
         }
     }
 }
@@ -384,7 +412,7 @@ fn select(run: &TrainRun, model: &TaskModel, state: &mut TrainState) -> Result<(
             run.encoder_config,
             &plain,
         )?;
-        let (score, metrics) = dev_metrics(run.kind, run.dev, &scores, run.labels)?;
+        let (score, metrics) = dev_metrics(run.kind, run.dev, &scores, &run.eval)?;
         (Some(score), metrics)
     };
     let improved = match (score, state.best_score) {

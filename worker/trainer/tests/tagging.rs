@@ -10,8 +10,10 @@ use burn::prelude::*;
 use stilts_common::job::{ExecutorSpec, JobSpec, Recipe, StageKind};
 use stilts_tasks::example::{Dataset, TaggedSentence};
 use stilts_tasks::{Catalog, Split, load};
-use stilts_trainer::data::examples;
-use stilts_trainer::evaluate::{dev_metrics, prediction_lines, score_examples, tag_sequences};
+use stilts_trainer::data::{Featurize, examples};
+use stilts_trainer::evaluate::{
+    EvalSpec, dev_metrics, prediction_lines, score_examples, tag_sequences,
+};
 use stilts_trainer::heads::{HeadConfig, HeadKind, TaskModel};
 use stilts_trainer::model::load_pretrained;
 use stilts_trainer::recipe::TrainConfig;
@@ -68,6 +70,14 @@ fn udpos_alignment_training_and_evaluation() {
     let kind = HeadKind::TokenClassification {
         num_labels: labels.len(),
     };
+    let opts = Featurize {
+        labels: &labels,
+        ..Default::default()
+    };
+    let eval = EvalSpec {
+        labels: &labels,
+        ..Default::default()
+    };
 
     // A window of 12 tokens splits most sentences; every word is still scored once.
     let small = load_pretrained(model_dir.to_str().unwrap(), 12, &device).unwrap();
@@ -75,7 +85,7 @@ fn udpos_alignment_training_and_evaluation() {
         &small.tokenizer,
         kind,
         &Dataset::Tagging(train_s.clone()),
-        &labels,
+        &opts,
         "ud train",
     )
     .unwrap();
@@ -96,7 +106,7 @@ fn udpos_alignment_training_and_evaluation() {
         &pre.tokenizer,
         kind,
         &Dataset::Tagging(train_s.clone()),
-        &labels,
+        &opts,
         "ud train",
     )
     .unwrap();
@@ -105,7 +115,7 @@ fn udpos_alignment_training_and_evaluation() {
         &pre.tokenizer,
         kind,
         &Dataset::Tagging(dev_s.clone()),
-        &labels,
+        &opts,
         "ud dev",
     )
     .unwrap();
@@ -120,7 +130,7 @@ fn udpos_alignment_training_and_evaluation() {
         device: device.clone(),
         out: out.path(),
         base_dir: &pre.dir,
-        labels: &labels,
+        eval,
         progress: &NoProgress,
         cancel: &cancel,
     };
@@ -144,7 +154,7 @@ fn udpos_alignment_training_and_evaluation() {
         assert_eq!(g, s.tags.as_ref().unwrap());
         assert!(p.iter().all(|t| labels.contains(t)));
     }
-    let (f1, m) = dev_metrics(kind, &split, &scores, &labels).unwrap();
+    let (f1, m) = dev_metrics(kind, &split, &scores, &eval).unwrap();
     assert!((0.0..=100.0).contains(&f1), "{m:?}");
     let lines = prediction_lines(kind, &split, &scores, &labels);
     let words: usize = train_s.iter().map(|s| s.tokens.len()).sum();

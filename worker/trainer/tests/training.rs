@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use burn::prelude::*;
-use stilts_trainer::evaluate::score_examples;
+use stilts_trainer::evaluate::{EvalSpec, score_examples};
 use stilts_trainer::heads::{HeadConfig, HeadKind, TaskModel};
 use stilts_trainer::model::load_pretrained;
 use stilts_trainer::recipe::TrainConfig;
@@ -74,7 +74,7 @@ fn run_training(model_dir: &Path, out: &Path, cfg: &TrainConfig) -> (TrainOutcom
         device: device.clone(),
         out,
         base_dir: &pre.dir,
-        labels: &[],
+        eval: EvalSpec::default(),
         progress: &NoProgress,
         cancel: &cancel,
     };
@@ -263,7 +263,7 @@ fn multiple_choice_and_regression_heads_train() {
             device: device.clone(),
             out: out.path(),
             base_dir: &pre.dir,
-            labels: &[],
+            eval: EvalSpec::default(),
             progress: &NoProgress,
             cancel: &cancel,
         };
@@ -305,7 +305,7 @@ fn cancel_stops_between_steps() {
         device: device.clone(),
         out: out.path(),
         base_dir: &pre.dir,
-        labels: &[],
+        eval: EvalSpec::default(),
         progress: &NoProgress,
         cancel: &cancel,
     };
