@@ -159,7 +159,13 @@ impl EtcdStore {
                         }),
                     });
                 }
-                Err(e) if !is_transient(&e) => return Err(e.into()),
+                Err(e) if !is_transient(&e) => {
+                    return Err(EtcdError::Refused {
+                        endpoints: cfg.endpoints_display(),
+                        source: Box::new(e),
+                    }
+                    .into());
+                }
                 Err(e) => {
                     let waited = start.elapsed();
                     if waited + delay > cfg.startup_wait() {

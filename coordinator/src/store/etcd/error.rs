@@ -21,6 +21,16 @@ pub enum EtcdError {
         #[source]
         source: Box<EtcdError>,
     },
+    /// etcd answered but refused us (TLS handshake, auth, permissions, layout): no retry.
+    #[error(
+        "etcd at {endpoints} refused the connection: {source}; hint: check the TLS settings \
+         (CA, client certificate and key) and the user/password"
+    )]
+    Refused {
+        endpoints: String,
+        #[source]
+        source: Box<EtcdError>,
+    },
     #[error("no etcd endpoints configured (set `[store.etcd] endpoints` or STILTS_ETCD_ENDPOINTS)")]
     NoEndpoints,
     #[error("an etcd password is configured without a username")]
