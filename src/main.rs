@@ -12,6 +12,7 @@ mod results_view;
 mod roles;
 mod run;
 mod security;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -22,12 +23,6 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,13 +33,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    let telemetry = {
+        let _rt = runtime.enter();
+        match telemetry::init(&cli.log) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let code = match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
-    }
+    };
+    // Flush the last spans while the runtime (which runs the OTLP client) is still up.
+    drop(telemetry);
+    code
 }
 
 async fn dispatch(command: Command) -> Result<u8> {

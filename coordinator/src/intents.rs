@@ -36,6 +36,8 @@ pub struct Assignment {
     pub spec_json: String,
     pub input_artifact: String,
     pub sweep: String,
+    /// The stage kind (a trace attribute).
+    pub kind: &'static str,
 }
 
 /// What `SubmitSweep` did.
@@ -195,6 +197,7 @@ impl Core {
                     spec_json: job_spec_to_json(&e.record.spec),
                     input_artifact,
                     sweep: self.sweep_name_of(job).to_string(),
+                    kind: e.record.spec.kind.as_str(),
                 };
                 let w = worker.clone();
                 match self.build(job, Event::Assign, now_ms, String::new(), |d| {

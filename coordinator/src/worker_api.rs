@@ -1,15 +1,18 @@
 //! `WorkerService`: registration, long-poll acquisition, heartbeats and fenced reports.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry::propagation::Injector;
 use stilts_common::failure::Failure;
 use stilts_common::store::{Store, WorkerRecord};
 use stilts_proto::v1 as pb;
 use stilts_proto::v1::worker_service_server::WorkerService;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
-use tracing::info;
+use tracing::{Span, info, info_span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::CoordinatorError;
 use crate::intents::{Intent, Report};
@@ -34,6 +37,25 @@ impl<S> WorkerApi<S> {
 
 fn invalid(msg: impl Into<String>) -> Status {
     CoordinatorError::InvalidArgument(msg.into()).into()
+}
+
+struct MapInjector<'a>(&'a mut HashMap<String, String>);
+
+impl Injector for MapInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+}
+
+/// `span`'s W3C trace context (`traceparent`, …) through the global propagator: what the worker
+/// continues the attempt's trace from. Empty when tracing is off.
+fn trace_context_of(span: &Span) -> HashMap<String, String> {
+    let cx = span.context();
+    let mut map = HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut MapInjector(&mut map))
+    });
+    map
 }
 
 #[tonic::async_trait]
@@ -97,6 +119,17 @@ impl<S: Store> WorkerService for WorkerApi<S> {
                 .await?;
             self.shared.metrics.acquire_latency(started.elapsed());
             if let Some(a) = got {
+                // One trace per attempt: a root span, whatever span this call runs in.
+                let span = info_span!(
+                    parent: None,
+                    "job_attempt",
+                    job.key = %a.job_key,
+                    job.kind = a.kind,
+                    job.attempt = a.attempt,
+                    worker = %req.worker_id,
+                    sweep = %a.sweep,
+                );
+                let trace_context = trace_context_of(&span);
                 return Ok(Response::new(pb::AcquireJobResponse {
                     assignment: Some(pb::JobAssignment {
                         job_key: a.job_key,
@@ -105,7 +138,7 @@ impl<S: Store> WorkerService for WorkerApi<S> {
                         spec_json: a.spec_json,
                         input_artifact: a.input_artifact,
                         sweep: a.sweep,
-                        trace_context: Default::default(),
+                        trace_context,
                     }),
                 }));
             }

@@ -16,11 +16,12 @@ use stilts_common::convert::job_spec_from_json;
 use stilts_common::failure::{Failure, FailureReason};
 use stilts_proto::v1 as pb;
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{error, info, info_span, warn};
 
 use crate::agent::Agent;
 use crate::executor::{CancelFlag, JobContext, JobOutput, Progress, ProgressSink};
 use crate::reports::{Outcome, Report};
+use crate::trace_ctx;
 
 /// Why the worker cancelled a job; decides how the failure is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,8 @@ struct Entry {
     progress: Arc<SharedProgress>,
     cancel: CancelFlag,
     cause: Option<CancelCause>,
+    /// The attempt's trace context (from the assignment); the report span joins it.
+    trace: opentelemetry::Context,
 }
 
 /// The running jobs, by key.
@@ -142,6 +145,7 @@ fn safe_key(key: &str) -> bool {
 /// that keeps it from starting is reported as a failure of that attempt.
 pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: bool) {
     let (key, attempt, token) = (a.job_key.clone(), a.attempt, a.fencing_token);
+    let trace = trace_ctx::extract(&a.trace_context);
     let refuse = |failure: Failure| {
         warn!(job = %key, attempt, reason = %failure.reason, error = %failure.message, "job not started");
         agent.reports.push(Report {
@@ -149,6 +153,7 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
             attempt,
             token,
             outcome: Outcome::Fail(failure),
+            trace: trace.clone(),
         });
     };
     if shutting_down {
@@ -172,6 +177,7 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
                 info!(job = %key, attempt, old_attempt = entry.attempt, "job re-assigned while still running here; adopting the new attempt");
                 entry.attempt = attempt;
                 entry.token = token;
+                entry.trace = trace;
                 return;
             }
             drop(map);
@@ -216,11 +222,17 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
             progress: progress.clone(),
             cancel: cancel.clone(),
             cause: None,
+            trace: trace.clone(),
         };
         map.insert(key.clone(), entry);
         agent.jobs.publish(&map);
     }
     info!(job = %key, attempt, kind = %ctx.spec.kind, sweep = %a.sweep, "job started");
+    // The executor's work (and any span it opens) is a child of the attempt's trace.
+    let span = trace_ctx::adopt(
+        info_span!(parent: None, "execute", job.key = %key, job.kind = %ctx.spec.kind, job.attempt = attempt),
+        &trace,
+    );
     let thread_agent = agent.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("job-{}", &key[..key.len().min(12)]))
@@ -228,7 +240,7 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
             let started = Instant::now();
             let executor = thread_agent.executor.clone();
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                executor.run(&ctx, progress.as_ref(), &cancel)
+                span.in_scope(|| executor.run(&ctx, progress.as_ref(), &cancel))
             }))
             .unwrap_or_else(|panic| {
                 let what = panic
@@ -306,6 +318,7 @@ fn finish(agent: &Agent, key: &str, result: Result<JobOutput, Failure>, started:
         attempt: entry.attempt,
         token: entry.token,
         outcome,
+        trace: entry.trace,
     });
     agent.jobs.publish(&map);
 }

@@ -22,6 +22,7 @@ mod process;
 pub mod progress_line;
 mod reports;
 pub mod tls;
+pub mod trace_ctx;
 
 pub use agent::{run, run_until};
 pub use command::CommandExecutor;

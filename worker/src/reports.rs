@@ -13,10 +13,11 @@ use stilts_proto::v1 as pb;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::agent::Agent;
 use crate::backoff::Backoff;
+use crate::trace_ctx;
 
 /// How an attempt ended.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub(crate) struct Report {
     pub attempt: u32,
     pub token: u64,
     pub outcome: Outcome,
+    /// The attempt's trace context; delivery runs in a `report` span of that trace.
+    pub trace: opentelemetry::Context,
 }
 
 /// FIFO of undelivered reports.
@@ -111,6 +114,10 @@ pub(crate) async fn deliver_reports(agent: Arc<Agent>, stop: CancellationToken) 
         let worker_id = session.worker_id.clone();
         let timeout = agent.link.rpc_timeout();
         let (key, attempt, token) = (report.key.clone(), report.attempt, report.token);
+        let span = trace_ctx::adopt(
+            info_span!(parent: None, "report", job.key = %key, job.attempt = attempt),
+            &report.trace,
+        );
         let result = match report.outcome {
             Outcome::Complete {
                 metrics_json,
@@ -129,6 +136,7 @@ pub(crate) async fn deliver_reports(agent: Arc<Agent>, stop: CancellationToken) 
                 agent
                     .link
                     .call(timeout, |mut c| async move { c.complete_job(req).await })
+                    .instrument(span)
                     .await
             }
             Outcome::Fail(failure) => {
@@ -142,6 +150,7 @@ pub(crate) async fn deliver_reports(agent: Arc<Agent>, stop: CancellationToken) 
                 agent
                     .link
                     .call(timeout, |mut c| async move { c.fail_job(req).await })
+                    .instrument(span)
                     .await
             }
         };
