@@ -5,7 +5,7 @@
 //! checkpoint/optimizer.bpk   AdamW moments
 //! checkpoint/state.json      step, best dev score, ...; written last
 //! best/encoder.bpk           encoder of the model selected on English dev
-//! best/head.bpk, head.json   its head and the head kind
+//! best/head.bpk, head.json   its head and the head kind (absent for a retrieval pass-through)
 //! best/config.json, tokenizer.json   copied from the base model: best/ is self-contained
 //! ```
 //!
@@ -139,6 +139,19 @@ pub fn save_best(
     save_module(&model.head, &tmp.join("head.bpk"))?;
     write_json(&tmp.join("head.json"), &kind)?;
     write_json(&tmp.join("dev.json"), dev)?;
+    for f in ["config.json", "tokenizer.json"] {
+        let src = base_dir.join(f);
+        fs::copy(&src, tmp.join(f)).map_err(|e| TrainerError::io(&src, e))?;
+    }
+    replace_dir(&tmp, &out.join("best"))
+}
+
+/// Saves an encoder alone as `out/best/` (no head): the pass-through target stage of retrieval
+/// tasks, whose evaluation reads only the encoder.
+pub fn save_best_encoder(out: &Path, encoder: &Encoder, base_dir: &Path) -> Result<()> {
+    let tmp = out.join("best.tmp");
+    fresh_dir(&tmp)?;
+    save_module(encoder, &tmp.join("encoder.bpk"))?;
     for f in ["config.json", "tokenizer.json"] {
         let src = base_dir.join(f);
         fs::copy(&src, tmp.join(f)).map_err(|e| TrainerError::io(&src, e))?;

@@ -13,6 +13,14 @@
 //!   layout). Metrics come from the test split when it is labelled, else from the dev split
 //!   (recorded as `"split"`).
 //!
+//! - Retrieval tasks (Tatoeba; catalog head `retrieval`, metric `accuracy`) have no head and no
+//!   target training: their `target` stage passes the parent's encoder through (or the
+//!   pretrained encoder without a parent) as `output_dir/best/`, and `evaluate` retrieves with
+//!   it (see `retrieval.rs`; layer = recipe `retrieval_layer`, default the middle layer). XTREME-R's
+//!   "SQuAD-tuned encoder → Tatoeba" is the grid cell intermediate = `squad`, target = `tatoeba`;
+//!   the no-intermediate baseline is the raw pretrained encoder. The catalog's
+//!   `english_train = ["squad"]` of `tatoeba` is not trained by the target stage.
+//!
 //! Data comes from `stilts-tasks`; the data root is recipe key `data_dir`, else
 //! `$STILTS_DATA_DIR`, else `./data`.
 
@@ -20,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use stilts_common::failure::{Failure, FailureReason};
 use stilts_common::job::{JobSpec, StageKind};
+use stilts_tasks::example::Dataset;
 use stilts_tasks::metrics::squad::QaNormalization;
 use stilts_tasks::{Catalog, Head as TaskHead, Split, TaskDef, TaskError, load};
 use stilts_worker::executor::{
@@ -142,6 +151,28 @@ pub fn failure(e: TrainerError) -> Failure {
     }
 }
 
+fn check_retrieval(task: &TaskDef, stage: StageKind) -> Result<(), Failure> {
+    if task.metric != stilts_tasks::Metric::Accuracy {
+        return Err(Failure::permanent(
+            FailureReason::User,
+            format!(
+                "task `{}`: retrieval with metric {:?} (dual encoders) is not implemented by the burn trainer yet",
+                task.name, task.metric
+            ),
+        ));
+    }
+    if stage == StageKind::Intermediate {
+        return Err(Failure::permanent(
+            FailureReason::User,
+            format!(
+                "task `{}` is a zero-shot retrieval task: it has no training data for an intermediate stage",
+                task.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn write_metrics(path: &Path, metrics: &serde_json::Value) -> Result<(), Failure> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| failure(TrainerError::io(parent, e)))?;
@@ -204,6 +235,9 @@ impl BurnExecutor {
         let spec = &ctx.spec;
         let cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed).map_err(failure)?;
         let task = self.task(&spec.task)?;
+        if task.head == TaskHead::Retrieval {
+            return self.pass_through(ctx, task, &cfg);
+        }
         let kind = head_kind(task)?;
         let root = self.data_root(spec);
         let device = self.backend.device();
@@ -316,6 +350,96 @@ impl BurnExecutor {
         Ok(serde_json::json!({ "train": { "phases": phase_metrics } }))
     }
 
+    /// Target stage of a retrieval task: the parent's (or the pretrained) encoder, unchanged.
+    fn pass_through(
+        &self,
+        ctx: &JobContext,
+        task: &TaskDef,
+        cfg: &TrainConfig,
+    ) -> Result<serde_json::Value, Failure> {
+        check_retrieval(task, ctx.spec.kind)?;
+        let device = self.backend.device();
+        let (base_dir, encoder) = match self.parent_best(ctx)? {
+            Some(best) => {
+                let (_, config, _) =
+                    load_config_and_tokenizer(&best, cfg.max_seq_len).map_err(failure)?;
+                let encoder = load_best_encoder(&best, config.init(&device)).map_err(failure)?;
+                (best, encoder)
+            }
+            None => {
+                let m = load_pretrained(&ctx.spec.model_source, cfg.max_seq_len, &device)
+                    .map_err(failure)?;
+                (m.dir, m.encoder)
+            }
+        };
+        crate::checkpoint::save_best_encoder(&ctx.output_dir, &encoder, &base_dir)
+            .map_err(failure)?;
+        Ok(serde_json::json!({ "train": {
+            "phases": [],
+            "pass_through": base_dir.to_string_lossy(),
+        }}))
+    }
+
+    fn evaluate_retrieval(
+        &self,
+        ctx: &JobContext,
+        task: &TaskDef,
+        cfg: &TrainConfig,
+        best: &Path,
+        progress: &dyn ProgressSink,
+        cancel: &CancelFlag,
+    ) -> Result<serde_json::Value, Failure> {
+        check_retrieval(task, ctx.spec.kind)?;
+        let spec = &ctx.spec;
+        let root = self.data_root(spec);
+        let device = self.backend.device();
+        let (_, config, tokenizer) =
+            load_config_and_tokenizer(best, cfg.max_seq_len).map_err(failure)?;
+        let encoder = load_best_encoder(best, config.init(&device)).map_err(failure)?;
+        let layer = cfg
+            .retrieval_layer
+            .unwrap_or_else(|| crate::retrieval::default_layer(encoder.num_layers()));
+        let pred_dir = ctx.output_dir.join("predictions");
+        std::fs::create_dir_all(&pred_dir).map_err(|e| failure(TrainerError::io(&pred_dir, e)))?;
+        let mut metrics = serde_json::Map::new();
+        let mut info = serde_json::Map::new();
+        for (i, lang) in spec.languages.iter().enumerate() {
+            if cancel.is_cancelled() {
+                return Err(failure(TrainerError::Cancelled));
+            }
+            progress.report(Progress {
+                step: i as u64,
+                total: spec.languages.len() as u64,
+                loss: 0.0,
+                phase: format!("evaluate {lang}"),
+            });
+            let Dataset::Retrieval(set) =
+                load(task, Split::Test, lang, &root).map_err(task_failure)?
+            else {
+                return Err(failure(TrainerError::Data(format!(
+                    "{} test ({lang}): the reader did not return a retrieval set",
+                    task.name
+                ))));
+            };
+            let (pred, acc) =
+                crate::retrieval::retrieve(&encoder, &config, &tokenizer, &set, layer, &device)
+                    .map_err(failure)?;
+            let lines: Vec<String> = pred.iter().map(usize::to_string).collect();
+            let file = pred_dir.join(format!("test-{lang}.tsv"));
+            std::fs::write(&file, lines.join("\n") + "\n")
+                .map_err(|e| failure(TrainerError::io(&file, e)))?;
+            metrics.insert(lang.clone(), serde_json::json!({ "accuracy": acc }));
+            info.insert(
+                lang.clone(),
+                serde_json::json!({"metrics_split": "test", "examples": pred.len(), "layer": layer}),
+            );
+        }
+        let info_path = ctx.output_dir.join("eval.json");
+        std::fs::write(&info_path, serde_json::Value::Object(info).to_string())
+            .map_err(|e| failure(TrainerError::io(&info_path, e)))?;
+        Ok(serde_json::Value::Object(metrics))
+    }
+
     fn evaluate_job(
         &self,
         ctx: &JobContext,
@@ -328,6 +452,9 @@ impl BurnExecutor {
         let root = self.data_root(spec);
         let device = self.backend.device();
         let best = self.parent_best(ctx)?.expect("evaluate jobs have a parent");
+        if task.head == TaskHead::Retrieval {
+            return self.evaluate_retrieval(ctx, task, &cfg, &best, progress, cancel);
+        }
         let (_, config, tokenizer) =
             load_config_and_tokenizer(&best, cfg.max_seq_len).map_err(failure)?;
         let kind = crate::checkpoint::read_head_kind(&best).map_err(failure)?;

@@ -16,6 +16,7 @@ pub mod hf_config;
 pub mod model;
 pub mod qa;
 pub mod recipe;
+pub mod retrieval;
 pub mod source;
 pub mod tokenize;
 pub mod train;
