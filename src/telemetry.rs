@@ -78,6 +78,8 @@ pub fn init(default_filter: &str) -> Result<Telemetry> {
     };
     let otel = provider.as_ref().map(|p| {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        // For spans recorded after the fact (the coordinator's `queue_wait`).
+        opentelemetry::global::set_tracer_provider(p.clone());
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("stilts"))
             .with_filter(Targets::new().with_target("stilts", LevelFilter::INFO))

@@ -31,6 +31,9 @@ pub struct JobEntry {
     pub in_flight: bool,
     /// Latest progress a heartbeat reported for the current attempt.
     pub progress: Option<Progress>,
+    /// When the job last entered the ready queue (unix ms, not before its backoff ends); 0
+    /// never. The start of the attempt's `queue_wait` span.
+    pub ready_since_ms: u64,
 }
 
 /// One cell, as indexes into its sweep's [`Axes`] and the job table.
@@ -206,6 +209,7 @@ impl Core {
             sweeps: Vec::new(),
             age: self.next_age,
             in_flight: false,
+            ready_since_ms: 0,
             progress: None,
         });
         self.next_age += 1;
@@ -298,6 +302,7 @@ impl Core {
             JobState::Ready => {
                 let (prio, nb) = (self.prio(idx), e.record.not_before_ms);
                 self.queue.insert(prio, nb, now_ms);
+                self.jobs[idx as usize].ready_since_ms = now_ms.max(nb);
                 true
             }
             JobState::Leased => {

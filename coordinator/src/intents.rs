@@ -38,6 +38,9 @@ pub struct Assignment {
     pub sweep: String,
     /// The stage kind (a trace attribute).
     pub kind: &'static str,
+    /// The queue wait, ready to assigned (unix ms; `ready_since_ms` 0 when unknown).
+    pub ready_since_ms: u64,
+    pub assigned_at_ms: u64,
 }
 
 /// What `SubmitSweep` did.
@@ -198,6 +201,8 @@ impl Core {
                     input_artifact,
                     sweep: self.sweep_name_of(job).to_string(),
                     kind: e.record.spec.kind.as_str(),
+                    ready_since_ms: e.ready_since_ms,
+                    assigned_at_ms: now_ms,
                 };
                 let w = worker.clone();
                 match self.build(job, Event::Assign, now_ms, String::new(), |d| {

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::propagation::Injector;
+use opentelemetry::trace::{Span as _, TraceContextExt, Tracer};
 use stilts_common::failure::Failure;
 use stilts_common::store::{Store, WorkerRecord};
 use stilts_proto::v1 as pb;
@@ -56,6 +57,25 @@ fn trace_context_of(span: &Span) -> HashMap<String, String> {
         p.inject_context(&cx, &mut MapInjector(&mut map))
     });
     map
+}
+
+/// The attempt's `queue_wait` span (ready to assigned), after the fact: a child of `attempt` with
+/// the cache's timestamps, through the global tracer. Nothing when tracing is off.
+fn record_queue_wait(attempt: &Span, ready_since_ms: u64, assigned_at_ms: u64) {
+    let cx = attempt.context();
+    if ready_since_ms == 0
+        || ready_since_ms > assigned_at_ms
+        || !cx.span().span_context().is_valid()
+    {
+        return;
+    }
+    let at = |ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+    let tracer = opentelemetry::global::tracer("stilts");
+    tracer
+        .span_builder("queue_wait")
+        .with_start_time(at(ready_since_ms))
+        .start_with_context(&tracer, &cx)
+        .end_with_timestamp(at(assigned_at_ms));
 }
 
 #[tonic::async_trait]
@@ -119,6 +139,10 @@ impl<S: Store> WorkerService for WorkerApi<S> {
                 .await?;
             self.shared.metrics.acquire_latency(started.elapsed());
             if let Some(a) = got {
+                let queue_wait_ms = match a.ready_since_ms {
+                    0 => 0,
+                    ready => a.assigned_at_ms.saturating_sub(ready),
+                };
                 // One trace per attempt: a root span, whatever span this call runs in.
                 let span = info_span!(
                     parent: None,
@@ -128,7 +152,9 @@ impl<S: Store> WorkerService for WorkerApi<S> {
                     job.attempt = a.attempt,
                     worker = %req.worker_id,
                     sweep = %a.sweep,
+                    queue_wait_ms,
                 );
+                record_queue_wait(&span, a.ready_since_ms, a.assigned_at_ms);
                 let trace_context = trace_context_of(&span);
                 return Ok(Response::new(pb::AcquireJobResponse {
                     assignment: Some(pb::JobAssignment {
