@@ -9,7 +9,7 @@
 //! | `intents.rs` | requests to the writer; fencing checks; one request → one CAS write |
 //! | `writer.rs` | the single writer: group commit, apply, cascade, reload on conflict |
 //! | `lease.rs` | worker leases, heartbeats, the reaper |
-//! | `worker_api.rs`, `sweep_api.rs` | the two gRPC services |
+//! | `worker_api.rs`, `sweep_api.rs` | the two gRPC services; `worker_api.rs` opens each job attempt's trace |
 //! | `status.rs` | derived cell states, counts, results |
 //! | `http/` | HTTP listener: dashboard, Prometheus `/metrics`, JSON API |
 //! | `tls.rs`, `auth.rs` | TLS accept (rustls), bearer token and client-certificate checks |

@@ -4,7 +4,8 @@
 //! artifact layout and job threads in `jobs.rs`; report delivery and which rejections are final in
 //! `reports.rs`; heartbeats in `heartbeat.rs`; addresses, failover and registration in `link.rs` (TLS and the token in `tls.rs`);
 //! the `command` executor in `command.rs` (processes in `process.rs`, progress lines in
-//! `progress_line.rs`, metrics files in `metrics.rs`).
+//! `progress_line.rs`, metrics files in `metrics.rs`); the attempt's trace context (OpenTelemetry) in
+//! `trace_ctx.rs`.
 
 pub mod agent;
 pub mod backoff;
