@@ -19,31 +19,7 @@ fn unquote(field: &str) -> String {
 
 /// `s1<TAB>s2<TAB>label`, no header; two columns = unlabelled (XTREME test files).
 pub fn read_xtreme_pairs(ctx: &ReadCtx<'_>, path: &Path, text: &str) -> Result<Dataset, TaskError> {
-    let mut out = Vec::new();
-    for (n, line) in lines(text) {
-        if line.is_empty() {
-            continue;
-        }
-        let cols: Vec<&str> = line.split('\t').collect();
-        let label = match cols.len() {
-            2 => Label::None,
-            3 => ctx.class(path, n, cols[2].trim())?,
-            k => {
-                return Err(TaskError::format(
-                    path,
-                    n,
-                    format!("expected 2 or 3 tab-separated columns, found {k}"),
-                ));
-            }
-        };
-        out.push(PairExample {
-            id: format!("{}", out.len()),
-            text_a: unquote(cols[0]),
-            text_b: Some(unquote(cols[1])),
-            label,
-        });
-    }
-    Ok(Dataset::Pairs(out))
+    read_xtreme_rows(ctx, path, text, 2)
 }
 
 /// `sentence<TAB>label` (one column = unlabelled).
@@ -52,27 +28,41 @@ pub fn read_xtreme_single(
     path: &Path,
     text: &str,
 ) -> Result<Dataset, TaskError> {
+    read_xtreme_rows(ctx, path, text, 1)
+}
+
+/// Rows of `texts` text columns (1 or 2) and an optional trailing label column.
+fn read_xtreme_rows(
+    ctx: &ReadCtx<'_>,
+    path: &Path,
+    text: &str,
+    texts: usize,
+) -> Result<Dataset, TaskError> {
     let mut out = Vec::new();
     for (n, line) in lines(text) {
         if line.is_empty() {
             continue;
         }
         let cols: Vec<&str> = line.split('\t').collect();
-        let label = match cols.len() {
-            1 => Label::None,
-            2 => ctx.class(path, n, cols[1].trim())?,
-            k => {
-                return Err(TaskError::format(
-                    path,
-                    n,
-                    format!("expected 1 or 2 tab-separated columns, found {k}"),
-                ));
-            }
+        let label = if cols.len() == texts {
+            Label::None
+        } else if cols.len() == texts + 1 {
+            ctx.class(path, n, cols[texts].trim())?
+        } else {
+            return Err(TaskError::format(
+                path,
+                n,
+                format!(
+                    "expected {texts} or {} tab-separated columns, found {}",
+                    texts + 1,
+                    cols.len()
+                ),
+            ));
         };
         out.push(PairExample {
             id: format!("{}", out.len()),
             text_a: unquote(cols[0]),
-            text_b: None,
+            text_b: (texts == 2).then(|| unquote(cols[1])),
             label,
         });
     }
