@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use burn::prelude::*;
-use stilts_common::job::{ExecutorSpec, JobSpec, Recipe, StageKind};
+use stilts_common::job::{JobSpec, StageKind};
 use stilts_tasks::example::{Dataset, QaExample};
 use stilts_tasks::{Catalog, Split, load};
 use stilts_trainer::data::{Featurize, examples};
@@ -18,7 +18,7 @@ use stilts_trainer::qa::{QaWindows, decode, spans};
 use stilts_trainer::recipe::TrainConfig;
 use stilts_trainer::train::{Example, Target, TrainRun, train};
 use stilts_trainer::{Backend, BurnExecutor};
-use stilts_worker::executor::{CancelFlag, Executor, JobContext, Progress, ProgressSink};
+use stilts_worker::executor::{CancelFlag, Executor, Progress, ProgressSink};
 
 struct NoProgress;
 impl ProgressSink for NoProgress {
@@ -161,32 +161,15 @@ fn windows_cover_answers_and_decoding_returns_context_text() {
 }
 
 fn spec(kind: StageKind, model: &Path, root: &Path, parent: Option<&str>) -> JobSpec {
-    let mut recipe = Recipe::new();
-    for (k, v) in [
+    let recipe = [
         ("batch_size", 8),
         ("max_steps", 2),
         ("epochs", 1),
         ("max_seq_len", 192),
         ("doc_stride", 64),
         ("max_train_examples", 16),
-    ] {
-        recipe.insert(k.into(), v.into());
-    }
-    recipe.insert("data_dir".into(), root.to_string_lossy().into());
-    JobSpec {
-        kind,
-        model: "minilm".into(),
-        model_source: model.to_string_lossy().into(),
-        task: "xquad".into(),
-        intermediate: "none".into(),
-        languages: vec!["de".into()],
-        seed: 1,
-        recipe,
-        executor: ExecutorSpec::Burn,
-        parent: parent.map(String::from),
-        data_version: "shared".into(),
-        code_version: "test".into(),
-    }
+    ];
+    common::burn_spec(kind, "xquad", "de", (model, root), parent, &recipe)
 }
 
 #[test]
@@ -197,14 +180,8 @@ fn xquad_target_then_evaluate_through_the_executor() {
     let dir = tempfile::tempdir().unwrap();
     let exec = BurnExecutor::new(Backend::Flex);
     let cancel = CancelFlag::new();
-    let ctx = |key: &str, spec: JobSpec, input: Option<&str>| JobContext {
-        key: key.into(),
-        attempt: 1,
-        spec,
-        input_dir: input.map(|i| dir.path().join(i)),
-        output_dir: dir.path().join(key),
-        metrics_file: dir.path().join(key).join("metrics.json"),
-        log_dir: dir.path().join(key).join("logs"),
+    let ctx = |key: &str, spec: JobSpec, input: Option<&str>| {
+        common::job_ctx(dir.path(), key, spec, input)
     };
     let target = ctx("target", spec(StageKind::Target, &model, &root, None), None);
     let out = exec.run(&target, &NoProgress, &cancel).unwrap();

@@ -8,13 +8,13 @@ use std::path::Path;
 
 use burn::prelude::*;
 use stilts_common::failure::FailureReason;
-use stilts_common::job::{ExecutorSpec, JobSpec, Recipe, StageKind};
+use stilts_common::job::{JobSpec, StageKind};
 use stilts_tasks::example::{Dataset, RetrievalSet};
 use stilts_tasks::{Catalog, Split, load};
 use stilts_trainer::model::load_pretrained;
 use stilts_trainer::retrieval::{default_layer, retrieve};
 use stilts_trainer::{Backend, BurnExecutor};
-use stilts_worker::executor::{CancelFlag, Executor, JobContext, Progress, ProgressSink};
+use stilts_worker::executor::{CancelFlag, Executor, Progress, ProgressSink};
 
 struct NoProgress;
 impl ProgressSink for NoProgress {
@@ -74,23 +74,8 @@ fn real_pairs_retrieve_by_cosine() {
 }
 
 fn spec(kind: StageKind, model: &Path, root: &Path, parent: Option<&str>) -> JobSpec {
-    let mut recipe = Recipe::new();
-    recipe.insert("max_seq_len".into(), 128.into());
-    recipe.insert("data_dir".into(), root.to_string_lossy().into());
-    JobSpec {
-        kind,
-        model: "minilm".into(),
-        model_source: model.to_string_lossy().into(),
-        task: "tatoeba".into(),
-        intermediate: "none".into(),
-        languages: vec!["de".into()],
-        seed: 1,
-        recipe,
-        executor: ExecutorSpec::Burn,
-        parent: parent.map(String::from),
-        data_version: "shared".into(),
-        code_version: "test".into(),
-    }
+    let recipe = [("max_seq_len", 128)];
+    common::burn_spec(kind, "tatoeba", "de", (model, root), parent, &recipe)
 }
 
 #[test]
@@ -101,14 +86,8 @@ fn tatoeba_pass_through_target_then_evaluate() {
     let dir = tempfile::tempdir().unwrap();
     let exec = BurnExecutor::new(Backend::Flex);
     let cancel = CancelFlag::new();
-    let ctx = |key: &str, spec: JobSpec, input: Option<&str>| JobContext {
-        key: key.into(),
-        attempt: 1,
-        spec,
-        input_dir: input.map(|i| dir.path().join(i)),
-        output_dir: dir.path().join(key),
-        metrics_file: dir.path().join(key).join("metrics.json"),
-        log_dir: dir.path().join(key).join("logs"),
+    let ctx = |key: &str, spec: JobSpec, input: Option<&str>| {
+        common::job_ctx(dir.path(), key, spec, input)
     };
     // No intermediate training data for a retrieval task.
     let inter = ctx(

@@ -1,7 +1,10 @@
 //! Shared helpers of the trainer's integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use stilts_common::job::{ExecutorSpec, JobSpec, Recipe, StageKind};
+use stilts_worker::executor::JobContext;
 
 /// `$STILTS_TEST_MODELS` (written by `deploy/fetch-models.sh`), or `None` after printing a
 /// visible skip notice.
@@ -28,5 +31,49 @@ pub fn shared_data() -> Option<PathBuf> {
             eprintln!("skipping: STILTS_SHARED_DATA not set");
             None
         }
+    }
+}
+
+/// A burn job on the MiniLM test model: `task` in `language`, data from `root`, the integer
+/// recipe keys given plus `data_dir`.
+pub fn burn_spec(
+    kind: StageKind,
+    task: &str,
+    language: &str,
+    (model, root): (&Path, &Path),
+    parent: Option<&str>,
+    recipe: &[(&str, i64)],
+) -> JobSpec {
+    let mut r = Recipe::new();
+    for (k, v) in recipe {
+        r.insert((*k).into(), (*v).into());
+    }
+    r.insert("data_dir".into(), root.to_string_lossy().into());
+    JobSpec {
+        kind,
+        model: "minilm".into(),
+        model_source: model.to_string_lossy().into(),
+        task: task.into(),
+        intermediate: "none".into(),
+        languages: vec![language.into()],
+        seed: 1,
+        recipe: r,
+        executor: ExecutorSpec::Burn,
+        parent: parent.map(String::from),
+        data_version: "shared".into(),
+        code_version: "test".into(),
+    }
+}
+
+/// A first-attempt job context whose directories live under `dir` (`dir/<key>`, input `dir/<input>`).
+pub fn job_ctx(dir: &Path, key: &str, spec: JobSpec, input: Option<&str>) -> JobContext {
+    JobContext {
+        key: key.into(),
+        attempt: 1,
+        spec,
+        input_dir: input.map(|i| dir.join(i)),
+        output_dir: dir.join(key),
+        metrics_file: dir.join(key).join("metrics.json"),
+        log_dir: dir.join(key).join("logs"),
     }
 }
