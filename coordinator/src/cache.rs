@@ -34,6 +34,11 @@ pub struct JobEntry {
     /// When the job last entered the ready queue (unix ms, not before its backoff ends); 0
     /// never. The start of the attempt's `queue_wait` span.
     pub ready_since_ms: u64,
+    /// When this cache last indexed the job as leased (assignment or load), unix ms.
+    pub leased_since_ms: u64,
+    /// Heartbeats of the holder, since the grace after `leased_since_ms`, that did not list the
+    /// job: two in a row mean the assignment never reached the worker (see `Core::heartbeat`).
+    pub unseen: u8,
 }
 
 /// One cell, as indexes into its sweep's [`Axes`] and the job table.
@@ -210,6 +215,8 @@ impl Core {
             age: self.next_age,
             in_flight: false,
             ready_since_ms: 0,
+            leased_since_ms: 0,
+            unseen: 0,
             progress: None,
         });
         self.next_age += 1;
@@ -310,6 +317,9 @@ impl Core {
                 match self.workers.get_mut(worker) {
                     Some(w) => {
                         w.jobs.insert(idx);
+                        let e = &mut self.jobs[idx as usize];
+                        e.leased_since_ms = now_ms;
+                        e.unseen = 0;
                         true
                     }
                     None => false,

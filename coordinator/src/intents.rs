@@ -51,6 +51,15 @@ pub struct SubmitSummary {
     pub jobs_already_done: u64,
 }
 
+/// Why an assignment is taken back without spending budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undelivered {
+    /// The reply to `AcquireJob` could not be handed to the caller.
+    ReplyFailed,
+    /// The worker's heartbeats do not list the job (see `Core::heartbeat`).
+    NotRunning,
+}
+
 /// One request to the writer.
 #[derive(Debug)]
 pub enum Intent {
@@ -75,11 +84,12 @@ pub enum Intent {
         worker: String,
         attempt: u32,
     },
-    /// An assignment whose reply could not be delivered: back to ready, no budget spent.
+    /// An assignment that never reached its worker: back to ready, no budget spent.
     Release {
         job: JobIdx,
         worker: String,
         attempt: u32,
+        why: Undelivered,
     },
     Cancel {
         job: JobIdx,
@@ -275,6 +285,7 @@ impl Core {
                 job,
                 worker,
                 attempt,
+                ..
             } if !self.holds(job, &worker, attempt) => Planned::Done,
             i @ (Intent::Expire { job, .. } | Intent::Release { job, .. })
                 if self.jobs[job as usize].in_flight =>
@@ -291,10 +302,18 @@ impl Core {
                     Err(_) => Planned::Done,
                 }
             }
-            Intent::Release { job, worker, .. } => {
-                let f = Failure::preempted(format!(
-                    "the assignment to worker {worker} could not be delivered"
-                ));
+            Intent::Release {
+                job, worker, why, ..
+            } => {
+                let f = Failure::preempted(match why {
+                    Undelivered::ReplyFailed => {
+                        format!("the assignment to worker {worker} could not be delivered")
+                    }
+                    Undelivered::NotRunning => format!(
+                        "worker {worker} does not run its assignment (absent from two heartbeats \
+                         a lease TTL after it was assigned: the reply was lost)"
+                    ),
+                });
                 match self.build_failure(job, f, now_ms, cfg) {
                     Ok(p) => self.begin(p, Then::Nothing),
                     Err(_) => Planned::Done,

@@ -4,6 +4,7 @@
 //! the store one fresh TTL, so a worker that keeps running through the restart keeps its jobs;
 //! one that is gone loses them one TTL later.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use stilts_common::progress::Progress;
@@ -41,24 +42,33 @@ impl Core {
     /// Renews the lease, records progress of current assignments, and lists the reported jobs
     /// the worker must cancel: those it no longer holds (reassigned after a lost lease,
     /// cancelled, unknown).
+    ///
+    /// Also returns the attempts this worker holds but did not list (a worker lists its running
+    /// jobs and its undelivered reports), once a lease TTL after the assignment and in two
+    /// heartbeats in a row: the assignment never reached it (the reply was lost, e.g. the
+    /// leader died between the commit and the reply). Without this a live worker would renew a
+    /// lease on a job it never runs, forever.
     pub fn heartbeat(
         &mut self,
         worker: &str,
         running: Vec<pb::RunningJob>,
         now_ms: u64,
         ttl_ms: u64,
-    ) -> pb::HeartbeatResponse {
+    ) -> (pb::HeartbeatResponse, Vec<(JobIdx, u32)>) {
         let known = self.renew(worker, now_ms, ttl_ms);
         let mut cancel_job_keys = Vec::new();
+        let mut listed = HashSet::with_capacity(running.len());
         for r in running {
             let Some(idx) = self.job(&r.job_key) else {
                 cancel_job_keys.push(r.job_key);
                 continue;
             };
+            listed.insert(idx);
             let e = &mut self.jobs[idx as usize];
             let rec = &e.record;
             let same = rec.worker_id.as_deref() == Some(worker) && rec.status.attempt == r.attempt;
             if same && rec.status.state == JobState::Leased && rec.version == r.fencing_token {
+                e.unseen = 0;
                 if let Some(p) = r.progress {
                     e.progress = Some(Progress::from(p));
                 }
@@ -68,10 +78,30 @@ impl Core {
                 cancel_job_keys.push(r.job_key);
             }
         }
-        pb::HeartbeatResponse {
+        let held: Vec<JobIdx> = self
+            .workers
+            .get(worker)
+            .map(|w| w.jobs.iter().copied().collect())
+            .unwrap_or_default();
+        let mut lost = Vec::new();
+        for idx in held {
+            let e = &mut self.jobs[idx as usize];
+            if listed.contains(&idx)
+                || e.in_flight
+                || now_ms < e.leased_since_ms.saturating_add(ttl_ms)
+            {
+                continue;
+            }
+            e.unseen = e.unseen.saturating_add(1);
+            if e.unseen >= 2 {
+                lost.push((idx, e.record.status.attempt));
+            }
+        }
+        let reply = pb::HeartbeatResponse {
             cancel_job_keys,
             known,
-        }
+        };
+        (reply, lost)
     }
 
     /// Removes the workers whose lease ran out by `now_ms`.

@@ -16,7 +16,7 @@ use tracing::{Span, info, info_span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::CoordinatorError;
-use crate::intents::{Intent, Report};
+use crate::intents::{Intent, Report, Undelivered};
 use crate::server::Shared;
 
 pub struct WorkerApi<S> {
@@ -188,10 +188,21 @@ impl<S: Store> WorkerService for WorkerApi<S> {
         self.shared
             .metrics
             .heartbeat(&req.worker_id, &req.running, now);
-        let reply =
+        let (reply, lost) =
             self.shared
                 .core()
                 .heartbeat(&req.worker_id, req.running, now, self.shared.ttl_ms());
+        for (job, attempt) in lost {
+            let intent = Intent::Release {
+                job,
+                worker: req.worker_id.clone(),
+                attempt,
+                why: Undelivered::NotRunning,
+            };
+            if self.shared.intents.send(intent).await.is_err() {
+                return Err(Status::unavailable("the coordinator is shutting down"));
+            }
+        }
         Ok(Response::new(reply))
     }
 

@@ -28,7 +28,7 @@ use tracing::{debug, error, info, warn};
 use crate::cache::{self, CellEntry, Core, JobIdx, Repairs};
 use crate::error::CoordinatorError;
 use crate::events::JobEvent;
-use crate::intents::{Applied, Intent, Pending, Planned, Reply, SubmitSummary, Then};
+use crate::intents::{Applied, Intent, Pending, Planned, Reply, SubmitSummary, Then, Undelivered};
 use crate::server::Shared;
 
 /// How many batches may be at the store at once.
@@ -320,6 +320,7 @@ impl<S: Store> Writer<S> {
                         job: idx,
                         worker,
                         attempt,
+                        why: Undelivered::ReplyFailed,
                     });
                 }
             }

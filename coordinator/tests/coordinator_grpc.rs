@@ -34,6 +34,10 @@ macro_rules! suite {
                 super::grpc::restart_adopts_leases_and_repeats_nothing($factory).await
             }
             #[tokio::test]
+            async fn unlisted_assignment_is_taken_back() {
+                super::grpc::unlisted_assignment_is_taken_back($factory).await
+            }
+            #[tokio::test]
             async fn duplicate_submit_is_idempotent() {
                 super::grpc::duplicate_submit_is_idempotent($factory).await
             }

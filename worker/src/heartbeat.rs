@@ -25,7 +25,7 @@ pub(crate) async fn heartbeat_loop(agent: Arc<Agent>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
-        let running = agent.jobs.snapshot();
+        let running = agent.jobs.snapshot(&agent.reports);
         let jobs = running.len();
         let req = pb::HeartbeatRequest {
             worker_id: session.worker_id.clone(),

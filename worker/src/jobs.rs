@@ -20,7 +20,7 @@ use tracing::{error, info, info_span, warn};
 
 use crate::agent::Agent;
 use crate::executor::{CancelFlag, JobContext, JobOutput, Progress, ProgressSink};
-use crate::reports::{Outcome, Report};
+use crate::reports::{Outcome, Report, ReportQueue};
 use crate::trace_ctx;
 
 /// Why the worker cancelled a job; decides how the failure is reported.
@@ -91,17 +91,36 @@ impl Jobs {
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
-    /// What heartbeats carry: every running job with its current attempt, token and progress.
-    pub(crate) fn snapshot(&self) -> Vec<pb::RunningJob> {
+    /// What heartbeats carry: every running job with its current attempt, token and progress,
+    /// then every attempt whose report is not delivered yet (no progress), so that the
+    /// coordinator can tell a job this worker holds from an assignment that never arrived.
+    /// The running table's lock is held while the reports are read: [`finish`] queues a report
+    /// under that lock, so a job that ends meanwhile is in one list or the other, never in none.
+    pub(crate) fn snapshot(&self, reports: &ReportQueue) -> Vec<pb::RunningJob> {
         let map = self.map.lock().expect("jobs lock");
-        map.iter()
+        let mut out: Vec<pb::RunningJob> = map
+            .iter()
             .map(|(key, e)| pb::RunningJob {
                 job_key: key.clone(),
                 attempt: e.attempt,
                 fencing_token: e.token,
                 progress: Some(e.progress.0.lock().expect("progress lock").clone().into()),
             })
-            .collect()
+            .collect();
+        // A key that runs again here (a newer attempt) is listed once, as running.
+        out.extend(
+            reports
+                .undelivered()
+                .into_iter()
+                .filter(|(key, ..)| !map.contains_key(key))
+                .map(|(job_key, attempt, fencing_token)| pb::RunningJob {
+                    job_key,
+                    attempt,
+                    fencing_token,
+                    progress: None,
+                }),
+        );
+        out
     }
 
     /// Raises the cancel flag of job `key`; false when it does not run here.

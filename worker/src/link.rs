@@ -158,7 +158,7 @@ impl Link {
             self.endpoints[current.index].connect_lazy(),
             self.auth.clone(),
         );
-        info!(url = %self.urls[current.index], "trying the next coordinator address");
+        info!(failed = %self.urls[index], url = %self.urls[current.index], "trying the next coordinator address");
     }
 
     /// The current session, registering first (with backoff, as long as it takes) when there is

@@ -61,6 +61,14 @@ impl ReportQueue {
         self.len.send_replace(q.len());
     }
 
+    /// (key, attempt, fencing token) of every queued report, oldest first.
+    pub(crate) fn undelivered(&self) -> Vec<(String, u32, u64)> {
+        let q = self.queue.lock().expect("report lock");
+        q.iter()
+            .map(|r| (r.key.clone(), r.attempt, r.token))
+            .collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         *self.len.borrow()
     }

@@ -281,6 +281,55 @@ pub async fn restart_adopts_leases_and_repeats_nothing<F: StoreFactory>(f: F) {
     h.stop().await;
 }
 
+/// An assignment whose reply never reached the worker (the leader died between commit and
+/// reply) while the worker keeps its lease alive: once a TTL has passed and two heartbeats in a
+/// row do not list the job, it goes back to ready without spending budget. A job the worker
+/// does list stays with it however long it runs.
+pub async fn unlisted_assignment_is_taken_back<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    h.submit(
+        "lost.toml",
+        &grid("lost", &["none", "mnli"], r#"["xnli"]"#, r#"["de"]"#),
+    )
+    .await;
+    let w = h.register("w", &[]).await;
+    let kept = h.acquire(&w, 50).await.unwrap();
+    let lost = h.acquire(&w, 50).await.unwrap();
+    let leased = |st: &pb::SweepStatus| {
+        ["intermediate", "target", "evaluate"]
+            .iter()
+            .map(|k| jobs(st, k, "leased"))
+            .sum::<u64>()
+    };
+    // Within the grace, and then once past it: still the worker's.
+    for step in [TTL_MS / 2, TTL_MS / 2 + 1] {
+        h.clock.advance(step);
+        let hb = h.heartbeat(&w, &[&kept]).await;
+        assert!(hb.known && hb.cancel_job_keys.is_empty(), "{hb:?}");
+        assert_eq!(leased(&h.status("lost").await), 2);
+    }
+    // The second heartbeat in a row without it takes it back.
+    h.clock.advance(10);
+    h.heartbeat(&w, &[&kept]).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while leased(&h.status("lost").await) != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "never taken back");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let other = h.register("other", &[]).await;
+    let again = h.acquire(&other, 2_000).await.unwrap();
+    assert_eq!((again.job_key == lost.job_key, again.attempt), (true, 2));
+    // Budget untouched: the released attempt is not a failure of the job.
+    let st = h.status("lost").await;
+    assert_eq!(
+        jobs(&st, "intermediate", "failed") + jobs(&st, "target", "failed"),
+        0
+    );
+    // The kept job is still the first worker's: its completion is accepted.
+    assert_eq!(h.complete(&w, &kept, "{}").await.unwrap(), "succeeded");
+    h.stop().await;
+}
+
 /// Submitting the same grid twice is a no-op; a different grid under the same name is refused.
 pub async fn duplicate_submit_is_idempotent<F: StoreFactory>(f: F) {
     let mut h = Harness::start(f, test_config()).await;
