@@ -1,13 +1,54 @@
 //! The coordinator through real loopback gRPC, once per store backend ("the conformance suite
 //! through gRPC"). Add a backend: one more `suite!` line with its factory.
+//!
+//! The etcd instance runs against a real etcd server (one shared by the tests running at the same
+//! time, a fresh key prefix per test); without `etcd` on PATH each etcd test prints a skip line
+//! and passes.
 
 mod grpc;
 mod support;
+mod support_etcd;
+
+use std::sync::Arc;
+
+use stilts_coordinator::store::etcd::{EtcdConfig, EtcdStore};
+use support::{MemFactory, SqliteFactory, StoreFactory};
+use support_etcd::{EtcdServer, unique_prefix};
+
+/// The real etcd store under a key prefix of its own; every open (a restart too) connects to
+/// the same server and prefix, so it sees the same durable state.
+pub struct EtcdFactory {
+    server: Arc<EtcdServer>,
+    prefix: String,
+}
+
+impl EtcdFactory {
+    /// `None` (after the skip line) when etcd is not installed.
+    pub fn shared() -> Option<Self> {
+        Some(Self {
+            server: EtcdServer::shared()?,
+            prefix: unique_prefix("grpc"),
+        })
+    }
+}
+
+impl StoreFactory for EtcdFactory {
+    type S = EtcdStore;
+    async fn open(&self) -> EtcdStore {
+        EtcdStore::connect(EtcdConfig {
+            prefix: self.prefix.clone(),
+            startup_wait_ms: 0,
+            ..EtcdConfig::new([self.server.endpoint()])
+        })
+        .await
+        .expect("connect to the test etcd")
+    }
+}
 
 macro_rules! suite {
     ($backend:ident, $factory:expr) => {
         mod $backend {
-            use super::support::*;
+            use super::*;
 
             #[tokio::test]
             async fn critical_path_and_parents_first() {
@@ -55,3 +96,10 @@ macro_rules! suite {
 
 suite!(memory, MemFactory::default());
 suite!(sqlite, SqliteFactory::default());
+suite!(
+    etcd,
+    match EtcdFactory::shared() {
+        Some(factory) => factory,
+        None => return,
+    }
+);

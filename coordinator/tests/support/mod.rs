@@ -22,10 +22,11 @@ use tonic::transport::Channel;
 
 pub use mem_store::MemStore;
 
-/// Opens the same durable state every time it is called (a restart reopens it).
+/// Opens the same durable state every time it is called (a restart reopens it). Opening is
+/// async because some stores connect to a server (etcd).
 pub trait StoreFactory: Send + Sync + 'static {
     type S: Store;
-    fn open(&self) -> Self::S;
+    fn open(&self) -> impl Future<Output = Self::S> + Send;
 }
 
 /// The in-memory test store; every open shares one state.
@@ -34,7 +35,7 @@ pub struct MemFactory(MemStore);
 
 impl StoreFactory for MemFactory {
     type S = MemStore;
-    fn open(&self) -> MemStore {
+    async fn open(&self) -> MemStore {
         self.0.clone()
     }
 }
@@ -55,7 +56,7 @@ impl Default for SqliteFactory {
 
 impl StoreFactory for SqliteFactory {
     type S = SqliteStore;
-    fn open(&self) -> SqliteStore {
+    async fn open(&self) -> SqliteStore {
         SqliteStore::open(&self.path).unwrap()
     }
 }
@@ -252,11 +253,12 @@ async fn launch<F: StoreFactory>(
 ) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let store = factory.open().await;
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(stilts_coordinator::run(
         cfg.clone(),
         listener,
-        factory.open(),
+        store,
         Arc::new(clock.clone()),
         shutdown.clone(),
     ));
