@@ -88,11 +88,18 @@ pub async fn run_replica(
         shutdown.clone(),
     ));
     let result = async {
+        let mut outage = StoreOutage::default();
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            let lease = store.grant_lease(cluster.election_ttl).await?;
+            let lease = match store.grant_lease(cluster.election_ttl).await {
+                Ok(lease) => lease,
+                Err(e) => {
+                    outage.wait(&e.into(), &shutdown).await;
+                    continue;
+                }
+            };
             let lease_stop = CancellationToken::new();
             let keeper = store.spawn_keep_alive(lease.id, lease.ttl / 3, lease_stop.clone());
             let term = Term {
@@ -121,14 +128,40 @@ pub async fn run_replica(
                 Err(e) if term.lost.is_cancelled() => {
                     warn!(error = %e, "deposed; campaigning again");
                 }
+                // etcd unreachable or failing: never serve without it, never exit over it.
+                Err(e @ CoordinatorError::Store(StoreError::Backend(_))) => {
+                    let _ = store.revoke_lease(term.lease).await;
+                    outage.wait(&e, &shutdown).await;
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
+            outage = StoreOutage::default();
             let _ = store.revoke_lease(term.lease).await;
         }
     }
     .await;
     hints.abort();
     result
+}
+
+/// Backoff while etcd fails (1 s doubling to 10 s), with a warning per attempt.
+#[derive(Default)]
+struct StoreOutage {
+    attempts: u32,
+}
+
+impl StoreOutage {
+    async fn wait(&mut self, error: &CoordinatorError, shutdown: &CancellationToken) {
+        self.attempts += 1;
+        let delay = Duration::from_millis(1_000 << self.attempts.min(4).saturating_sub(1))
+            .min(Duration::from_secs(10));
+        warn!(%error, attempt = self.attempts, retry_in_ms = delay.as_millis() as u64, "etcd unavailable; not serving, retrying");
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
 }
 
 /// One election lease: `lost` fires when it expires or the fence finds it gone.

@@ -69,6 +69,7 @@
 
 mod codec;
 mod config;
+mod endpoints;
 mod error;
 mod fence;
 mod keys;
@@ -91,6 +92,7 @@ use stilts_common::store::{
 pub use self::config::{
     ENV_ENDPOINTS, ENV_PASSWORD, ENV_PREFIX, ENV_USERNAME, EtcdConfig, EtcdTlsConfig,
 };
+use self::endpoints::EndpointWatch;
 pub use self::error::EtcdError;
 pub use self::fence::Fence;
 use self::keys::{Keys, LAYOUT, prefix_end};
@@ -102,6 +104,8 @@ use self::update::SeqCursor;
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 /// Records per page when reading whole ranges (jobs are ~1 KB each).
 const PAGE: i64 = 1_000;
+/// How often each etcd member's client port is probed (several endpoints only).
+const MEMBER_PROBE_PERIOD: Duration = Duration::from_millis(500);
 
 /// A handle to the stilts state in etcd; cheap to clone.
 #[derive(Clone)]
@@ -118,6 +122,8 @@ struct Inner {
     events: tokio::sync::Mutex<Option<SeqCursor>>,
     /// Set on a leader's handle: every write also compares the leader key (`fence.rs`).
     fence: Option<Fence>,
+    /// Keeps stopped members out of the client's rotation (several endpoints only).
+    _members: Option<Arc<EndpointWatch>>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -148,6 +154,13 @@ impl EtcdStore {
                         .kv_client()
                         .max_decoding_message_size(MAX_RESPONSE_BYTES);
                     tracing::info!(endpoints = %cfg.endpoints_display(), prefix = keys.prefix(), "connected to etcd");
+                    let members = EndpointWatch::spawn(
+                        client.clone(),
+                        &cfg.endpoints,
+                        cfg.tls.is_some(),
+                        MEMBER_PROBE_PERIOD,
+                    )
+                    .map(Arc::new);
                     return Ok(Self {
                         inner: Arc::new(Inner {
                             client,
@@ -156,6 +169,7 @@ impl EtcdStore {
                             cfg,
                             events: tokio::sync::Mutex::new(None),
                             fence: None,
+                            _members: members,
                         }),
                     });
                 }

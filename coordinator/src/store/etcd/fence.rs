@@ -51,6 +51,7 @@ impl EtcdStore {
                 cfg: inner.cfg.clone(),
                 events: tokio::sync::Mutex::new(None),
                 fence: Some(fence),
+                _members: inner._members.clone(),
             }),
         }
     }
