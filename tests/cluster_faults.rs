@@ -1,7 +1,8 @@
-//! Cluster faults with real processes on a real etcd: three `stilts coordinator --store etcd`
-//! replicas and four workers run a 992-job command sweep while the test kills the leader twice,
-//! kills a worker with SIGKILL and restarts it, pauses one past its lease TTL, and ~10% of the
-//! evaluate jobs fail once with a retryable exit code. Afterwards every cell has exactly one
+//! Cluster faults with real processes on a real 3-member etcd cluster: three `stilts coordinator
+//! --store etcd` replicas and four workers run a 992-job command sweep while the test kills a
+//! worker with SIGKILL and restarts it, kills one etcd member (restarted later), kills the leader
+//! coordinator twice, pauses a worker past its lease TTL, and ~10% of the evaluate jobs fail once
+//! with a retryable exit code. Afterwards every cell has exactly one
 //! result, equal to what an undisturbed run computes, and only jobs a fault hit ran more than
 //! once. Prints the figures (failover times, executions table). Skips visibly without `etcd`.
 
@@ -29,36 +30,80 @@ fn etcd_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A 3-member etcd cluster on loopback ports.
 struct Etcd {
-    _proc: Proc,
-    url: String,
+    members: Vec<Option<Proc>>,
+    args: Vec<Vec<String>>,
+    urls: Vec<String>,
 }
 
-fn start_etcd(dir: &std::path::Path) -> Option<Etcd> {
-    let Some(bin) = etcd_binary() else {
-        eprintln!("SKIP cluster_faults: no `etcd` binary on PATH (apt-get install etcd-server)");
-        return None;
-    };
-    let (client, peer) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{client}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let proc = Proc::spawn(
-        Command::new(bin)
-            .args(["--name", "n1", "--data-dir"])
-            .arg(dir.join("etcd"))
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args(["--listen-peer-urls", &peer_url])
-            .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("n1={peer_url}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    Some(Etcd { _proc: proc, url })
+impl Etcd {
+    fn start(dir: &std::path::Path) -> Option<Etcd> {
+        let Some(bin) = etcd_binary() else {
+            eprintln!(
+                "SKIP cluster_faults: no `etcd` binary on PATH (apt-get install etcd-server)"
+            );
+            return None;
+        };
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("e{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut etcd = Etcd {
+            members: Vec::new(),
+            args: Vec::new(),
+            urls: Vec::new(),
+        };
+        for (i, (client, peer)) in ports.iter().enumerate() {
+            let url = format!("http://127.0.0.1:{client}");
+            let peer_url = format!("http://127.0.0.1:{peer}");
+            let data = dir.join(format!("etcd{i}"));
+            etcd.args.push(vec![
+                bin.display().to_string(),
+                "--name".into(),
+                format!("e{i}"),
+                "--data-dir".into(),
+                data.display().to_string(),
+                "--listen-client-urls".into(),
+                url.clone(),
+                "--advertise-client-urls".into(),
+                url.clone(),
+                "--listen-peer-urls".into(),
+                peer_url.clone(),
+                "--initial-advertise-peer-urls".into(),
+                peer_url,
+                "--initial-cluster".into(),
+                initial.clone(),
+                "--initial-cluster-token".into(),
+                "stilts-cluster-faults".into(),
+            ]);
+            etcd.urls.push(url);
+            etcd.members.push(None);
+            etcd.restart(i);
+        }
+        Some(etcd)
+    }
+    fn endpoints(&self) -> String {
+        self.urls.join(",")
+    }
+    /// Starts member `i` (again: a restart keeps its data directory and rejoins).
+    fn restart(&mut self, i: usize) {
+        let args = &self.args[i];
+        self.members[i] = Some(Proc::spawn(
+            Command::new(&args[0])
+                .args(&args[1..])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        ));
+    }
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut p) = self.members[i].take() {
+            p.kill9();
+        }
+    }
 }
 
 /// Keeps the directory (logs) when the test panics or `STILTS_KEEP_LOGS` is set.
@@ -233,12 +278,12 @@ fn grid() -> String {
 fn leader_and_worker_faults_lose_and_repeat_nothing() {
     let dir = temp_dir();
     eprintln!("cluster_faults: logs under {}", dir.path().display());
-    let Some(etcd) = start_etcd(dir.path()) else {
+    let Some(mut etcd) = Etcd::start(dir.path()) else {
         return;
     };
     let cluster = Cluster {
         dir: KeepOnPanic(Some(dir)),
-        etcd: etcd.url.clone(),
+        etcd: etcd.endpoints(),
         ports: (0..3).map(|_| free_port()).collect(),
     };
     let mut replicas: Vec<Proc> = (0..3).map(|i| cluster.replica(i)).collect();
@@ -261,6 +306,15 @@ fn leader_and_worker_faults_lose_and_repeat_nothing() {
     });
     workers.get_mut("w1").unwrap().kill9();
     workers.insert("w1b", cluster.worker("w1b"));
+
+    // One etcd member of three stopped (SIGKILL): the sweep goes on with the other two.
+    etcd.kill9(2);
+    let before = cluster.starts();
+    wait_until(
+        "progress with an etcd member down",
+        Duration::from_secs(60),
+        || (cluster.starts() > before + 20).then_some(()),
+    );
 
     // Leader killed twice; each time the next leader must serve and assign.
     for round in 0..2 {
@@ -285,6 +339,9 @@ fn leader_and_worker_faults_lose_and_repeat_nothing() {
             workers["w2"].signal("CONT");
         }
     }
+
+    // The member comes back with its data directory and rejoins.
+    etcd.restart(2);
 
     let status = wait_until("the sweep to finish", Duration::from_secs(150), || {
         cluster
