@@ -167,6 +167,7 @@ pub fn encode(_args: EncodeArgs) -> Result<()> {
     bail!("this stilts binary was built without the burn trainer (cargo feature `trainer`)")
 }
 
+#[cfg(feature = "trainer")]
 fn default_model_cache() -> std::path::PathBuf {
     StateDir::new(std::path::Path::new(".stilts")).models()
 }
