@@ -88,7 +88,7 @@ pub fn free_port() -> u16 {
 /// `done KEY ATTEMPT TAG` to `$STILTS_TEST_LOG` (TAG = `$STILTS_TEST_TAG`: which worker ran it) and
 /// whose evaluate jobs write an `accuracy` derived from their own key (deterministic, equal across
 /// runs) and the `attempt` that produced it. Cells: 2 models × 3 intermediate × 2 targets ×
-/// `langs` languages × 2 seeds; jobs: 8 intermediate, 24 target, 12·`langs` evaluate.
+/// `langs` languages × 2 seeds; jobs: 8 intermediate, 24 target, 24·`langs` evaluate.
 pub fn command_grid(name: &str, langs: usize, train_sleep_s: f64, eval_sleep_s: f64) -> String {
     let languages: Vec<String> = (0..langs).map(|i| format!("\"l{i:02}\"")).collect();
     let log = r#"\"$STILTS_TEST_LOG\""#;
