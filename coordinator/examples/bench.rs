@@ -5,8 +5,11 @@
 //! (4 models × 5 intermediates × 10 targets × 50 languages × 10 seeds, one language per job).
 //!
 //! ```text
-//! cargo run --release -p stilts-coordinator --example bench -- [workers=16] [seeds=10]
+//! cargo run --release -p stilts-coordinator --example bench -- [workers=16] [seeds=10] [etcd=URL,…]
 //! ```
+//!
+//! With a third argument `etcd=URL[,URL…]` the store is etcd at those endpoints (a fresh key
+//! prefix per run) instead of SQLite.
 //!
 //! Figures (`16 10`, 102,160 jobs; 2 shared cores, load average 4.1–4.5 from other builds; the
 //! simulated workers share the process and the cores with the coordinator; before = 498bf66,
@@ -19,6 +22,13 @@
 //!
 //! Under load average ~8 the same binaries gave about 2,000 (before) and 2,000–2,600 (after):
 //! the run is CPU-bound on the shared cores, so figures move with the machine's load.
+//!
+//! etcd store (one local etcd 3.4.23 member, default settings, same machine, load ~2, seeds = 1:
+//! 10,216 jobs; each completion is two fenced etcd transactions, assign and complete, group-
+//! committed): `16 1 etcd=http://127.0.0.1:24790` gave **1,270 / 1,420 completions/s**, AcquireJob
+//! p50 4.6–4.9 ms, p99 43 ms; `64 1 etcd=…` gave 2,440/s (larger batches), p99 125 ms. SQLite in
+//! the same minute (`16 1`): 4,640/s, p50 1.3 ms, p99 7.8 ms. A GPU job takes minutes, so even
+//! 1,000 completions/s is far beyond what a 1,000-GPU cluster asks of the coordinator.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use stilts_common::clock::SystemClock;
 use stilts_coordinator::CoordinatorConfig;
+use stilts_coordinator::store::etcd::{EtcdConfig, EtcdStore};
 use stilts_coordinator::store::sqlite::SqliteStore;
 use stilts_proto::v1 as pb;
 use stilts_proto::v1::sweep_service_client::SweepServiceClient;
@@ -138,8 +149,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let workers: usize = args.next().map_or(Ok(16), |a| a.parse())?;
     let seeds: usize = args.next().map_or(Ok(10), |a| a.parse())?;
+    let etcd = args
+        .next()
+        .and_then(|a| a.strip_prefix("etcd=").map(str::to_string));
     let dir = tempfile::tempdir()?;
-    let store = SqliteStore::open(dir.path().join("state.db"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();
@@ -147,13 +160,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         lease_ttl: Duration::from_secs(120),
         ..CoordinatorConfig::default()
     };
-    let server = tokio::spawn(stilts_coordinator::run(
-        cfg,
-        listener,
-        store,
-        Arc::new(SystemClock),
-        shutdown.clone(),
-    ));
+    let server = match &etcd {
+        Some(endpoints) => {
+            let mut ecfg = EtcdConfig::new(endpoints.split(','));
+            ecfg.prefix = format!("/stilts-bench-{}/", std::process::id());
+            let store = EtcdStore::connect(ecfg).await?;
+            println!("store:             etcd at {endpoints}");
+            tokio::spawn(stilts_coordinator::run(
+                cfg,
+                listener,
+                store,
+                Arc::new(SystemClock),
+                shutdown.clone(),
+            ))
+        }
+        None => {
+            let store = SqliteStore::open(dir.path().join("state.db"))?;
+            println!("store:             SQLite (temporary file)");
+            tokio::spawn(stilts_coordinator::run(
+                cfg,
+                listener,
+                store,
+                Arc::new(SystemClock),
+                shutdown.clone(),
+            ))
+        }
+    };
     let channel = Channel::from_shared(url.clone())?.connect().await?;
     let mut client = SweepServiceClient::new(channel.clone());
 
