@@ -122,6 +122,7 @@ fn killed_worker_jobs_run_elsewhere_after_the_lease_ttl() {
         c.runs().iter().any(|r| r.tag == "w1").then_some(())
     });
     w1.kill9();
+    let killed = std::time::Instant::now();
     let at_kill = c.runs();
     let in_flight: Vec<String> = at_kill
         .iter()
@@ -132,6 +133,16 @@ fn killed_worker_jobs_run_elsewhere_after_the_lease_ttl() {
         .collect();
     assert!(!in_flight.is_empty(), "w1 held jobs when it was killed");
     let _w2 = c.worker("w2", 2);
+    wait_until("a lost job to start on w2", Duration::from_secs(60), || {
+        c.runs()
+            .iter()
+            .any(|r| r.tag == "w2" && in_flight.contains(&r.key))
+            .then_some(())
+    });
+    eprintln!(
+        "worker loss: w1 killed -> one of its jobs started on w2 after {:.2?} (lease TTL 2 s)",
+        killed.elapsed()
+    );
     c.wait_finished("w-kill", Duration::from_secs(180));
     let runs = c.runs();
     for key in &in_flight {

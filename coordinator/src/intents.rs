@@ -429,7 +429,10 @@ impl Core {
         self.build_failure_event(job, event, failure, now_ms, cfg)
     }
 
-    /// A failed attempt: back to ready after a jittered backoff, or failed past the budget.
+    /// A failed attempt: back to ready after a jittered backoff, or failed past the budget. A
+    /// lost worker's attempt (`LeaseExpired`) is ready again at once: the lease TTL already
+    /// spaced the attempts, and the job did not fail, its machine went away (preemption, node
+    /// loss), so another GPU should pick it up now.
     fn build_failure_event(
         &self,
         job: JobIdx,
@@ -439,14 +442,19 @@ impl Core {
         cfg: &CoordinatorConfig,
     ) -> Result<Pending, CoordinatorError> {
         let message = failure.to_string();
+        let lost = event == Event::LeaseExpired;
         self.build(job, event, now_ms, message, |d| {
-            let delay = backoff_ms(
-                d.status.budget_spent,
-                cfg.backoff_base.as_millis() as u64,
-                cfg.backoff_cap.as_millis() as u64,
-                // "Equal jitter": at least half the backoff always passes, the rest is spread.
-                0.5 + 0.5 * rand::random::<f64>(),
-            );
+            let delay = if lost {
+                0
+            } else {
+                backoff_ms(
+                    d.status.budget_spent,
+                    cfg.backoff_base.as_millis() as u64,
+                    cfg.backoff_cap.as_millis() as u64,
+                    // "Equal jitter": at least half the backoff always passes, the rest is spread.
+                    0.5 + 0.5 * rand::random::<f64>(),
+                )
+            };
             d.not_before_ms = now_ms + delay;
             d.worker_id = None;
             d.last_failure = Some(failure);
