@@ -69,6 +69,7 @@ pub enum Command {
         stilts coordinator --listen 0.0.0.0:50051 --state-dir /data/stilts --lease-ttl 30\n  \
         stilts coordinator --store etcd --etcd-endpoints http://etcd:2379 \\\n    \
         --listen 0.0.0.0:50051 --advertise http://c1:50051   # one replica of several\n  \
+        stilts coordinator --config coordinator.toml --advertise http://c1:50051   # [store] from a file\n  \
         stilts coordinator --listen 0.0.0.0:50051 --tls-cert server.pem --tls-key server.key \\\n    \
         --tls-client-ca ca.pem --client-token-file /run/secrets/stilts-token   # TLS, mTLS, token")]
     Coordinator(CoordinatorArgs),
@@ -188,10 +189,15 @@ pub struct CoordinatorArgs {
     /// Attempts per job before it is marked failed.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u32,
+    /// Config file (TOML) with a `[store]` table: `kind = "sqlite" | "etcd"` and the etcd
+    /// settings (endpoints, prefix, username/password, [store.tls] ca_file/cert_file/key_file,
+    /// timeouts). Flags override it, STILTS_ETCD_* variables override both.
+    #[arg(long, value_name = "FILE", env = "STILTS_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// Store backend: `sqlite` (one file under --state-dir, a single coordinator) or `etcd`
-    /// (several replicas, one elected leader).
-    #[arg(long, default_value = "sqlite", env = "STILTS_STORE", value_parser = ["sqlite", "etcd"])]
-    pub store: String,
+    /// (several replicas, one elected leader). Default: the config file's, else sqlite.
+    #[arg(long, env = "STILTS_STORE", value_parser = ["sqlite", "etcd"])]
+    pub store: Option<String>,
     /// etcd client URLs, comma-separated (with --store etcd; STILTS_ETCD_ENDPOINTS overrides).
     /// Default http://127.0.0.1:2379.
     #[arg(long, value_delimiter = ',')]

@@ -42,8 +42,15 @@ fn on_signals(token: CancellationToken, now: CancellationToken) {
 }
 
 pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
-    let mut store_cfg = StoreConfig::from_flags(
-        &args.store,
+    let file = args
+        .config
+        .as_deref()
+        .map(StoreConfig::from_file)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let mut store_cfg = StoreConfig::resolve(
+        file,
+        args.store.as_deref(),
         &args.etcd_endpoints,
         args.etcd_prefix.as_deref(),
     )

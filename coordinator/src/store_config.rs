@@ -6,11 +6,12 @@
 //! endpoints = ["http://etcd-0:2379", "http://etcd-1:2379"]
 //! prefix = "/stilts/"
 //! ```
-//! The etcd fields are those of [`EtcdConfig`] (TLS, auth, timeouts), each with its default;
-//! `STILTS_ETCD_*` variables override them ([`StoreConfig::apply_env`]). The binary builds the
-//! same value from `--store`, `--etcd-endpoints`, `--etcd-prefix`.
+//! The etcd fields are those of [`EtcdConfig`] (TLS, auth, timeouts), each with its default.
+//! `stilts coordinator --config FILE` reads this table ([`StoreConfig::from_file`]); the flags
+//! `--store`, `--etcd-endpoints`, `--etcd-prefix` override it ([`StoreConfig::resolve`]), and
+//! `STILTS_ETCD_*` variables override both ([`StoreConfig::apply_env`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +41,58 @@ impl Default for StoreConfig {
     }
 }
 
+/// A coordinator config file. Only `[store]` so far; unknown tables are errors, not ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    store: StoreConfig,
+}
+
 impl StoreConfig {
+    /// Reads the `[store]` table of a TOML config file; errors name the file (and the line and
+    /// column of a syntax or field error).
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let file: ConfigFile =
+            toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+        Ok(file.store)
+    }
+
+    /// The store from a config file's value (or the default) and the command-line flags: a
+    /// `kind` flag of another backend replaces the file's store; endpoints and prefix override
+    /// the file's (an error when the resulting store is SQLite).
+    pub fn resolve(
+        file: Option<StoreConfig>,
+        kind: Option<&str>,
+        endpoints: &[String],
+        prefix: Option<&str>,
+    ) -> Result<Self, String> {
+        let base = file.unwrap_or_default();
+        let kind = kind.unwrap_or(base.kind());
+        if kind != base.kind() {
+            return Self::from_flags(kind, endpoints, prefix);
+        }
+        match base {
+            StoreConfig::Sqlite(_) => {
+                Self::from_flags("sqlite", endpoints, prefix)?;
+                Ok(base)
+            }
+            StoreConfig::Etcd(mut etcd) => {
+                if let StoreConfig::Etcd(flags) = Self::from_flags("etcd", endpoints, prefix)? {
+                    if !endpoints.is_empty() {
+                        etcd.endpoints = flags.endpoints;
+                    }
+                    if prefix.is_some() {
+                        etcd.prefix = flags.prefix;
+                    }
+                }
+                Ok(StoreConfig::Etcd(etcd))
+            }
+        }
+    }
+
     /// The backend's name as `--store` spells it.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -100,6 +152,50 @@ impl StoreConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coordinator.toml");
+        std::fs::write(
+            &path,
+            "[store]\nkind = \"etcd\"\nendpoints = [\"http://e0:2379\", \"http://e1:2379\"]\n\
+             prefix = \"/lab/\"\n[store.tls]\nca_file = \"/ca.pem\"\n",
+        )
+        .unwrap();
+        let file = StoreConfig::from_file(&path).unwrap();
+        let StoreConfig::Etcd(etcd) = &file else {
+            panic!("{file:?}")
+        };
+        assert_eq!(etcd.endpoints, ["http://e0:2379", "http://e1:2379"]);
+        assert!(etcd.tls.is_some());
+        // Flags override endpoints and keep the rest of the file.
+        let flags = ["http://x:2379".to_string()];
+        let merged = StoreConfig::resolve(Some(file.clone()), None, &flags, None).unwrap();
+        let StoreConfig::Etcd(m) = &merged else {
+            panic!("{merged:?}")
+        };
+        assert_eq!(
+            (m.endpoints.as_slice(), m.prefix.as_str()),
+            (&flags[..], "/lab/")
+        );
+        assert!(m.tls.is_some());
+        // --store sqlite replaces it; etcd flags on SQLite are refused.
+        assert_eq!(
+            StoreConfig::resolve(Some(file), Some("sqlite"), &[], None).unwrap(),
+            StoreConfig::default()
+        );
+        assert!(StoreConfig::resolve(None, None, &flags, None).is_err());
+
+        std::fs::write(&path, "[store]\nkind = \"etcd\"\nendpoint = \"x\"\n").unwrap();
+        let e = StoreConfig::from_file(&path).unwrap_err();
+        assert!(
+            e.contains("coordinator.toml") && e.contains("unknown field `endpoint`"),
+            "{e}"
+        );
+        std::fs::write(&path, "[stor]\n").unwrap();
+        assert!(StoreConfig::from_file(&path).unwrap_err().contains("stor"));
+    }
 
     #[test]
     fn tagged_enum_parses_both_kinds() {
