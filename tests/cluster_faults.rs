@@ -188,22 +188,10 @@ impl Cluster {
                 .stderr(self.stderr(tag)),
         )
     }
-    fn sweep(&self, url: &str, args: &[&str]) -> Option<String> {
-        let out = stilts()
-            .arg("sweep")
-            .args(args)
-            .args(["--coordinator", url])
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
     /// The replica that answers a client itself (followers refuse).
     fn leader(&self, sweep: &str, limit: Duration) -> usize {
         wait_until("a leader to serve", limit, || {
-            (0..self.ports.len()).find(|&i| self.sweep(&self.url(i), &["status", sweep]).is_some())
+            (0..self.ports.len()).find(|&i| sweep_cmd(&self.url(i), &["status", sweep]).is_some())
         })
     }
     fn starts(&self) -> usize {
@@ -291,7 +279,7 @@ fn leader_and_worker_faults_lose_and_repeat_nothing() {
     wait_until(
         "the cluster to accept the sweep",
         Duration::from_secs(60),
-        || cluster.sweep(&cluster.urls(), &["submit", grid_path.to_str().unwrap()]),
+        || sweep_cmd(&cluster.urls(), &["submit", grid_path.to_str().unwrap()]),
     );
     let mut workers: BTreeMap<&str, Proc> = ["w1", "w2", "w3", "w4"]
         .into_iter()
@@ -343,20 +331,8 @@ fn leader_and_worker_faults_lose_and_repeat_nothing() {
     // The member comes back with its data directory and rejoins.
     etcd.restart(2);
 
-    let status = wait_until("the sweep to finish", Duration::from_secs(150), || {
-        cluster
-            .sweep(&cluster.urls(), &["status", "cluster"])
-            .filter(|s| s.contains("finished"))
-    });
-    let out = cluster
-        .sweep(&cluster.urls(), &["results", "cluster", "--format", "csv"])
-        .expect("results");
-    let rows: Vec<Vec<String>> = out
-        .lines()
-        .skip(1)
-        .filter(|l| l.contains(",accuracy,"))
-        .map(|l| l.split(',').map(str::to_string).collect())
-        .collect();
+    let status = wait_sweep_finished(&cluster.urls(), "cluster", Duration::from_secs(150));
+    let rows = accuracy_rows(&cluster.urls(), "cluster");
     let cells: BTreeSet<&[String]> = rows.iter().map(|r| &r[..5]).collect();
     assert_eq!(rows.len(), 960, "{status}");
     assert_eq!(cells.len(), 960, "a cell has two results");
@@ -441,7 +417,7 @@ fn etcd_outage_pauses_the_sweep_and_loses_nothing() {
     wait_until(
         "the coordinator to accept the sweep",
         Duration::from_secs(60),
-        || cluster.sweep(&cluster.urls(), &["submit", grid_path.to_str().unwrap()]),
+        || sweep_cmd(&cluster.urls(), &["submit", grid_path.to_str().unwrap()]),
     );
     let _workers: Vec<Proc> = ["w1", "w2"].iter().map(|t| cluster.worker(t)).collect();
     wait_until("20 executions", Duration::from_secs(90), || {
@@ -469,20 +445,10 @@ fn etcd_outage_pauses_the_sweep_and_loses_nothing() {
         "etcd outage: no assignment for 4 s while down; first assignment {:.2?} after restart",
         resumed.elapsed()
     );
-    wait_until("the sweep to finish", Duration::from_secs(180), || {
-        cluster
-            .sweep(&cluster.urls(), &["status", "outage"])
-            .filter(|s| s.contains("finished"))
-    });
-    let out = cluster
-        .sweep(&cluster.urls(), &["results", "outage", "--format", "csv"])
-        .expect("results");
-    let cells: BTreeSet<String> = out
-        .lines()
-        .filter(|l| l.contains(",accuracy,"))
-        .map(|l| l.split(',').take(5).collect::<Vec<_>>().join(","))
-        .collect();
-    let rows = out.lines().filter(|l| l.contains(",accuracy,")).count();
+    wait_sweep_finished(&cluster.urls(), "outage", Duration::from_secs(180));
+    let rows = accuracy_rows(&cluster.urls(), "outage");
+    let cells: BTreeSet<&[String]> = rows.iter().map(|r| &r[..5]).collect();
+    let rows = rows.len();
     assert_eq!((rows, cells.len()), (96, 96), "one result per cell");
     let mut starts: BTreeMap<String, usize> = BTreeMap::new();
     for r in runs(&cluster.log()).iter().filter(|r| r.event == "start") {

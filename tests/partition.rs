@@ -129,19 +129,6 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
         .map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
-fn sweep(url: &str, args: &[&str]) -> Option<String> {
-    let out = stilts()
-        .arg("sweep")
-        .args(args)
-        .args(["--coordinator", url])
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 #[test]
 fn partitioned_worker_loses_its_job_and_its_late_report_is_fenced() {
     let ns = match NetNs::create() {
@@ -173,7 +160,7 @@ fn partitioned_worker_loses_its_job_and_its_late_report_is_fenced() {
     wait_until(
         "the coordinator to accept the sweep",
         Duration::from_secs(60),
-        || sweep(&local, &["submit", grid.to_str().unwrap()]),
+        || sweep_cmd(&local, &["submit", grid.to_str().unwrap()]),
     );
 
     let _a = worker(dir.path(), "wA", &across, Some(&ns.name));
@@ -215,10 +202,8 @@ fn partitioned_worker_loses_its_job_and_its_late_report_is_fenced() {
                 .then_some(())
         },
     );
-    wait_until("the sweep to finish", Duration::from_secs(240), || {
-        sweep(&local, &["status", "part"]).filter(|s| s.contains("finished"))
-    });
-    let rows = sweep(&local, &["results", "part", "--format", "csv"]).expect("results");
+    wait_sweep_finished(&local, "part", Duration::from_secs(240));
+    let rows = sweep_cmd(&local, &["results", "part", "--format", "csv"]).expect("results");
     let accuracy = rows.lines().filter(|l| l.contains(",accuracy,")).count();
     assert_eq!(accuracy, 24, "one result per cell: {rows}");
     let recorded: Vec<&str> = rows

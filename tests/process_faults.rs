@@ -68,15 +68,7 @@ impl Cluster {
         )
     }
     fn sweep(&self, args: &[&str]) -> Option<String> {
-        let out = stilts()
-            .arg("sweep")
-            .args(args)
-            .args(["--coordinator", &self.url()])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        sweep_cmd(&self.url(), args)
     }
     fn submit(&self, grid: &Path) {
         let grid = grid.to_str().unwrap();

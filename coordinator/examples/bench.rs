@@ -144,6 +144,23 @@ async fn worker(
     Ok(latencies_us)
 }
 
+type Served = Result<(), stilts_coordinator::CoordinatorError>;
+
+fn spawn_coordinator<S: stilts_common::store::Store>(
+    cfg: CoordinatorConfig,
+    listener: tokio::net::TcpListener,
+    store: S,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<Served> {
+    tokio::spawn(stilts_coordinator::run(
+        cfg,
+        listener,
+        store,
+        Arc::new(SystemClock),
+        shutdown,
+    ))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -164,26 +181,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(endpoints) => {
             let mut ecfg = EtcdConfig::new(endpoints.split(','));
             ecfg.prefix = format!("/stilts-bench-{}/", std::process::id());
-            let store = EtcdStore::connect(ecfg).await?;
             println!("store:             etcd at {endpoints}");
-            tokio::spawn(stilts_coordinator::run(
-                cfg,
-                listener,
-                store,
-                Arc::new(SystemClock),
-                shutdown.clone(),
-            ))
+            let store = EtcdStore::connect(ecfg).await?;
+            spawn_coordinator(cfg, listener, store, shutdown.clone())
         }
         None => {
-            let store = SqliteStore::open(dir.path().join("state.db"))?;
             println!("store:             SQLite (temporary file)");
-            tokio::spawn(stilts_coordinator::run(
-                cfg,
-                listener,
-                store,
-                Arc::new(SystemClock),
-                shutdown.clone(),
-            ))
+            let store = SqliteStore::open(dir.path().join("state.db"))?;
+            spawn_coordinator(cfg, listener, store, shutdown.clone())
         }
     };
     let channel = Channel::from_shared(url.clone())?.connect().await?;

@@ -60,6 +60,39 @@ impl Drop for Proc {
     }
 }
 
+/// `stilts sweep ARGS --coordinator URL`: its stdout when it exits 0.
+pub fn sweep_cmd(url: &str, args: &[&str]) -> Option<String> {
+    let out = stilts()
+        .arg("sweep")
+        .args(args)
+        .args(["--coordinator", url])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Waits until `stilts sweep status NAME` says finished; returns that status text.
+pub fn wait_sweep_finished(url: &str, sweep: &str, limit: Duration) -> String {
+    wait_until("the sweep to finish", limit, || {
+        sweep_cmd(url, &["status", sweep]).filter(|s| s.contains("finished"))
+    })
+}
+
+/// The `accuracy` rows of `stilts sweep results NAME --format csv`, split into fields
+/// (model, intermediate, target, language, seed, metric, value, job_key).
+pub fn accuracy_rows(url: &str, sweep: &str) -> Vec<Vec<String>> {
+    sweep_cmd(url, &["results", sweep, "--format", "csv"])
+        .expect("results")
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(",accuracy,"))
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
 /// Polls `check` until it returns `Some`, or panics after `limit` naming `what`.
 pub fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
