@@ -1,5 +1,7 @@
 //! Dynamic padding and length-bucketed batching. Batches are padded to their longest member,
-//! and members of a batch have similar lengths, so little compute goes to padding.
+//! and members of a batch have similar lengths, so little compute goes to padding. The recipe key
+//! `padding = "fixed"` turns both off for training (shuffled batches padded to `max_seq_len`),
+//! as a baseline to measure them against.
 
 use burn::prelude::*;
 use rand::Rng;
@@ -20,12 +22,43 @@ pub struct TokenBatch {
     pub pad: Vec<bool>,
 }
 
+/// How training batches are formed and padded (recipe key `padding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Padding {
+    /// `"bucket"` (default): length-bucketed batches, each padded to its longest member.
+    #[default]
+    Bucket,
+    /// `"fixed"`: shuffled batches, every sequence padded to `max_seq_len`.
+    Fixed,
+}
+
+impl Padding {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "bucket" => Some(Self::Bucket),
+            "fixed" => Some(Self::Fixed),
+            _ => None,
+        }
+    }
+}
+
 impl TokenBatch {
     /// Pads `items` (right padding) to the longest one. Position ids follow the model family:
     /// `offset + i` for real tokens, `pad_token_id` for padding (RoBERTa) or `i` (BERT).
     pub fn new(items: &[&Encoded], cfg: &EncoderConfig) -> Self {
+        Self::padded_to(items, cfg, 1)
+    }
+
+    /// As [`TokenBatch::new`], padded to at least `min_seq` tokens.
+    pub fn padded_to(items: &[&Encoded], cfg: &EncoderConfig, min_seq: usize) -> Self {
         let batch = items.len();
-        let seq = items.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
+        let seq = items
+            .iter()
+            .map(|e| e.len())
+            .max()
+            .unwrap_or(0)
+            .max(min_seq)
+            .max(1);
         let n = batch * seq;
         let pad_id = cfg.pad_token_id as i64;
         let mut b = Self {
@@ -51,6 +84,11 @@ impl TokenBatch {
             }
         }
         b
+    }
+
+    /// Non-padding tokens.
+    pub fn real_tokens(&self) -> usize {
+        self.pad.iter().filter(|&&p| !p).count()
     }
 
     /// Uploads the batch to `device`.
@@ -110,6 +148,26 @@ pub fn length_buckets<R: Rng>(
     }
 }
 
+/// Training batches of one epoch: [`length_buckets`] for [`Padding::Bucket`], shuffled
+/// consecutive chunks for [`Padding::Fixed`]. Every index appears exactly once.
+pub fn train_batches<R: Rng>(
+    lengths: &[usize],
+    batch_size: usize,
+    padding: Padding,
+    rng: &mut R,
+) -> Vec<Vec<usize>> {
+    match padding {
+        Padding::Bucket => length_buckets(lengths, batch_size, Some(rng)),
+        Padding::Fixed => {
+            let mut idx: Vec<usize> = (0..lengths.len()).collect();
+            idx.shuffle(rng);
+            idx.chunks(batch_size.max(1))
+                .map(<[usize]>::to_vec)
+                .collect()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +215,22 @@ mod tests {
         assert!(spread < 100, "spread {spread}");
         let again = length_buckets(&lengths, 16, Some(&mut StdRng::seed_from_u64(3)));
         assert_eq!(batches, again);
+    }
+
+    #[test]
+    fn fixed_padding_pads_to_the_given_length() {
+        let cfg = EncoderConfig::new(10, 8, 1, 2, 16, 20, 1);
+        let (a, b) = (enc(3), enc(1));
+        let batch = TokenBatch::padded_to(&[&a, &b], &cfg, 6);
+        assert_eq!((batch.batch, batch.seq, batch.real_tokens()), (2, 6, 4));
+        assert_eq!(TokenBatch::new(&[&a, &b], &cfg).seq, 3);
+        let lengths: Vec<usize> = (0..100).collect();
+        let mut rng = StdRng::seed_from_u64(1);
+        let fixed = train_batches(&lengths, 16, Padding::Fixed, &mut rng);
+        let mut all: Vec<usize> = fixed.iter().flatten().copied().collect();
+        all.sort();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert_eq!(Padding::parse("fixed"), Some(Padding::Fixed));
+        assert_eq!(Padding::parse("dynamic"), None);
     }
 }

@@ -2,6 +2,7 @@
 
 use stilts_common::job::Recipe;
 
+use crate::batch::Padding;
 use crate::error::{Result, TrainerError};
 
 /// Training hyperparameters. Recipe keys and defaults:
@@ -22,6 +23,7 @@ use crate::error::{Result, TrainerError};
 /// | `doc_stride` | 128 | span QA: context tokens between the starts of consecutive windows |
 /// | `max_query_len` | 64 | span QA: question tokens kept (set `max_seq_len` 384 for XTREME) |
 /// | `retrieval_layer` | middle | retrieval: hidden layer mean-pooled (0 = embeddings) |
+/// | `padding` | `"bucket"` | training batches: `"bucket"` (length-bucketed, padded to the longest member) or `"fixed"` (shuffled, padded to `max_seq_len`; a baseline for benchmarks) |
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
     pub lr: f64,
@@ -39,6 +41,7 @@ pub struct TrainConfig {
     pub max_query_len: usize,
     /// `None`: the middle layer (`num_layers / 2`).
     pub retrieval_layer: Option<usize>,
+    pub padding: Padding,
     pub seed: u64,
 }
 
@@ -59,6 +62,7 @@ impl Default for TrainConfig {
             doc_stride: 128,
             max_query_len: 64,
             retrieval_layer: None,
+            padding: Padding::Bucket,
             seed: 0,
         }
     }
@@ -70,6 +74,21 @@ fn num(recipe: &Recipe, key: &str) -> Result<Option<f64>> {
         Some(v) => v.as_f64().map(Some).ok_or_else(|| {
             TrainerError::Config(format!("recipe key {key}: expected a number, got {v}"))
         }),
+    }
+}
+
+fn padding(recipe: &Recipe) -> Result<Option<Padding>> {
+    match recipe.get("padding") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => v
+            .as_str()
+            .and_then(Padding::parse)
+            .map(Some)
+            .ok_or_else(|| {
+                TrainerError::Config(format!(
+                    "recipe key padding: expected \"bucket\" or \"fixed\", got {v}"
+                ))
+            }),
     }
 }
 
@@ -120,6 +139,7 @@ impl TrainConfig {
                 count(recipe, "max_query_len")?.unwrap_or(64),
             )? as usize,
             retrieval_layer: count(recipe, "retrieval_layer")?.map(|v| v as usize),
+            padding: padding(recipe)?.unwrap_or(d.padding),
             seed,
         };
         if !(0.0..1.0).contains(&cfg.warmup) {
@@ -169,6 +189,23 @@ mod tests {
                 .to_string()
                 .contains("batch_size")
         );
+    }
+
+    #[test]
+    fn padding_key() {
+        let mut r = Recipe::new();
+        assert_eq!(
+            TrainConfig::from_recipe(&r, 1).unwrap().padding,
+            Padding::Bucket
+        );
+        r.insert("padding".into(), "fixed".into());
+        assert_eq!(
+            TrainConfig::from_recipe(&r, 1).unwrap().padding,
+            Padding::Fixed
+        );
+        r.insert("padding".into(), "none".into());
+        let err = TrainConfig::from_recipe(&r, 1).unwrap_err().to_string();
+        assert!(err.contains("padding"), "{err}");
     }
 
     #[test]

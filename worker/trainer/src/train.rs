@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use stilts_worker::executor::{CancelFlag, Progress, ProgressSink};
 
-use crate::batch::{TokenBatch, length_buckets};
+use crate::batch::{Padding, TokenBatch, train_batches};
 use crate::checkpoint::{
     TrainState, latest_checkpoint, load_checkpoint, save_best, save_checkpoint,
 };
@@ -93,6 +93,10 @@ pub struct TrainOutcome {
     pub final_loss: f64,
     pub best_step: Option<u64>,
     pub dev: serde_json::Map<String, serde_json::Value>,
+    /// Non-padding tokens of the micro-batches trained in this run (not counting resumed steps).
+    pub real_tokens: u64,
+    /// All tokens (padding included) of those micro-batches: the sequence positions computed.
+    pub padded_tokens: u64,
 }
 
 /// Builds the padded batch of some examples (choices of one example adjacent).
@@ -105,14 +109,13 @@ fn loss_of(
     model: &TaskModel,
     kind: HeadKind,
     batch: &[&Example],
-    run: &TrainRun,
+    tokens: &TokenBatch,
     device: &Device,
 ) -> Result<Tensor<1>> {
     let choices = batch[0].inputs.len();
-    let tokens = batch_of(batch, run.encoder_config);
     match kind {
         HeadKind::Classification { .. } | HeadKind::MultipleChoice => {
-            let scores = model.scores(kind, &tokens, choices, device);
+            let scores = model.scores(kind, tokens, choices, device);
             let targets = batch
                 .iter()
                 .map(|e| match &e.target {
@@ -127,7 +130,7 @@ fn loss_of(
             Ok(cross_entropy(scores, &targets))
         }
         HeadKind::Regression => {
-            let scores = model.scores(kind, &tokens, choices, device);
+            let scores = model.scores(kind, tokens, choices, device);
             let targets = batch
                 .iter()
                 .map(|e| match &e.target {
@@ -141,7 +144,7 @@ fn loss_of(
             Ok(mse(scores, &targets))
         }
         HeadKind::TokenClassification { num_labels } => {
-            let logits = model.token_scores(&tokens, device);
+            let logits = model.token_scores(tokens, device);
             let [b, seq, c] = logits.dims();
             let mut targets = vec![None; b * seq];
             for (row, e) in batch.iter().enumerate() {
@@ -169,7 +172,7 @@ fn loss_of(
             Ok(masked_cross_entropy(logits.reshape([b * seq, c]), &targets))
         }
         HeadKind::SpanQa => {
-            let logits = model.token_scores(&tokens, device);
+            let logits = model.token_scores(tokens, device);
             let [b, seq, _] = logits.dims();
             let (mut starts, mut ends) = (Vec::new(), Vec::new());
             for e in batch {
@@ -319,11 +322,19 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
     tracing::info!(start_step, total, "training");
 
     let lengths: Vec<usize> = run.train.iter().map(Example::max_len).collect();
+    // Fixed padding: every sequence padded to the length the tokenizer truncates to.
+    let min_seq = match cfg.padding {
+        Padding::Bucket => 1,
+        Padding::Fixed => cfg
+            .max_seq_len
+            .min(crate::model::max_model_len(run.encoder_config)),
+    };
+    let (mut real_tokens, mut padded_tokens) = (0u64, 0u64);
     let mut accum = GradientsAccumulator::<TaskModel>::new();
     while state.step < total {
         let epoch = state.step / steps_per_epoch;
         let mut rng = StdRng::seed_from_u64(derive_seed(cfg.seed, 1, epoch));
-        let batches = length_buckets(&lengths, cfg.batch_size, Some(&mut rng));
+        let batches = train_batches(&lengths, cfg.batch_size, cfg.padding, &mut rng);
         let first = ((state.step % steps_per_epoch) * cfg.grad_accum as u64) as usize;
         for group in batches[first..].chunks(cfg.grad_accum) {
             if run.cancel.is_cancelled() {
@@ -333,7 +344,11 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
             for (j, idx) in group.iter().enumerate() {
                 device.seed(derive_seed(cfg.seed, 2 + state.step, j as u64));
                 let examples: Vec<&Example> = idx.iter().map(|&i| &run.train[i]).collect();
-                let loss = loss_of(&model, run.kind, &examples, run, &device)?;
+                let seqs: Vec<&Encoded> = examples.iter().flat_map(|e| e.inputs.iter()).collect();
+                let tokens = TokenBatch::padded_to(&seqs, run.encoder_config, min_seq);
+                real_tokens += tokens.real_tokens() as u64;
+                padded_tokens += (tokens.batch * tokens.seq) as u64;
+                let loss = loss_of(&model, run.kind, &examples, &tokens, &device)?;
                 let loss = loss.div_scalar(group.len() as f64);
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 loss_sum += loss.into_scalar::<f32>() as f64;
@@ -375,7 +390,8 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
     }
     log_event(
         run.out,
-        serde_json::json!({"event": "done", "step": state.step}),
+        serde_json::json!({"event": "done", "step": state.step,
+            "real_tokens": real_tokens, "padded_tokens": padded_tokens}),
     )?;
     let best = crate::checkpoint::best_dir(run.out);
     let plain = run.device.clone();
@@ -392,6 +408,8 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
             final_loss: state.last_loss,
             best_step: state.best_step,
             dev: state.best_metrics.clone(),
+            real_tokens,
+            padded_tokens,
         },
     ))
 }
