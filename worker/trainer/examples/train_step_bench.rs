@@ -2,13 +2,14 @@
 //! at a fixed shape, on random tokens. Prints the median step time.
 //!
 //! cargo run --release -p stilts-trainer --example train_step_bench -- [minilm|bert-base] \
-//!     [--batch 16] [--seq 128] [--steps 5]
+//!     [--batch 16] [--seq 128] [--steps 5] [--backend cpu|libtorch-cpu|libtorch-cuda]
+//! (libtorch-*: build with `--features libtorch`, see the README's "GPU build")
 //! Compare with `python3 worker/trainer/benches/torch_train_step.py` (same shapes).
 
 use std::time::Instant;
 
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::prelude::*;
+use stilts_trainer::Backend;
 use stilts_trainer::batch::TokenBatch;
 use stilts_trainer::encoder::EncoderConfig;
 use stilts_trainer::heads::{HeadConfig, TaskModel, cross_entropy};
@@ -34,7 +35,13 @@ fn main() {
         "bert-base" => EncoderConfig::new(30522, 768, 12, 12, 3072, 512, 2),
         other => panic!("unknown model {other} (minilm, bert-base)"),
     };
-    let device = Device::flex().autodiff();
+    let backend = args
+        .iter()
+        .position(|a| a == "--backend")
+        .and_then(|i| args.get(i + 1))
+        .map_or(Ok(Backend::Flex), |b| Backend::parse(b))
+        .unwrap();
+    let device = backend.device().autodiff();
     device.seed(0);
     let mut model = TaskModel {
         encoder: cfg.init(&device),
@@ -68,7 +75,8 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "burn-flex {which} batch {batch} seq {seq}: median {:.0} ms/step over {} steps (threads: {})",
+        "{} {which} batch {batch} seq {seq}: median {:.0} ms/step over {} steps (threads: {})",
+        backend.name(),
         times[times.len() / 2],
         times.len(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
