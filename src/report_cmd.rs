@@ -74,28 +74,12 @@ async fn fetch(session: &mut Session, sweep: Option<&str>) -> Result<(ReportInpu
     }
     let cells = cells
         .into_iter()
-        .map(|c| CellOutcome {
-            state: CellState::parse(&c.state).unwrap_or(CellState::Blocked),
-            model: c.model,
-            intermediate: c.intermediate,
-            target: c.target,
-            language: c.language,
-            seed: c.seed,
+        .map(|c| {
+            let state = CellState::parse(&c.state).unwrap_or(CellState::Blocked);
+            CellOutcome::from_cell(c, state)
         })
         .collect();
-    let results = rows
-        .into_iter()
-        .map(|r| ResultValue {
-            model: r.model,
-            intermediate: r.intermediate,
-            target: r.target,
-            language: r.language,
-            seed: r.seed,
-            metric: r.metric,
-            value: r.value,
-            job_key: r.job_key,
-        })
-        .collect();
+    let results = rows.into_iter().map(ResultValue::from).collect();
     Ok((
         ReportInput {
             sweep,

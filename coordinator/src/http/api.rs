@@ -120,29 +120,14 @@ impl Core {
             .list_cells(s)
             .into_iter()
             .filter_map(|c| {
-                Some(report::CellOutcome {
-                    state: report::CellState::parse(&c.state)?,
-                    model: c.model,
-                    intermediate: c.intermediate,
-                    target: c.target,
-                    language: c.language,
-                    seed: c.seed,
-                })
+                let state = report::CellState::parse(&c.state)?;
+                Some(report::CellOutcome::from_cell(c, state))
             })
             .collect();
         let results = self
             .results(s)
             .into_iter()
-            .map(|r| report::ResultValue {
-                model: r.model,
-                intermediate: r.intermediate,
-                target: r.target,
-                language: r.language,
-                seed: r.seed,
-                metric: r.metric,
-                value: r.value,
-                job_key: r.job_key,
-            })
+            .map(report::ResultValue::from)
             .collect();
         ReportInput {
             sweep: s.record.name.clone(),

@@ -96,6 +96,36 @@ pub struct ResultValue {
     pub job_key: String,
 }
 
+impl CellOutcome {
+    /// A cell as `ListCells` returns it, in `state` (the caller decides what an unknown state
+    /// string means).
+    pub fn from_cell(c: stilts_proto::v1::Cell, state: CellState) -> Self {
+        CellOutcome {
+            model: c.model,
+            intermediate: c.intermediate,
+            target: c.target,
+            language: c.language,
+            seed: c.seed,
+            state,
+        }
+    }
+}
+
+impl From<stilts_proto::v1::ResultRow> for ResultValue {
+    fn from(r: stilts_proto::v1::ResultRow) -> Self {
+        ResultValue {
+            model: r.model,
+            intermediate: r.intermediate,
+            target: r.target,
+            language: r.language,
+            seed: r.seed,
+            metric: r.metric,
+            value: r.value,
+            job_key: r.job_key,
+        }
+    }
+}
+
 /// Everything the report is computed from.
 ///
 /// The expected grid is the union of `cells` and the cells that `results` mention: for each
