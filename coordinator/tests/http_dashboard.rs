@@ -143,19 +143,7 @@ async fn dashboard_updates_live_in_chromium() {
             complete_one(&mut h, &w, &a).await;
             continue;
         }
-        h.workers
-            .fail_job(pb::FailJobRequest {
-                worker_id: w.clone(),
-                job_key: a.job_key.clone(),
-                attempt: a.attempt,
-                fencing_token: a.fencing_token,
-                failure: Some(pb::Failure {
-                    reason: pb::FailureReason::Error as i32,
-                    retryable: false,
-                    counts_against_budget: true,
-                    message: "exit status 3: CUDA out of memory".into(),
-                }),
-            })
+        h.fail_with(&w, &a, false, "exit status 3: CUDA out of memory")
             .await
             .unwrap();
         break a;

@@ -180,21 +180,7 @@ async fn json_api_and_dashboard() {
                 "loading\nTraceback: <b>boom</b>\n",
             )
             .unwrap();
-            h.workers
-                .fail_job(pb::FailJobRequest {
-                    worker_id: w.clone(),
-                    job_key: a.job_key.clone(),
-                    attempt: a.attempt,
-                    fencing_token: a.fencing_token,
-                    failure: Some(pb::Failure {
-                        reason: pb::FailureReason::Error as i32,
-                        retryable: false,
-                        counts_against_budget: true,
-                        message: "exit status 2".into(),
-                    }),
-                })
-                .await
-                .unwrap();
+            h.fail_with(&w, &a, false, "exit status 2").await.unwrap();
             failed = Some(a);
             continue;
         }

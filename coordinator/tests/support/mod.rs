@@ -190,6 +190,17 @@ impl<F: StoreFactory> Harness<F> {
         a: &pb::JobAssignment,
         retryable: bool,
     ) -> Result<String, tonic::Status> {
+        self.fail_with(worker, a, retryable, "exit status 1").await
+    }
+
+    /// Reports attempt `a` failed with `message` (counts against the budget).
+    pub async fn fail_with(
+        &mut self,
+        worker: &str,
+        a: &pb::JobAssignment,
+        retryable: bool,
+        message: &str,
+    ) -> Result<String, tonic::Status> {
         self.workers
             .fail_job(pb::FailJobRequest {
                 worker_id: worker.into(),
@@ -200,7 +211,7 @@ impl<F: StoreFactory> Harness<F> {
                     reason: pb::FailureReason::Error as i32,
                     retryable,
                     counts_against_budget: true,
-                    message: "exit status 1".into(),
+                    message: message.into(),
                 }),
             })
             .await
