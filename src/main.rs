@@ -23,6 +23,8 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Keep tensor-sized blocks in the heap (see the function; ~10 % faster CPU training).
+    stilts_trainer::alloc::tune_for_training();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -57,6 +57,8 @@ impl ProgressSink for LastStep {
 }
 
 fn main() {
+    let malloc = stilts_trainer::alloc::tune_for_training();
+    eprintln!("malloc mmap threshold: {malloc:?} (None: glibc defaults or MALLOC_* set)");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let task_name = arg(&args, "--task").unwrap_or("xnli");
     let splits = arg(&args, "--splits").unwrap_or("dev,test");

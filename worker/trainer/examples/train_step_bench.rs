@@ -2,7 +2,7 @@
 //! at a fixed shape, on random tokens. Prints the median step time.
 //!
 //! cargo run --release -p stilts-trainer --example train_step_bench -- [minilm|bert-base] \
-//!     [--batch 16] [--seq 128] [--steps 5] [--backend cpu|libtorch-cpu|libtorch-cuda]
+//!     [--batch 16] [--seq 128] [--steps 5] [--dropout 0.1] [--backend cpu|libtorch-cpu|libtorch-cuda]
 //! (libtorch-*: build with `--features libtorch`, see the README's "GPU build")
 //! Compare with `python3 worker/trainer/benches/torch_train_step.py` (same shapes).
 
@@ -23,6 +23,8 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    let malloc = stilts_trainer::alloc::tune_for_training();
+    eprintln!("malloc mmap threshold: {malloc:?} (None: glibc defaults or MALLOC_* set)");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let which = args.first().map(String::as_str).unwrap_or("minilm");
     let (batch, seq, steps) = (
@@ -34,6 +36,14 @@ fn main() {
         "minilm" => EncoderConfig::new(30522, 384, 6, 12, 1536, 512, 2),
         "bert-base" => EncoderConfig::new(30522, 768, 12, 12, 3072, 512, 2),
         other => panic!("unknown model {other} (minilm, bert-base)"),
+    };
+    // `--dropout P` sets hidden and attention dropout (default 0.1, BERT's); 0 shows its cost.
+    let cfg = match args.iter().position(|a| a == "--dropout") {
+        Some(i) => {
+            let p: f64 = args[i + 1].parse().expect("a probability");
+            cfg.with_dropout(p).with_attention_dropout(p)
+        }
+        None => cfg,
     };
     let backend = args
         .iter()

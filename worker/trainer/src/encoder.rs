@@ -1,14 +1,15 @@
 //! The transformer encoder shared by BERT, mBERT, RoBERTa and XLM-R: embeddings (word + position
-//! plus token type, LayerNorm, dropout) followed by post-LN transformer layers. burn's
-//! `TransformerEncoderLayer` is exactly the post-LN BERT layer (norm_1 after attention, norm_2
-//! after the feed-forward block), so the layers are burn's own.
+//! plus token type, LayerNorm, dropout) followed by post-LN transformer layers
+//! ([`crate::layer`]).
 
 use burn::nn::activation::ActivationConfig;
-use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderLayer};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
 };
 use burn::prelude::*;
+
+use crate::dropout;
+use crate::layer::{EncoderLayer, LayerConfig, attention_bias};
 
 /// Sizes and options of an encoder; built from a HF `config.json` by
 /// [`HfConfig::encoder_config`](crate::hf_config::HfConfig::encoder_config).
@@ -53,7 +54,7 @@ pub struct Embeddings {
 #[derive(Module, Debug)]
 pub struct Encoder {
     pub embeddings: Embeddings,
-    pub layers: Vec<TransformerEncoderLayer>,
+    pub layers: Vec<EncoderLayer>,
     pub hidden_size: usize,
 }
 
@@ -96,26 +97,18 @@ impl EncoderConfig {
                 .init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
         };
-        let layer_cfg = TransformerEncoderConfig::new(
-            self.hidden_size,
-            self.intermediate_size,
-            self.num_heads,
-            self.num_layers,
-        )
-        .with_dropout(self.dropout)
-        .with_norm_first(false)
-        .with_initializer(bert_init())
-        .with_activation(self.activation.clone())
-        .with_layer_norm_eps(self.layer_norm_eps);
+        let layer_cfg = LayerConfig {
+            hidden: self.hidden_size,
+            intermediate: self.intermediate_size,
+            heads: self.num_heads,
+            dropout: self.dropout,
+            attention_dropout: self.attention_dropout,
+            layer_norm_eps: self.layer_norm_eps,
+            activation: self.activation.clone(),
+            initializer: bert_init(),
+        };
         let layers = (0..self.num_layers)
-            .map(|_| {
-                let mut layer = TransformerEncoderLayer::new(&layer_cfg, device);
-                // burn's feed-forward block drops out its inner activations; BERT does not (its
-                // only dropout there follows the output projection, which the layer applies).
-                layer.pwff.dropout = DropoutConfig::new(0.0).init();
-                layer.mha.dropout = DropoutConfig::new(self.attention_dropout).init();
-                layer
-            })
+            .map(|_| layer_cfg.init(device))
             .collect();
         Encoder {
             embeddings,
@@ -133,7 +126,7 @@ impl Embeddings {
             + self
                 .token_type_embeddings
                 .forward(input.token_type_ids.clone());
-        self.dropout.forward(self.layer_norm.forward(x))
+        dropout::forward(&self.dropout, self.layer_norm.forward(x))
     }
 }
 
@@ -153,8 +146,9 @@ impl Encoder {
     /// `layer` is clamped to `num_layers()`.
     pub fn forward_to_layer(&self, input: &EncoderInput, layer: usize) -> Tensor<3> {
         let mut x = self.embeddings.forward(input);
+        let bias = attention_bias(&input.mask_pad);
         for l in self.layers.iter().take(layer) {
-            x = l.forward(x, Some(input.mask_pad.clone()), None);
+            x = l.forward(x, bias.clone());
         }
         x
     }

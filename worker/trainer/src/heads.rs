@@ -12,6 +12,7 @@ use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::TokenBatch;
+use crate::dropout;
 use crate::encoder::Encoder;
 
 /// What a head predicts.
@@ -84,13 +85,16 @@ impl Head {
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
         let [b, _, h] = hidden.dims();
         let cls = hidden.slice([0..b, 0..1, 0..h]).reshape([b, h]);
-        let x = self.dense.forward(self.dropout.forward(cls)).tanh();
-        self.out.forward(self.dropout.forward(x))
+        let x = self
+            .dense
+            .forward(dropout::forward(&self.dropout, cls))
+            .tanh();
+        self.out.forward(dropout::forward(&self.dropout, x))
     }
 
     /// `[batch, seq, hidden]` → `[batch, seq, num_outputs]` (token-level heads).
     pub fn forward_tokens(&self, hidden: Tensor<3>) -> Tensor<3> {
-        self.out.forward(self.dropout.forward(hidden))
+        self.out.forward(dropout::forward(&self.dropout, hidden))
     }
 }
 

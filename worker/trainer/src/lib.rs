@@ -2,10 +2,12 @@
 //! directories, task heads, a resumable training loop and the [`BurnExecutor`] that runs stage
 //! jobs. See README.md ("where to change what").
 
+pub mod alloc;
 pub mod backend;
 pub mod batch;
 pub mod checkpoint;
 pub mod data;
+pub mod dropout;
 pub mod embed;
 pub mod encoder;
 pub mod error;
@@ -13,6 +15,7 @@ pub mod evaluate;
 pub mod executor;
 pub mod heads;
 pub mod hf_config;
+pub mod layer;
 pub mod model;
 pub mod qa;
 pub mod recipe;

@@ -342,7 +342,7 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
             }
             let mut loss_sum = 0.0;
             for (j, idx) in group.iter().enumerate() {
-                device.seed(derive_seed(cfg.seed, 2 + state.step, j as u64));
+                crate::dropout::seed(&device, derive_seed(cfg.seed, 2 + state.step, j as u64));
                 let examples: Vec<&Example> = idx.iter().map(|&i| &run.train[i]).collect();
                 let seqs: Vec<&Encoded> = examples.iter().flat_map(|e| e.inputs.iter()).collect();
                 let tokens = TokenBatch::padded_to(&seqs, run.encoder_config, min_seq);
