@@ -43,7 +43,7 @@ pub fn forward<const D: usize>(dropout: &Dropout, input: Tensor<D>) -> Tensor<D>
     if !dropout.training.is_enabled() || !device.is_autodiff() || dropout.prob == 0.0 {
         return input;
     }
-    if device != Device::flex() {
+    if device != Device::flex() || burn_dropout_requested() {
         return dropout.forward(input);
     }
     let (seed, call) = STATE.get();
@@ -52,6 +52,12 @@ pub fn forward<const D: usize>(dropout: &Dropout, input: Tensor<D>) -> Tensor<D>
     let shape = input.shape();
     let mask = mask(shape.num_elements(), 1.0 - dropout.prob, key);
     input * Tensor::from_data(TensorData::new(mask, shape), &device)
+}
+
+/// `STILTS_DROPOUT=burn` switches back to burn's own dropout everywhere (for A/B comparisons).
+fn burn_dropout_requested() -> bool {
+    static BURN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *BURN.get_or_init(|| std::env::var("STILTS_DROPOUT").is_ok_and(|v| v == "burn"))
 }
 
 /// `n` values, each `1/keep` with probability `keep` and 0 otherwise.

@@ -254,8 +254,9 @@ pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_n
     total
 }
 
-/// A seed for (run seed, a, b), decorrelated by SplitMix64.
-fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
+/// A seed for (run seed, a, b), decorrelated by SplitMix64. `a`: 0 head initialisation,
+/// 1 epoch shuffles, 2 + step dropout of that step.
+pub(crate) fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
     let mut z =
         seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -11,6 +11,10 @@ use stilts_common::job::{ExecutorSpec, JobSpec, Recipe, StageKind};
 use stilts_trainer::{Backend, BurnExecutor};
 use stilts_worker::executor::{CancelFlag, Executor, JobContext, Progress, ProgressSink};
 
+/// burn-flex's generator is one per process: tests that train take turns, so one test's random
+/// draws cannot land between another's seeding and its head initialisation.
+static TRAINING: Mutex<()> = Mutex::new(());
+
 #[derive(Default)]
 struct Record(Mutex<Vec<Progress>>);
 impl ProgressSink for Record {
@@ -70,6 +74,7 @@ fn intermediate_target_evaluate_chain() {
     let Some(model) = common::minilm() else {
         return;
     };
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let root = tempfile::tempdir().unwrap();
     let exec = BurnExecutor::new(Backend::Flex);
     assert_eq!(exec.backend(), "burn-cpu");
@@ -165,4 +170,49 @@ fn bad_model_directory_is_a_permanent_data_failure() {
         "{}",
         err.message
     );
+}
+
+/// A job's result depends on its seed and data only, not on what the process ran before: the
+/// same intermediate job, run again after other random draws, trains the same head to the same
+/// losses.
+#[test]
+fn same_job_after_other_work_gives_identical_weights() {
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+    use stilts_trainer::checkpoint::load_best_head;
+    use stilts_trainer::heads::HeadConfig;
+    let Some(model) = common::minilm() else {
+        return;
+    };
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let root = tempfile::tempdir().unwrap();
+    let exec = BurnExecutor::new(Backend::Flex);
+    let (progress, cancel) = (Record::default(), CancelFlag::new());
+    let job = |key: &str| {
+        ctx(
+            root.path(),
+            key,
+            spec(StageKind::Intermediate, "demo-nli", &model, None, &[]),
+            None,
+        )
+    };
+    let a = exec.run(&job("a"), &progress, &cancel).unwrap();
+    // Other work moves the backend's generator along.
+    let device = Device::flex();
+    device.seed(12345);
+    let _ = Tensor::<2>::random([64, 64], Distribution::Default, &device).into_data();
+    let b = exec.run(&job("b"), &progress, &cancel).unwrap();
+    assert_eq!(
+        a.metrics["train"], b.metrics["train"],
+        "training losses differ"
+    );
+    let head = |key: &str| {
+        let fresh = HeadConfig::new(384, 3).init(&device);
+        let (_, head) = load_best_head(&root.path().join(key).join("best"), fresh).unwrap();
+        (
+            head.dense.weight.val().into_data(),
+            head.out.weight.val().into_data(),
+        )
+    };
+    assert!(head("a") == head("b"), "the trained heads differ");
 }
