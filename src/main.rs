@@ -23,8 +23,15 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Keep tensor-sized blocks in the heap (see the function; ~10 % faster CPU training).
-    stilts_trainer::alloc::tune_for_training();
+    // Processes that may train keep tensor-sized blocks in the heap (see the function; ~10 %
+    // faster CPU training); the coordinator and the clients keep glibc's defaults.
+    #[cfg(feature = "trainer")]
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Worker(_) | Command::Encode(_)
+    ) {
+        stilts_trainer::alloc::tune_for_training();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
