@@ -78,12 +78,9 @@ fn mask(n: usize, keep: f64, key: u64) -> Vec<f32> {
     out
 }
 
-/// SplitMix64's output function (Steele, Lea, Flood 2014): a bijective 64-bit mixer.
+/// One SplitMix64 step: advance by φ, then mix.
 fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(PHI);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::train::mix64(x.wrapping_add(PHI))
 }
 
 #[cfg(test)]
