@@ -55,7 +55,7 @@ use crate::job::{ExecutorSpec, Recipe, StageKind};
 
 pub use error::{GridError, Location};
 pub use executor::parse_duration;
-pub use load::load;
+pub use load::{MAX_NAME_LEN, PRECISIONS, load, name_problem, pip_package_problem};
 pub use spec::GridSpec;
 
 /// Maps a target task to its languages (from the task catalog), `None` for an unknown task.

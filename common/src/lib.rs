@@ -1,11 +1,13 @@
 //! Domain types shared by every stilts role. No tonic server, no burn, no SQL in here.
 
+pub mod backend;
 pub mod clock;
 pub mod convert;
 pub mod failure;
 pub mod grid;
 pub mod job;
 pub mod key;
+pub mod metrics;
 pub mod plan;
 pub mod progress;
 pub mod state;

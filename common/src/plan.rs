@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::{JobSpec, StageKind};
 
-pub use expand::{MAX_CELLS, expand, plan};
+pub use expand::{MAX_CELLS, expand, plan, plan_capped};
 
 /// A planned sweep. Cheap in memory: cells are small index records into [`Axes`] and `jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +21,9 @@ pub struct Plan {
     /// sha256 hex of the canonical grid (parsed, spans dropped, re-serialised as JSON): two files
     /// that differ only in comments, layout or key order have the same digest.
     pub grid_digest: String,
+    /// The backend family the grid's burn jobs need (`[executor] backend`, canonical name such
+    /// as `libtorch-cuda`); `None` for command grids and burn grids that name none.
+    pub backend: Option<String>,
     /// Deduplicated stage jobs, topologically ordered: every parent comes before its children
     /// (all intermediate jobs, then all target jobs, then all evaluate jobs).
     pub jobs: Vec<PlannedJob>,

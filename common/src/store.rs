@@ -27,6 +27,11 @@ pub struct SweepRecord {
     pub grid_digest: String,
     pub submitted_at_ms: u64,
     pub cancelled: bool,
+    /// The trainer backend family its burn jobs need (`cpu`, `libtorch-cpu`, `libtorch-cuda`):
+    /// the submit's override, else the grid's `[executor] backend`; "" = any worker with the
+    /// trainer (and always "" for command grids). See `crate::backend`.
+    #[serde(default)]
+    pub backend: String,
 }
 
 /// One point of the grid, by axis values, pointing at the evaluate job that produces its result.

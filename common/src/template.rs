@@ -141,9 +141,30 @@ pub fn render(template: &str, vars: &BTreeMap<String, String>) -> Result<String,
     Ok(out)
 }
 
+/// `s` as one POSIX shell word: unchanged when it holds only characters no shell treats
+/// specially (`A-Z a-z 0-9 _ @ % + = : , . / -`), else in single quotes (a `'` inside becomes
+/// `'\''`). The command executor quotes every substituted value with it, so grid values never
+/// reach `sh -c` as shell syntax.
+pub fn shell_quote(s: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(format!("'{}'", s.replace('\'', "'\\''")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("/tmp/a-b_c.d/e,f=1"), "/tmp/a-b_c.d/e,f=1");
+        assert_eq!(shell_quote("x; touch /tmp/f"), "'x; touch /tmp/f'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$(id)"), "'$(id)'");
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -205,6 +205,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .submit_sweep(pb::SubmitSweepRequest {
             file_name: "bench.toml".into(),
             grid_toml: grid(seeds),
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -155,6 +155,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         grid_digest: "0".repeat(64),
         submitted_at_ms: 0,
         cancelled: false,
+        backend: String::new(),
     };
     let start = Instant::now();
     let outcome = store.submit(sweep, jobs.clone(), cells).await?;

@@ -143,6 +143,7 @@ async fn main() -> Result<(), StoreError> {
         grid_digest: "d".into(),
         submitted_at_ms: 0,
         cancelled: false,
+        backend: String::new(),
     };
     let t = Instant::now();
     let outcome = store.submit(sweep, jobs, cell_records).await?;

@@ -7,6 +7,8 @@
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
+use stilts_common::backend::{Need, Offer};
+use stilts_common::job::ExecutorSpec;
 use stilts_common::plan::Axes;
 use stilts_common::progress::Progress;
 use stilts_common::state::JobState;
@@ -39,6 +41,9 @@ pub struct JobEntry {
     /// Heartbeats of the holder, since the grace after `leased_since_ms`, that did not list the
     /// job: two in a row mean the assignment never reached the worker (see `Core::heartbeat`).
     pub unseen: u8,
+    /// What the worker that runs it must offer: a command job runs anywhere; a burn job needs
+    /// the backend of its newest sweep (see [`Core::need_of`]).
+    pub need: Need,
 }
 
 /// One cell, as indexes into its sweep's [`Axes`] and the job table.
@@ -64,6 +69,8 @@ pub struct SweepEntry {
 pub struct WorkerEntry {
     pub record: WorkerRecord,
     pub cached: HashSet<String>,
+    /// The executors it announced (`WorkerRecord::backend`, parsed).
+    pub offer: Offer,
     /// Lease expiry on the injected clock (memory only: a restart grants every worker one TTL).
     pub lease_expires_at_ms: u64,
     /// Jobs leased to this worker.
@@ -133,7 +140,7 @@ impl Core {
         for (idx, sweeps) in memberships {
             for name in sweeps {
                 if let Some(&s) = core.sweep_by_name.get(&name) {
-                    core.add_membership(idx, s);
+                    core.add_membership(idx, s, now_ms);
                 }
             }
         }
@@ -196,6 +203,7 @@ impl Core {
             record.id.clone(),
             WorkerEntry {
                 cached: record.cached_artifacts.iter().cloned().collect(),
+                offer: Offer::parse(&record.backend),
                 record,
                 lease_expires_at_ms,
                 jobs,
@@ -207,7 +215,12 @@ impl Core {
     pub fn insert_job(&mut self, record: JobRecord) -> JobIdx {
         let idx = self.jobs.len() as JobIdx;
         self.by_key.insert(record.key.clone(), idx);
+        let need = match record.spec.executor {
+            ExecutorSpec::Command { .. } => Need::Command,
+            ExecutorSpec::Burn => Need::Trainer(None),
+        };
         self.jobs.push(JobEntry {
+            need,
             record,
             parent: None,
             children: Vec::new(),
@@ -239,12 +252,41 @@ impl Core {
         }
     }
 
-    pub fn add_membership(&mut self, job: JobIdx, sweep: SweepIdx) {
+    /// Records that `sweep` contains `job`. A burn job shared by several sweeps runs where its
+    /// newest sweep says, so that re-submitting a grid for another backend moves waiting jobs.
+    pub fn add_membership(&mut self, job: JobIdx, sweep: SweepIdx, now_ms: u64) {
         let e = &mut self.jobs[job as usize];
         if !e.sweeps.contains(&sweep) {
             e.sweeps.push(sweep);
             self.sweeps[sweep as usize].jobs.push(job);
         }
+        let need = self.need_of(job);
+        if need != self.jobs[job as usize].need {
+            let e = &self.jobs[job as usize];
+            let queued = e.record.status.state == JobState::Ready && !e.in_flight;
+            let nb = e.record.not_before_ms;
+            if queued {
+                self.queue.remove(self.prio(job), nb);
+            }
+            self.jobs[job as usize].need = need;
+            if queued {
+                self.queue.insert(self.prio(job), nb, now_ms);
+            }
+        }
+    }
+
+    /// What a worker must offer to run `job`: anything for command jobs; for burn jobs the
+    /// backend of the newest sweep that contains it (any trainer when that sweep names none).
+    pub fn need_of(&self, job: JobIdx) -> Need {
+        let e = &self.jobs[job as usize];
+        if let ExecutorSpec::Command { .. } = e.record.spec.executor {
+            return Need::Command;
+        }
+        e.sweeps
+            .iter()
+            .map(|&s| &self.sweeps[s as usize].record)
+            .max_by_key(|r| r.submitted_at_ms)
+            .map_or(Need::Trainer(None), |r| Need::of_burn_sweep(&r.backend))
     }
 
     /// Adds stored cells to a sweep, interning their axis values in first-appearance order.
@@ -281,6 +323,7 @@ impl Core {
     pub fn prio(&self, idx: JobIdx) -> Prio {
         let e = &self.jobs[idx as usize];
         Prio {
+            class: e.need.class(),
             rank: e.record.spec.kind.rank(),
             dependents: Reverse(e.record.dependents),
             age: e.age,

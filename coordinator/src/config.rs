@@ -26,6 +26,9 @@ pub struct CoordinatorConfig {
     pub reaper_period: Duration,
     /// Attempt budget of newly planned jobs. Default 3.
     pub max_attempts: u32,
+    /// Largest sweep accepted, in cells (a grid over it is refused before it is expanded).
+    /// Default 5,000,000.
+    pub max_cells: u64,
     /// Backoff before the second attempt; doubles per spent attempt, with full jitter.
     /// Default 5 s.
     #[serde(with = "duration_serde")]
@@ -68,6 +71,7 @@ impl Default for CoordinatorConfig {
             lease_ttl: Duration::from_secs(30),
             reaper_period: Duration::from_millis(500),
             max_attempts: 3,
+            max_cells: 5_000_000,
             backoff_base: Duration::from_secs(5),
             backoff_cap: Duration::from_secs(300),
             acquire_max_wait: Duration::from_secs(30),
@@ -89,6 +93,7 @@ impl fmt::Debug for CoordinatorConfig {
             .field("lease_ttl", &self.lease_ttl)
             .field("reaper_period", &self.reaper_period)
             .field("max_attempts", &self.max_attempts)
+            .field("max_cells", &self.max_cells)
             .field("backoff_base", &self.backoff_base)
             .field("backoff_cap", &self.backoff_cap)
             .field("acquire_max_wait", &self.acquire_max_wait)

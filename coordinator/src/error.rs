@@ -32,6 +32,17 @@ pub enum CoordinatorError {
     Grid(#[from] GridError),
     #[error("{0}")]
     InvalidArgument(String),
+    /// The same grid re-submitted for another trainer backend than the sweep was planned for.
+    #[error(
+        "sweep {name:?} was submitted for backend {} and cannot be resubmitted for {}: run it with the first backend, or give the grid another [sweep] name",
+        shown(stored),
+        shown(requested)
+    )]
+    SweepBackend {
+        name: String,
+        stored: String,
+        requested: String,
+    },
     #[error(transparent)]
     Transition(#[from] TransitionError),
     /// Another writer changed the job first; the coordinator reloads it from the store.
@@ -50,6 +61,11 @@ pub enum CoordinatorError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// A sweep backend for messages ("" reads "any").
+fn shown(backend: &str) -> &str {
+    if backend.is_empty() { "any" } else { backend }
+}
+
 impl From<CoordinatorError> for Status {
     fn from(e: CoordinatorError) -> Self {
         let msg = e.to_string();
@@ -64,7 +80,8 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::Grid(_) | CoordinatorError::InvalidArgument(_) => {
                 Status::invalid_argument(msg)
             }
-            CoordinatorError::Store(StoreError::SweepExists { .. }) => Status::already_exists(msg),
+            CoordinatorError::Store(StoreError::SweepExists { .. })
+            | CoordinatorError::SweepBackend { .. } => Status::already_exists(msg),
             CoordinatorError::Conflict(_) => Status::aborted(msg),
             CoordinatorError::Store(StoreError::Backend(_)) | CoordinatorError::ShuttingDown => {
                 Status::unavailable(msg)

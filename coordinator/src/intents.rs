@@ -236,6 +236,14 @@ impl Core {
                     Ok(None) => return answer(reply, Ok(JobState::Succeeded)),
                     Err(e) => return answer(reply, Err(e)),
                 };
+                if let Err(why) = stilts_common::metrics::check(
+                    &self.jobs[job as usize].record.spec,
+                    metrics.as_ref(),
+                ) {
+                    let key = &self.jobs[job as usize].record.key;
+                    let msg = format!("job {key}: metrics {why}; nothing was recorded");
+                    return answer(reply, Err(CoordinatorError::InvalidArgument(msg)));
+                }
                 if self.jobs[job as usize].in_flight {
                     return Planned::Defer(Intent::Complete {
                         report,

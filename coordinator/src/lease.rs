@@ -41,7 +41,8 @@ impl Core {
 
     /// Renews the lease, records progress of current assignments, and lists the reported jobs
     /// the worker must cancel: those it no longer holds (reassigned after a lost lease,
-    /// cancelled, unknown).
+    /// cancelled, unknown). A listed job whose attempt and fencing token are the current ones is
+    /// never cancelled, whichever worker id it comes under (the lost-lease race: see below).
     ///
     /// Also returns the attempts this worker holds but did not list (a worker lists its running
     /// jobs and its undelivered reports), once a lease TTL after the assignment and in two
@@ -74,6 +75,14 @@ impl Core {
                 }
             } else if e.in_flight || (same && rec.status.state == JobState::Succeeded) {
                 // A write is on its way (its outcome decides), or the report already landed.
+            } else if rec.status.state == JobState::Leased
+                && rec.status.attempt == r.attempt
+                && rec.version == r.fencing_token
+            {
+                // The current assignment, listed under another worker id: a worker that lost
+                // its lease registered again and acquired this job, while a heartbeat with its
+                // old id was on its way. The token proves the sender holds the assignment;
+                // cancelling would fail a healthy job for good. Its own id's heartbeat renews it.
             } else {
                 cancel_job_keys.push(r.job_key);
             }

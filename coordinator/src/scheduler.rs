@@ -1,6 +1,9 @@
 //! The ready queue: which runnable job a worker gets next.
 //!
-//! Order (the critical path first): stage kind (intermediate, then target, then evaluate), then
+//! Jobs are queued per need class (`stilts_common::backend::Need`): a worker only ever sees the
+//! classes its executors serve, so a burn job whose sweep asks for `libtorch-cuda` waits for a
+//! worker with that backend and is never run elsewhere. Within what a worker may run, the order
+//! (the critical path first) is: stage kind (intermediate, then target, then evaluate), then
 //! more dependent cells first, then older. Jobs whose backoff has not passed wait in a separate
 //! set ordered by due time and join the queue when it passes. Among the first
 //! [`LOCALITY_WINDOW`] candidates of the head's kind, a job whose parent checkpoint the asking
@@ -18,6 +21,8 @@ pub const LOCALITY_WINDOW: usize = 8;
 /// so the tuple can be recomputed to remove a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Prio {
+    /// `Need::class` of the job: the queue is partitioned by it.
+    pub class: u8,
     pub rank: u8,
     pub dependents: Reverse<u64>,
     /// Insertion order into the cache: older first.
@@ -75,8 +80,34 @@ impl ReadyQueue {
         self.delayed.len()
     }
 
-    fn candidates(&self) -> impl Iterator<Item = &Prio> {
-        self.ready.iter()
+    /// Ready jobs of one need class, in scheduling order.
+    fn class(&self, class: u8) -> impl Iterator<Item = &Prio> {
+        let first = Prio {
+            class,
+            rank: 0,
+            dependents: Reverse(u64::MAX),
+            age: 0,
+            job: 0,
+        };
+        self.ready
+            .range(first..)
+            .take_while(move |p| p.class == class)
+    }
+
+    /// Ready jobs of one need class (for status: what waits for a missing worker).
+    pub fn ready_in_class(&self, class: u8) -> usize {
+        self.class(class).count()
+    }
+
+    /// The first `n` ready jobs a worker serving `classes` may run, in scheduling order
+    /// (across classes, by kind, dependents and age).
+    fn candidates(&self, classes: impl Iterator<Item = u8>, n: usize) -> Vec<Prio> {
+        let mut out: Vec<Prio> = classes
+            .flat_map(|c| self.class(c).take(n).copied().collect::<Vec<_>>())
+            .collect();
+        out.sort_by_key(|p| (p.rank, p.dependents, p.age, p.job));
+        out.truncate(n);
+        out
     }
 }
 
@@ -84,7 +115,15 @@ impl Core {
     /// Picks the job `worker` should run next, without removing it: the head of the queue,
     /// unless one of the next few of the same kind has its parent checkpoint on `worker`.
     pub fn pick(&self, worker: &str) -> Option<JobIdx> {
-        let mut it = self.queue.candidates();
+        let offer = self
+            .workers
+            .get(worker)
+            .map(|w| w.offer)
+            .unwrap_or_default();
+        let candidates = self
+            .queue
+            .candidates(offer.serves().map(|n| n.class()), LOCALITY_WINDOW);
+        let mut it = candidates.iter();
         let head = *it.next()?;
         if self.is_local(head.job, worker) {
             return Some(head.job);
@@ -116,6 +155,7 @@ mod tests {
 
     fn prio(rank: u8, dependents: u64, age: u64) -> Prio {
         Prio {
+            class: 0,
             rank,
             dependents: Reverse(dependents),
             age,
@@ -131,8 +171,39 @@ mod tests {
         q.insert(prio(1, 5, 2), 0, 0);
         q.insert(prio(1, 5, 3), 0, 0);
         q.insert(prio(0, 1, 4), 0, 0);
-        let order: Vec<u64> = q.candidates().map(|p| p.age).collect();
+        let order: Vec<u64> = q
+            .candidates([0].into_iter(), 10)
+            .iter()
+            .map(|p| p.age)
+            .collect();
         assert_eq!(order, [4, 2, 3, 1, 0]);
+    }
+
+    #[test]
+    fn classes_partition_the_queue_and_merge_in_order() {
+        let mut q = ReadyQueue::default();
+        let of = |class: u8, rank: u8, age: u64| Prio {
+            class,
+            ..prio(rank, 1, age)
+        };
+        q.insert(of(0, 2, 0), 0, 0);
+        q.insert(of(4, 0, 1), 0, 0);
+        q.insert(of(2, 1, 2), 0, 0);
+        q.insert(of(1, 0, 3), 0, 0);
+        let ages = |classes: &[u8]| -> Vec<u64> {
+            q.candidates(classes.iter().copied(), 10)
+                .iter()
+                .map(|p| p.age)
+                .collect()
+        };
+        // A CPU trainer worker serves classes 0, 1, 2: never the CUDA job (age 1).
+        assert_eq!(ages(&[0, 1, 2]), [3, 2, 0]);
+        // A worker without the trainer: command jobs only.
+        assert_eq!(ages(&[0]), [0]);
+        assert_eq!(ages(&[0, 1, 4]), [1, 3, 0]);
+        assert_eq!(q.ready_in_class(4), 1);
+        assert_eq!(ages(&[0, 1, 2, 3, 4]).len(), 4);
+        assert_eq!(q.candidates([0, 1, 2, 3, 4].into_iter(), 2).len(), 2);
     }
 
     #[test]

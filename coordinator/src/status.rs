@@ -1,5 +1,8 @@
 //! Read-only views of a sweep: cell states derived from their chains, counts, results.
 
+use std::collections::BTreeMap;
+
+use stilts_common::backend::Need;
 use stilts_common::job::StageKind;
 use stilts_common::state::JobState;
 use stilts_proto::v1 as pb;
@@ -66,6 +69,30 @@ impl CellState {
             _ => Self::Blocked,
         }
     }
+}
+
+/// Bytes of messages per page of cells or results: far below gRPC's default 4 MiB limit on
+/// decoding, small enough that the cache lock is held briefly per page.
+pub const PAGE_BYTES: usize = 1 << 20;
+
+/// Fills one page from the cells at `offset..`, `add` pushing a cell's items and returning their
+/// size, until `max_bytes` is reached; returns the items and the next offset (0: done).
+fn page<T>(
+    s: &SweepEntry,
+    offset: u64,
+    max_bytes: usize,
+    mut add: impl FnMut(&CellEntry, &mut Vec<T>) -> usize,
+) -> (Vec<T>, u64) {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    for (i, c) in s.cells.iter().enumerate().skip(start) {
+        if bytes >= max_bytes {
+            return (out, i as u64);
+        }
+        bytes += add(c, &mut out);
+    }
+    (out, 0)
 }
 
 fn counts(c: &[u64; 6], names: impl Fn(usize) -> &'static str) -> Vec<pb::StateCount> {
@@ -170,7 +197,53 @@ impl Core {
             axes: axis_counts,
             finished,
             failed,
+            backend: s.record.backend.clone(),
+            waiting: self.waiting(s),
         }
+    }
+
+    /// Why ready jobs of a sweep are not running: one line per need that no connected worker
+    /// serves, naming the workers there are. A sweep waiting for a missing backend stays pending
+    /// (never failed, never run elsewhere): this is where the user sees why.
+    pub fn waiting(&self, s: &SweepEntry) -> Vec<String> {
+        let mut served = [false; Need::ALL.len()];
+        let mut offers: BTreeMap<String, usize> = BTreeMap::new();
+        for w in self.workers.values() {
+            for n in w.offer.serves() {
+                served[n.class() as usize] = true;
+            }
+            *offers.entry(w.offer.to_string()).or_default() += 1;
+        }
+        let mut stuck = [0u64; Need::ALL.len()];
+        for &j in &s.jobs {
+            let e = &self.jobs[j as usize];
+            if e.record.status.state == JobState::Ready && !served[e.need.class() as usize] {
+                stuck[e.need.class() as usize] += 1;
+            }
+        }
+        let workers = if offers.is_empty() {
+            "no worker is connected".to_string()
+        } else {
+            let list: Vec<String> = offers.iter().map(|(o, n)| format!("{n} × {o}")).collect();
+            format!("connected workers: {}", list.join(", "))
+        };
+        Need::ALL
+            .into_iter()
+            .filter(|n| stuck[n.class() as usize] > 0)
+            .map(|n| {
+                let count = stuck[n.class() as usize];
+                let hint = match n {
+                    Need::Trainer(Some(b)) => {
+                        format!("; start a worker with `--backend {b}` ({})", b.how_to_get())
+                    }
+                    Need::Trainer(None) => {
+                        "; start a worker built with the `trainer` feature".to_string()
+                    }
+                    Need::Command => String::new(),
+                };
+                format!("{count} ready jobs wait for {n}: {workers}{hint}")
+            })
+            .collect()
     }
 
     pub fn job_summary(&self, j: JobIdx) -> pb::JobSummary {
@@ -192,53 +265,88 @@ impl Core {
     }
 
     pub fn list_cells(&self, s: &SweepEntry) -> Vec<pb::Cell> {
-        s.cells
-            .iter()
-            .map(|c| pb::Cell {
-                model: s.axes.models[c.model as usize].clone(),
-                intermediate: s.axes.intermediates[c.intermediate as usize].clone(),
-                target: s.axes.targets[c.target as usize].clone(),
-                language: s.axes.languages[c.language as usize].clone(),
-                seed: s.axes.seeds[c.seed as usize],
-                state: self.cell_state(c).as_str().to_string(),
-                job_keys: self.chain_keys(c.evaluate),
-            })
-            .collect()
+        s.cells.iter().map(|c| self.cell_message(s, c)).collect()
+    }
+
+    fn cell_message(&self, s: &SweepEntry, c: &CellEntry) -> pb::Cell {
+        pb::Cell {
+            model: s.axes.models[c.model as usize].clone(),
+            intermediate: s.axes.intermediates[c.intermediate as usize].clone(),
+            target: s.axes.targets[c.target as usize].clone(),
+            language: s.axes.languages[c.language as usize].clone(),
+            seed: s.axes.seeds[c.seed as usize],
+            state: self.cell_state(c).as_str().to_string(),
+            job_keys: self.chain_keys(c.evaluate),
+        }
+    }
+
+    /// One page of cells from index `offset`, about `max_bytes` of messages at most (always at
+    /// least one cell), and the index of the next page (0: none).
+    pub fn cells_page(
+        &self,
+        s: &SweepEntry,
+        offset: u64,
+        max_bytes: usize,
+    ) -> (Vec<pb::Cell>, u64) {
+        page(s, offset, max_bytes, |c, out: &mut Vec<pb::Cell>| {
+            let m = self.cell_message(s, c);
+            let n = prost::Message::encoded_len(&m);
+            out.push(m);
+            n
+        })
+    }
+
+    /// One page of result rows, for the cells from index `offset` (see [`Core::cells_page`]).
+    pub fn results_page(
+        &self,
+        s: &SweepEntry,
+        offset: u64,
+        max_bytes: usize,
+    ) -> (Vec<pb::ResultRow>, u64) {
+        page(s, offset, max_bytes, |c, out: &mut Vec<pb::ResultRow>| {
+            let before = out.len();
+            self.cell_results(s, c, out);
+            out[before..].iter().map(prost::Message::encoded_len).sum()
+        })
     }
 
     /// One row per cell and numeric metric its evaluate job reported for the cell's language.
     pub fn results(&self, s: &SweepEntry) -> Vec<pb::ResultRow> {
         let mut rows = Vec::new();
         for c in &s.cells {
-            let e = &self.jobs[c.evaluate as usize].record;
-            if e.status.state != JobState::Succeeded {
-                continue;
-            }
-            let language = &s.axes.languages[c.language as usize];
-            let Some(serde_json::Value::Object(metrics)) =
-                e.metrics.as_ref().and_then(|m| m.get(language))
-            else {
-                continue;
-            };
-            for (metric, value) in metrics {
-                let Some(value) = value.as_f64() else {
-                    continue;
-                };
-                rows.push(pb::ResultRow {
-                    model: s.axes.models[c.model as usize].clone(),
-                    intermediate: s.axes.intermediates[c.intermediate as usize].clone(),
-                    target: s.axes.targets[c.target as usize].clone(),
-                    language: language.clone(),
-                    seed: s.axes.seeds[c.seed as usize],
-                    metric: metric.clone(),
-                    value,
-                    job_key: e.key.clone(),
-                    code_version: e.spec.code_version.clone(),
-                    data_version: e.spec.data_version.clone(),
-                });
-            }
+            self.cell_results(s, c, &mut rows);
         }
         rows
+    }
+
+    fn cell_results(&self, s: &SweepEntry, c: &CellEntry, rows: &mut Vec<pb::ResultRow>) {
+        let e = &self.jobs[c.evaluate as usize].record;
+        if e.status.state != JobState::Succeeded {
+            return;
+        }
+        let language = &s.axes.languages[c.language as usize];
+        let Some(serde_json::Value::Object(metrics)) =
+            e.metrics.as_ref().and_then(|m| m.get(language))
+        else {
+            return;
+        };
+        for (metric, value) in metrics {
+            let Some(value) = value.as_f64() else {
+                continue;
+            };
+            rows.push(pb::ResultRow {
+                model: s.axes.models[c.model as usize].clone(),
+                intermediate: s.axes.intermediates[c.intermediate as usize].clone(),
+                target: s.axes.targets[c.target as usize].clone(),
+                language: language.clone(),
+                seed: s.axes.seeds[c.seed as usize],
+                metric: metric.clone(),
+                value,
+                job_key: e.key.clone(),
+                code_version: e.spec.code_version.clone(),
+                data_version: e.spec.data_version.clone(),
+            });
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
+use stilts_common::backend::TrainerBackend;
 use stilts_common::state::JobState;
 use stilts_common::store::{Store, SweepRecord};
 use stilts_proto::v1 as pb;
@@ -17,6 +18,7 @@ use crate::cache::{JobIdx, SweepEntry};
 use crate::error::CoordinatorError;
 use crate::intents::Intent;
 use crate::server::Shared;
+use crate::status::PAGE_BYTES;
 
 pub struct SweepApi<S> {
     shared: Arc<Shared>,
@@ -69,6 +71,28 @@ impl<S> SweepApi<S> {
     }
 }
 
+/// The backend family a sweep's burn jobs need: the submit's override, else the grid's; none
+/// for command grids (their jobs run on every worker).
+fn sweep_backend(plan: &stilts_common::plan::Plan, requested: &str) -> Result<String, Status> {
+    let is_burn = plan
+        .jobs
+        .first()
+        .is_some_and(|j| j.spec.executor == stilts_common::job::ExecutorSpec::Burn);
+    if !is_burn {
+        return Ok(String::new());
+    }
+    if requested.is_empty() {
+        return Ok(plan.backend.clone().unwrap_or_default());
+    }
+    TrainerBackend::parse(requested)
+        .map(|b| b.as_str().to_string())
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown backend {requested:?}: use cpu, libtorch-cpu or libtorch-cuda"
+            ))
+        })
+}
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -85,17 +109,19 @@ impl<S: Store> SweepService for SweepApi<S> {
         };
         let catalog = self.shared.cfg.task_languages.clone();
         let (file, text) = (file_name.clone(), req.grid_toml.clone());
+        let max_cells = self.shared.cfg.max_cells;
         let planned = tokio::task::spawn_blocking(move || {
             let resolver = catalog
                 .as_deref()
                 .map(|f| f as &dyn Fn(&str) -> Option<Vec<String>>);
             let validator = catalog.as_deref().map(|f| move |t: &str| f(t).is_some());
             let validator = validator.as_ref().map(|v| v as &dyn Fn(&str) -> bool);
-            stilts_common::plan::plan(&file, &text, resolver, validator)
+            stilts_common::plan::plan_capped(&file, &text, resolver, validator, max_cells)
         })
         .await
         .map_err(|e| CoordinatorError::Internal(format!("planner task: {e}")))?;
         let plan = planned.map_err(CoordinatorError::from)?;
+        let backend = sweep_backend(&plan, &req.backend)?;
         let sweep = SweepRecord {
             name: plan.sweep.clone(),
             file_name,
@@ -103,6 +129,7 @@ impl<S: Store> SweepService for SweepApi<S> {
             grid_digest: plan.grid_digest.clone(),
             submitted_at_ms: self.shared.clock.now_ms(),
             cancelled: false,
+            backend,
         };
         let name = sweep.name.clone();
         let summary = self
@@ -150,18 +177,32 @@ impl<S: Store> SweepService for SweepApi<S> {
         &self,
         request: Request<pb::ListCellsRequest>,
     ) -> Result<Response<pb::ListCellsResponse>, Status> {
-        let name = request.into_inner().sweep;
-        let cells = self.with_sweep(&name, |core, s| core.list_cells(s))?;
-        Ok(Response::new(pb::ListCellsResponse { cells }))
+        let req = request.into_inner();
+        let (cells, next_offset, total) = self.with_sweep(&req.sweep, |core, s| {
+            let (cells, next) = core.cells_page(s, req.offset, PAGE_BYTES);
+            (cells, next, s.cells.len() as u64)
+        })?;
+        Ok(Response::new(pb::ListCellsResponse {
+            cells,
+            next_offset,
+            total,
+        }))
     }
 
     async fn get_results(
         &self,
         request: Request<pb::GetResultsRequest>,
     ) -> Result<Response<pb::GetResultsResponse>, Status> {
-        let name = request.into_inner().sweep;
-        let rows = self.with_sweep(&name, |core, s| core.results(s))?;
-        Ok(Response::new(pb::GetResultsResponse { rows }))
+        let req = request.into_inner();
+        let (rows, next_offset, total) = self.with_sweep(&req.sweep, |core, s| {
+            let (rows, next) = core.results_page(s, req.offset, PAGE_BYTES);
+            (rows, next, s.cells.len() as u64)
+        })?;
+        Ok(Response::new(pb::GetResultsResponse {
+            rows,
+            next_offset,
+            total,
+        }))
     }
 
     async fn retry_failed(

@@ -391,13 +391,19 @@ impl<S: Store> Writer<S> {
                 ..summary
             };
             if let Some(existing) = core.sweep(&sweep.name) {
-                let result = if existing.record.grid_digest == sweep.grid_digest {
-                    Ok(summary)
-                } else {
+                let result = if existing.record.grid_digest != sweep.grid_digest {
                     Err(CoordinatorError::Store(StoreError::SweepExists {
                         name: sweep.name.clone(),
                         existing: existing.record.grid_digest.clone(),
                     }))
+                } else if existing.record.backend != sweep.backend {
+                    Err(CoordinatorError::SweepBackend {
+                        name: sweep.name.clone(),
+                        stored: existing.record.backend.clone(),
+                        requested: sweep.backend.clone(),
+                    })
+                } else {
+                    Ok(summary)
                 };
                 let _ = reply.send(result);
                 return Ok(());
@@ -484,7 +490,7 @@ impl<S: Store> Writer<S> {
                     what: format!("job {}", j.key),
                     detail: "submitted but not found in the store".into(),
                 })?;
-                core.add_membership(i, s);
+                core.add_membership(i, s, now);
                 idx_of.push(i);
             }
             core.sweeps[s as usize].cells = plan

@@ -90,6 +90,14 @@ macro_rules! suite {
             async fn cancel_and_events() {
                 super::grpc::cancel_and_events($factory).await
             }
+            #[tokio::test]
+            async fn old_registration_never_cancels_the_new_assignment() {
+                super::grpc::old_registration_never_cancels_the_new_assignment($factory).await
+            }
+            #[tokio::test]
+            async fn burn_jobs_wait_for_their_backend() {
+                super::grpc::burn_jobs_wait_for_their_backend($factory).await
+            }
         }
     };
 }
@@ -103,3 +111,9 @@ suite!(
         None => return,
     }
 );
+
+/// Sweep size is the point here, not the store: run once, on SQLite.
+#[tokio::test]
+async fn big_sweeps_read_back_in_pages() {
+    grpc::big_sweeps_read_back_in_pages(SqliteFactory::default()).await
+}

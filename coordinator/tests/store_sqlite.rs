@@ -232,6 +232,27 @@ async fn full_synchronous_mode_opens_and_writes() {
     assert_eq!(store.load().await.unwrap().jobs.len(), 6);
 }
 
+/// A version-1 file (before sweeps recorded their backend) opens, is upgraded in place, and
+/// keeps its sweeps and jobs; its sweeps need no particular backend.
+#[tokio::test]
+async fn a_version_1_file_is_upgraded_in_place() {
+    let (f, store) = with_sweep().await;
+    drop(store);
+    let db = sql(&f.path());
+    db.execute_batch("ALTER TABLE sweeps DROP COLUMN backend; PRAGMA user_version = 1")
+        .unwrap();
+    drop(db);
+    let store = SqliteStore::open(f.path()).unwrap();
+    let snap = store.load().await.unwrap();
+    assert_eq!(snap.sweeps.len(), 1);
+    assert_eq!(snap.sweeps[0].backend, "");
+    assert_eq!(snap.jobs.len(), 6);
+    let version: i64 = sql(&f.path())
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, stilts_coordinator::store::sqlite::SCHEMA_VERSION);
+}
+
 fn backend_source(e: StoreError) -> SqliteError {
     match e {
         StoreError::Backend(source) => *source.downcast::<SqliteError>().expect("SqliteError"),

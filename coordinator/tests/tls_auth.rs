@@ -247,6 +247,7 @@ async fn a_worker_with_a_valid_certificate_registers_and_runs_the_sweep() {
         .submit_sweep(pb::SubmitSweepRequest {
             file_name: "grid.toml".into(),
             grid_toml: grid("tls"),
+            ..Default::default()
         })
         .await
         .expect("submit with the token")
@@ -283,6 +284,7 @@ async fn a_worker_with_a_valid_certificate_registers_and_runs_the_sweep() {
     let results = c
         .get_results(pb::GetResultsRequest {
             sweep: "tls".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

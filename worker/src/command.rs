@@ -4,8 +4,10 @@
 //! group, in the worker's working directory (or [`CommandExecutor::with_working_dir`]). Every
 //! placeholder is also exported as an environment variable, `STILTS_` + its name in capitals with
 //! non-alphanumerics as `_` (`{output_dir}` → `$STILTS_OUTPUT_DIR`, `{recipe.lr}` →
-//! `$STILTS_RECIPE_LR`): values are substituted into the template verbatim, so a template that
-//! must survive spaces in paths quotes the variable instead (`--out "$STILTS_OUTPUT_DIR"`).
+//! `$STILTS_RECIPE_LR`). Every value is substituted **shell-quoted** (one word each; a value of
+//! only `A-Z a-z 0-9 _ @ % + = : , . / -` is left as it is, anything else goes in single quotes),
+//! so a grid value is never shell syntax: do not quote placeholders yourself.
+//! `{languages_space}` expands to one word per language.
 //!
 //! The attempt's log directory gets `command.txt` (the rendered command), `stdout.log` and
 //! `stderr.log`. Progress lines on stdout are described in [`crate::progress_line`].
@@ -129,6 +131,26 @@ pub fn template_vars(ctx: &JobContext) -> BTreeMap<String, String> {
     vars
 }
 
+/// The placeholder values as they go into `sh -c`: each one shell-quoted (one word), except
+/// `languages_space`, which is one quoted word per language (meant to expand to several
+/// arguments). The environment variables keep the raw values.
+fn shell_words(vars: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    vars.iter()
+        .map(|(k, v)| {
+            let quoted = if k == "languages_space" {
+                v.split(' ')
+                    .filter(|w| !w.is_empty())
+                    .map(template::shell_quote)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else {
+                template::shell_quote(v).into_owned()
+            };
+            (k.clone(), quoted)
+        })
+        .collect()
+}
+
 /// `output_dir` → `STILTS_OUTPUT_DIR`, `recipe.lr` → `STILTS_RECIPE_LR`.
 fn env_name(placeholder: &str) -> String {
     let mut name = String::from("STILTS_");
@@ -169,7 +191,7 @@ impl Executor for CommandExecutor {
             ));
         };
         let vars = template_vars(ctx);
-        let rendered = template::render(template, &vars).map_err(|e| {
+        let rendered = template::render(template, &shell_words(&vars)).map_err(|e| {
             Failure::permanent(
                 FailureReason::User,
                 format!("{} command template: {e}", ctx.spec.kind),

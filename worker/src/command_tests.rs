@@ -285,3 +285,34 @@ fn leftover_background_processes_are_killed_after_success() {
     run(&ctx(dir.path(), StageKind::Target, &template, None)).unwrap();
     wait_dead(&wait_for_file(&pid_file));
 }
+
+/// Grid values never reach `sh -c` as shell syntax: a value with `;`, `$( )` and quotes is one
+/// argument, and `{languages_space}` is still one argument per language.
+#[test]
+fn substituted_values_are_shell_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let pwned = dir.path().join("pwned");
+    let out = dir.path().join("args.txt");
+    let mut c = ctx(
+        dir.path(),
+        StageKind::Target,
+        &format!(
+            "printf '%s\\n' {{model_source}} {{languages_space}} {{recipe.note}} > {}",
+            out.display()
+        ),
+        None,
+    );
+    c.spec.model_source = format!("x; touch {}; echo $(id) 'q", pwned.display());
+    c.spec
+        .recipe
+        .insert("note".into(), serde_json::json!("a b"));
+    run(&c).unwrap();
+    assert!(!pwned.exists(), "a grid value ran as a shell command");
+    let args = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = args.lines().collect();
+    assert_eq!(
+        lines,
+        [c.spec.model_source.as_str(), "de", "sw", "a b"],
+        "{args}"
+    );
+}

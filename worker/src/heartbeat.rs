@@ -14,16 +14,24 @@ use crate::jobs::CancelCause;
 /// Heartbeats until `stop` fires. A heartbeat that fails is not retried early: the next one is
 /// due within a third of the lease anyway, and the link has moved to the next address.
 pub(crate) async fn heartbeat_loop(agent: Arc<Agent>, stop: CancellationToken) {
+    let mut period = None;
     loop {
+        if let Some(period) = period {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+        }
+        // The session is read after the wait, right before the call: a worker that registered
+        // again meanwhile (lost lease) must not heartbeat its new jobs under the old id.
         let session = match agent.link.session(&stop).await {
             Ok(Some(session)) => session,
             Ok(None) => return,
             Err(e) => return agent.fail(e),
         };
-        let period = agent.cfg.heartbeat_period.unwrap_or(session.lease_ttl / 3);
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(period) => {}
+        let lease_period = agent.cfg.heartbeat_period.unwrap_or(session.lease_ttl / 3);
+        if period.replace(lease_period).is_none() {
+            continue;
         }
         let running = agent.jobs.snapshot(&agent.reports);
         let jobs = running.len();

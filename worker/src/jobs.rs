@@ -267,11 +267,9 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                Err(Failure::retryable(
-                    FailureReason::Error,
-                    format!("executor panicked: {what}"),
-                ))
-            });
+                Err(panic_failure(&what))
+            })
+            .and_then(|out| checked_metrics(&ctx, out));
             finish(&thread_agent, &ctx.key, result, started);
         });
     if let Err(e) = spawned {
@@ -283,6 +281,31 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
             FailureReason::Error,
             format!("cannot start a job thread: {e}"),
         ));
+    }
+}
+
+/// The failure of an executor that panicked. LibTorch reports a CUDA allocation failure by a
+/// panic of burn-tch (`CUDA out of memory. Tried to allocate …`): that is an out-of-memory
+/// failure, retryable (it depends on what else shares the GPU), and said as such.
+fn panic_failure(what: &str) -> Failure {
+    let lower = what.to_ascii_lowercase();
+    let reason = if lower.contains("out of memory") || lower.contains("cuda_error_out_of_memory") {
+        FailureReason::Oom
+    } else {
+        FailureReason::Error
+    };
+    Failure::retryable(reason, format!("executor panicked: {what}"))
+}
+
+/// Metrics the coordinator would refuse are the job's permanent failure here, with the reason
+/// (running the same code again writes the same metrics).
+fn checked_metrics(ctx: &JobContext, out: JobOutput) -> Result<JobOutput, Failure> {
+    match stilts_common::metrics::check(&ctx.spec, Some(&out.metrics)) {
+        Ok(()) => Ok(out),
+        Err(why) => Err(Failure::permanent(
+            FailureReason::BadMetrics,
+            format!("the job succeeded but its metrics {why}"),
+        )),
     }
 }
 
@@ -345,6 +368,18 @@ fn finish(agent: &Agent, key: &str, result: Result<JobOutput, Failure>, started:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuda_out_of_memory_panics_are_retryable_oom_failures() {
+        let f = panic_failure(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB\")",
+        );
+        assert_eq!(f.reason, FailureReason::Oom);
+        assert!(f.retryable);
+        let f = panic_failure("index out of bounds");
+        assert_eq!(f.reason, FailureReason::Error);
+        assert!(f.retryable);
+    }
 
     #[test]
     fn keys_never_escape_the_artifact_root() {

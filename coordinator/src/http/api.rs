@@ -183,6 +183,8 @@ pub async fn sweep(State(st): State<Arc<HttpState>>, Path(name): Path<String>) -
             "file_name": s.record.file_name,
             "cancelled": s.record.cancelled,
             "finished": status.finished,
+            "backend": status.backend,
+            "waiting": status.waiting,
             "cells_total": s.cells.len(),
             "axes": {
                 "model": s.axes.models,

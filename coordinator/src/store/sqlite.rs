@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use self::ops::OpError;
 
 /// Schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
 /// WAL pages between automatic checkpoints (see `open_connection`).
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 4000;
@@ -255,6 +255,13 @@ fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), SqliteError> {
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         }
         SCHEMA_VERSION => {}
+        1 => {
+            // Version 2 added the sweep's backend requirement; old sweeps need none.
+            tx.execute_batch(&format!(
+                "ALTER TABLE sweeps ADD COLUMN backend TEXT NOT NULL DEFAULT ''; \
+                 PRAGMA user_version = {SCHEMA_VERSION}"
+            ))?;
+        }
         found if found > SCHEMA_VERSION => {
             return Err(SqliteError::NewerSchema {
                 path: path.to_path_buf(),

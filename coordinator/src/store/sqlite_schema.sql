@@ -1,4 +1,4 @@
--- stilts coordinator state, schema version 1 (kept in `PRAGMA user_version`).
+-- stilts coordinator state, schema version 2 (kept in `PRAGMA user_version`).
 --
 -- One file, WAL mode. Integers that are u64 in Rust are stored as i64 (two's complement), so
 -- values above 2^63 read back exactly but show negative in SQL tools.
@@ -23,7 +23,9 @@ CREATE TABLE sweeps (
     grid_toml       TEXT NOT NULL,
     grid_digest     TEXT NOT NULL,
     submitted_at_ms INTEGER NOT NULL,
-    cancelled       INTEGER NOT NULL DEFAULT 0
+    cancelled       INTEGER NOT NULL DEFAULT 0,
+    -- trainer backend family the sweep's burn jobs need ('' = any); added in version 2
+    backend         TEXT NOT NULL DEFAULT ''
 ) STRICT;
 
 CREATE TABLE jobs (

@@ -73,6 +73,7 @@ pub fn grid(
         grid_digest: digest.into(),
         submitted_at_ms: 1_700_000_000_000,
         cancelled: false,
+        backend: "libtorch-cuda".into(),
     };
     let mut jobs = Vec::new();
     let mut cells = Vec::new();

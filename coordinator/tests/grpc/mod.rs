@@ -95,7 +95,10 @@ pub async fn critical_path_and_parents_first<F: StoreFactory>(f: F) {
     assert_eq!(count(&st.cells, "succeeded"), 8);
     let rows = h
         .sweeps
-        .get_results(pb::GetResultsRequest { sweep: "cp".into() })
+        .get_results(pb::GetResultsRequest {
+            sweep: "cp".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -163,6 +166,47 @@ pub async fn lease_expiry_fences_the_old_worker<F: StoreFactory>(f: F) {
     assert_eq!(h.complete(&new, &second, "{}").await.unwrap(), "succeeded");
     // A repeated delivery of the same completion is answered, not refused.
     assert_eq!(h.complete(&new, &second, "{}").await.unwrap(), "succeeded");
+    h.stop().await;
+}
+
+/// The lost-lease race: a worker that lost its lease registers again and acquires a job, while
+/// a heartbeat with its old id (and the new job listed) is on its way. The coordinator must not
+/// order that job cancelled (the worker would report it failed for good); the same old id
+/// listing an attempt that is no longer current is still told to cancel it.
+pub async fn old_registration_never_cancels_the_new_assignment<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    h.submit(
+        "race.toml",
+        &grid("race", &["none"], r#"["xnli"]"#, r#"["de"]"#),
+    )
+    .await;
+    let old = h.register("w", &[]).await;
+    let first = h.acquire(&old, 50).await.unwrap();
+    expire_leases(&mut h, "race").await;
+    let new = h.register("w", &[]).await;
+    assert_ne!(new, old);
+    let current = h.acquire(&new, 5_000).await.unwrap();
+    assert_eq!(current.job_key, first.job_key);
+
+    let hb = h.heartbeat(&old, &[&current]).await;
+    assert!(!hb.known);
+    assert!(
+        hb.cancel_job_keys.is_empty(),
+        "the current assignment was cancelled through the old id: {:?}",
+        hb.cancel_job_keys
+    );
+    let hb = h.heartbeat(&old, &[&first]).await;
+    assert_eq!(
+        hb.cancel_job_keys,
+        vec![first.job_key.clone()],
+        "stale attempt"
+    );
+    let hb = h.heartbeat(&new, &[&current]).await;
+    assert!(hb.known && hb.cancel_job_keys.is_empty());
+    assert_eq!(h.complete(&new, &current, "{}").await.unwrap(), "succeeded");
+    let st = h.status("race").await;
+    assert_eq!(jobs(&st, "target", "succeeded"), 1);
+    assert_eq!(jobs(&st, "target", "failed"), 0);
     h.stop().await;
 }
 
@@ -343,6 +387,7 @@ pub async fn duplicate_submit_is_idempotent<F: StoreFactory>(f: F) {
         .submit_sweep(pb::SubmitSweepRequest {
             file_name: "other.toml".into(),
             grid_toml: other,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -375,6 +420,7 @@ pub async fn bad_grid_stores_nothing<F: StoreFactory>(f: F) {
         .submit_sweep(pb::SubmitSweepRequest {
             file_name: "bad.toml".into(),
             grid_toml: bad,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -433,7 +479,10 @@ pub async fn cancel_and_events<F: StoreFactory>(f: F) {
     assert_eq!(count(&st.cells, "cancelled"), 2);
     let cells = h
         .sweeps
-        .list_cells(pb::ListCellsRequest { sweep: "cx".into() })
+        .list_cells(pb::ListCellsRequest {
+            sweep: "cx".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -454,5 +503,168 @@ pub async fn cancel_and_events<F: StoreFactory>(f: F) {
     assert_eq!(revived, 3);
     assert_eq!(drain(&mut h, &w).await.len(), 3);
     assert!(h.status("cx").await.finished);
+    h.stop().await;
+}
+
+/// A burn sweep needing a backend no connected worker has stays pending, with the reason in its
+/// status, and is never handed to a worker with another backend (nor to one without the
+/// trainer), across a restart too; a worker with the backend runs it. The newest sweep that
+/// contains a job decides where it runs; re-submitting a sweep for another backend is refused.
+pub async fn burn_jobs_wait_for_their_backend<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    h.submit("gpu.toml", &burn_grid("gpu", Some("libtorch-cuda")))
+        .await;
+    let cpu = h.register_as("cpu-w", "command+burn-cpu", &[]).await;
+    let plain = h.register("plain", &[]).await;
+    assert!(
+        h.acquire(&cpu, 50).await.is_none(),
+        "a CPU worker got a CUDA job"
+    );
+    assert!(
+        h.acquire(&plain, 50).await.is_none(),
+        "a worker without trainer got a burn job"
+    );
+    let st = h.status("gpu").await;
+    assert_eq!(st.backend, "libtorch-cuda");
+    assert_eq!(st.waiting.len(), 1, "{:?}", st.waiting);
+    let why = &st.waiting[0];
+    assert!(
+        why.starts_with("1 ready jobs wait for a worker with backend libtorch-cuda"),
+        "{why}"
+    );
+    assert!(
+        why.contains("1 × cpu") && why.contains("1 × no trainer"),
+        "{why}"
+    );
+    assert!(why.contains("--backend libtorch-cuda"), "{why}");
+    assert_eq!(count(&st.cells, "failed"), 0);
+    assert_eq!(jobs(&st, "target", "ready"), 1);
+
+    h.restart().await;
+    assert!(h.acquire(&cpu, 50).await.is_none(), "after a restart");
+    assert_eq!(h.status("gpu").await.waiting.len(), 1);
+
+    // The same sweep for another backend: refused, nothing changes.
+    let e = h
+        .submit_for("gpu.toml", &burn_grid("gpu", Some("libtorch-cuda")), "cpu")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists);
+    assert!(e.message().contains("libtorch-cuda"), "{}", e.message());
+    let e = h
+        .submit_for("x.toml", &burn_grid("x", None), "tpu")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    let gpu = h
+        .register_as("gpu-w", "command+burn-libtorch-cuda:0", &[])
+        .await;
+    let a = h
+        .acquire(&gpu, 1_000)
+        .await
+        .expect("the GPU worker gets it");
+    assert_eq!(kind_and_parent(&a).0, "target");
+    assert!(h.status("gpu").await.waiting.is_empty());
+    assert_eq!(
+        h.complete(&gpu, &a, r#"{"train": {}}"#).await.unwrap(),
+        "succeeded"
+    );
+
+    // A newer sweep with the same jobs, for the CPU: the waiting evaluate job moves to the CPU.
+    assert!(h.acquire(&cpu, 50).await.is_none());
+    h.submit_for(
+        "gpu2.toml",
+        &burn_grid("gpu", Some("libtorch-cuda")).replace("name = \"gpu\"", "name = \"gpu-cpu\""),
+        "cpu",
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.status("gpu-cpu").await.backend, "cpu");
+    let a = h
+        .acquire(&cpu, 1_000)
+        .await
+        .expect("the CPU worker now gets it");
+    assert_eq!(kind_and_parent(&a).0, "evaluate");
+    assert_eq!(
+        h.complete(&cpu, &a, &metrics_for(&a)).await.unwrap(),
+        "succeeded"
+    );
+    assert!(h.status("gpu").await.finished);
+    h.stop().await;
+}
+
+/// A 100,000-cell sweep (1,000 languages × 100 seeds, one evaluate job per seed) reads back
+/// completely through the paged `ListCells` and `GetResults`: every cell and every result row
+/// exactly once, in cell order, no page near gRPC's 4 MiB decoding limit.
+pub async fn big_sweeps_read_back_in_pages<F: StoreFactory>(f: F) {
+    let mut h = Harness::start(f, test_config()).await;
+    let langs: Vec<String> = (0..1000).map(|i| format!("\"l{i:04}\"")).collect();
+    let seeds: Vec<String> = (1..=100).map(|s| s.to_string()).collect();
+    let toml = grid(
+        "big",
+        &["none"],
+        r#"["xnli"]"#,
+        &format!("[{}]", langs.join(", ")),
+    )
+    .replace("seeds = [1]", &format!("seeds = [{}]", seeds.join(", ")))
+    .replace("languages_per_job = 1", "languages_per_job = 0");
+    let sub = h.submit("big.toml", &toml).await;
+    assert_eq!((sub.cells, sub.jobs), (100_000, 200));
+    let w = h.register("w", &[]).await;
+    assert_eq!(drain(&mut h, &w).await.len(), 200);
+
+    let (mut offset, mut cells, mut pages, mut largest) = (0, Vec::new(), 0, 0);
+    loop {
+        let page = h
+            .sweeps
+            .list_cells(pb::ListCellsRequest {
+                sweep: "big".into(),
+                offset,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.total, 100_000);
+        largest = largest.max(prost::Message::encoded_len(&page));
+        pages += 1;
+        cells.extend(page.cells);
+        if page.next_offset == 0 {
+            break;
+        }
+        assert_eq!(page.next_offset, cells.len() as u64, "pages are contiguous");
+        offset = page.next_offset;
+    }
+    assert_eq!(cells.len(), 100_000);
+    assert!(cells.iter().all(|c| c.state == "succeeded"));
+    assert!(pages > 1, "one page of 100,000 cells");
+    assert!(largest < 2 << 20, "a page of {largest} bytes");
+
+    let (mut offset, mut rows, mut largest) = (0, Vec::new(), 0);
+    loop {
+        let page = h
+            .sweeps
+            .get_results(pb::GetResultsRequest {
+                sweep: "big".into(),
+                offset,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        largest = largest.max(prost::Message::encoded_len(&page));
+        rows.extend(page.rows);
+        if page.next_offset == 0 {
+            break;
+        }
+        offset = page.next_offset;
+    }
+    assert!(largest < 2 << 20, "a page of {largest} bytes");
+    // Two metrics per cell (accuracy, f1), each cell exactly once.
+    assert_eq!(rows.len(), 200_000);
+    let distinct: HashSet<(String, u64, String)> = rows
+        .iter()
+        .map(|r| (r.language.clone(), r.seed, r.metric.clone()))
+        .collect();
+    assert_eq!(distinct.len(), 200_000);
     h.stop().await;
 }

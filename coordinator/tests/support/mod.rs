@@ -126,22 +126,38 @@ impl<F: StoreFactory> Harness<F> {
     }
 
     pub async fn submit(&mut self, name: &str, toml: &str) -> pb::SubmitSweepResponse {
+        self.submit_for(name, toml, "").await.unwrap()
+    }
+
+    /// Submits with a backend override (`""`: the grid's).
+    pub async fn submit_for(
+        &mut self,
+        name: &str,
+        toml: &str,
+        backend: &str,
+    ) -> Result<pb::SubmitSweepResponse, tonic::Status> {
         self.sweeps
             .submit_sweep(pb::SubmitSweepRequest {
                 file_name: name.into(),
                 grid_toml: toml.into(),
+                backend: backend.into(),
             })
             .await
-            .unwrap()
-            .into_inner()
+            .map(|r| r.into_inner())
     }
 
+    /// Registers a command-only worker (no trainer).
     pub async fn register(&mut self, name: &str, cached: &[&str]) -> String {
+        self.register_as(name, "command", cached).await
+    }
+
+    /// Registers a worker announcing `backend` (e.g. `command+burn-libtorch-cuda:0`).
+    pub async fn register_as(&mut self, name: &str, backend: &str, cached: &[&str]) -> String {
         self.workers
             .register_worker(pb::RegisterWorkerRequest {
                 name: name.into(),
                 slots: 1,
-                backend: "command".into(),
+                backend: backend.into(),
                 cached_artifacts: cached.iter().map(|s| s.to_string()).collect(),
                 ..Default::default()
             })
@@ -347,6 +363,29 @@ intermediate = "train --model {{model_source}} --task {{task}} --out {{output_di
 target = "train --init {{input_dir}} --task {{task}} --out {{output_dir}}"
 evaluate = "eval --ckpt {{input_dir}} --langs {{languages}} --metrics {{metrics_file}}"
 "#
+    )
+}
+
+/// A burn-trainer grid (one baseline chain: 1 target job, 1 evaluate job), needing `backend`
+/// when given.
+pub fn burn_grid(name: &str, backend: Option<&str>) -> String {
+    let backend = backend.map_or(String::new(), |b| format!("backend = {b:?}\n"));
+    format!(
+        r#"[sweep]
+name = "{name}"
+seeds = [1]
+
+[models]
+tiny = "models/tiny"
+
+[grid]
+intermediate = ["none"]
+target = ["xnli"]
+languages = ["de"]
+
+[executor]
+kind = "burn"
+{backend}"#
     )
 }
 

@@ -36,7 +36,7 @@ fn json_col<T: serde::de::DeserializeOwned>(
 }
 
 pub(super) const SWEEP_COLS: &str =
-    "name, file_name, grid_toml, grid_digest, submitted_at_ms, cancelled";
+    "name, file_name, grid_toml, grid_digest, submitted_at_ms, cancelled, backend";
 
 pub(super) fn sweep_from_row(r: &Row<'_>) -> rusqlite::Result<SweepRecord> {
     Ok(SweepRecord {
@@ -46,6 +46,7 @@ pub(super) fn sweep_from_row(r: &Row<'_>) -> rusqlite::Result<SweepRecord> {
         grid_digest: r.get(3)?,
         submitted_at_ms: from_db(r.get(4)?),
         cancelled: r.get(5)?,
+        backend: r.get(6)?,
     })
 }
 

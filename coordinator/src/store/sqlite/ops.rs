@@ -186,14 +186,15 @@ pub(super) fn submit(
         }));
     }
     tx.execute(
-        &format!("INSERT INTO sweeps ({SWEEP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        &format!("INSERT INTO sweeps ({SWEEP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
         params![
             sweep.name,
             sweep.file_name,
             sweep.grid_toml,
             sweep.grid_digest,
             to_db(sweep.submitted_at_ms),
-            sweep.cancelled
+            sweep.cancelled,
+            sweep.backend
         ],
     )?;
     let now = now_ms();
