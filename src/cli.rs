@@ -141,9 +141,11 @@ pub struct RunArgs {
     /// Jobs run at once (default: number of CPUs for command jobs, 1 for the burn trainer).
     #[arg(long)]
     pub slots: Option<u32>,
-    /// Training backend for burn jobs.
-    #[arg(long, default_value = "cpu")]
-    pub backend: String,
+    /// Training backend for burn jobs: cpu, libtorch-cpu, libtorch-cuda[:N]. Default: the grid's
+    /// `[executor] backend`, else cpu. A backend this binary lacks is refused before anything
+    /// is submitted (libtorch ones need a build with `--features libtorch`, README "GPU build").
+    #[arg(long)]
+    pub backend: Option<String>,
     /// No progress bars (plain log lines instead); implied when stderr is not a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -183,12 +185,15 @@ pub struct CoordinatorArgs {
     pub artifacts: Option<PathBuf>,
     #[command(flatten)]
     pub state: StateArgs,
-    /// Worker lease time-to-live, seconds.
-    #[arg(long, default_value_t = 30)]
+    /// Worker lease time-to-live, seconds (at least 2: workers heartbeat every third of it).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub lease_ttl: u64,
     /// Attempts per job before it is marked failed.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u32,
+    /// Largest sweep accepted, in cells; a bigger grid is refused at submit (nothing stored).
+    #[arg(long, default_value_t = 5_000_000)]
+    pub max_cells: u64,
     /// Config file (TOML) with a `[store]` table: `kind = "sqlite" | "etcd"` and the etcd
     /// settings (endpoints, prefix, username/password, [store.tls] ca_file/cert_file/key_file,
     /// timeouts). Flags override it, STILTS_ETCD_* variables override both.
@@ -236,7 +241,8 @@ pub struct WorkerArgs {
     /// Worker name shown in status (default: host name).
     #[arg(long)]
     pub name: Option<String>,
-    /// Training backend for burn jobs.
+    /// Training backend for burn jobs: cpu, libtorch-cpu, libtorch-cuda[:N]. The coordinator
+    /// gives this worker only burn jobs whose sweep needs this backend (or names none).
     #[arg(long, default_value = "cpu")]
     pub backend: String,
     /// Seconds running jobs may take to finish after SIGTERM before they are cancelled.
@@ -249,6 +255,10 @@ pub enum SweepCommand {
     /// Submit a grid file.
     Submit {
         grid: PathBuf,
+        /// Trainer backend the sweep's burn jobs need (cpu, libtorch-cpu, libtorch-cuda),
+        /// overriding the grid's `[executor] backend`. Jobs wait until a worker with it connects.
+        #[arg(long)]
+        backend: Option<String>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -360,9 +370,11 @@ pub struct ServerSecurityArgs {
         conflicts_with = "client_token_file"
     )]
     pub client_token: Option<String>,
-    /// Ask workers for the client token too, on top of their TLS certificate.
+    /// Let workers in without the token. By default, once a token is set, workers must send it
+    /// too (`stilts worker --token` or STILTS_TOKEN), on top of their certificate under mutual
+    /// TLS: otherwise anyone who reaches the port could act as a worker and forge results.
     #[arg(long)]
-    pub workers_need_token: bool,
+    pub workers_without_token: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use stilts_proto::v1::sweep_service_client::SweepServiceClient;
 use stilts_proto::v1::{
-    CancelSweepRequest, GetResultsRequest, GetSweepRequest, RetryFailedRequest, SubmitSweepRequest,
-    SubmitSweepResponse, SweepStatus,
+    CancelSweepRequest, Cell, GetResultsRequest, GetSweepRequest, ListCellsRequest, ResultRow,
+    RetryFailedRequest, SubmitSweepRequest, SubmitSweepResponse, SweepStatus,
 };
 use stilts_worker::tls::BearerAuth;
 use tonic::service::interceptor::InterceptedService;
@@ -88,12 +88,18 @@ pub async fn connect_as(url: &str, security: &ClientSecurity) -> Result<Client> 
 }
 
 /// Reads a grid file and submits it; grid errors come back naming file, line and column.
-pub async fn submit(client: &mut Client, grid: &Path) -> Result<SubmitSweepResponse> {
+/// Submits a grid file; `backend` overrides its `[executor] backend` (None: the grid's).
+pub async fn submit(
+    client: &mut Client,
+    grid: &Path,
+    backend: Option<&str>,
+) -> Result<SubmitSweepResponse> {
     let text = std::fs::read_to_string(grid)
         .with_context(|| format!("cannot read grid file {}", grid.display()))?;
     let req = SubmitSweepRequest {
         file_name: grid.display().to_string(),
         grid_toml: text,
+        backend: backend.unwrap_or_default().to_string(),
     };
     match client.submit_sweep(req).await {
         Ok(resp) => Ok(resp.into_inner()),
@@ -116,16 +122,50 @@ pub async fn status(client: &mut Client, sweep: &str) -> Result<SweepStatus> {
 }
 
 pub async fn results(client: &mut Client, sweep: &str, format: Format) -> Result<String> {
-    let resp = client
-        .get_results(GetResultsRequest {
-            sweep: sweep.to_string(),
-        })
-        .await;
-    let rows = resp
-        .with_context(|| format!("results of sweep {sweep:?}"))?
-        .into_inner()
-        .rows;
+    let rows = all_results(client, sweep).await?;
     Ok(results_view::render(&rows, format))
+}
+
+/// Every result row of a sweep, page by page (each page at most about 1 MiB).
+pub async fn all_results(client: &mut Client, sweep: &str) -> Result<Vec<ResultRow>> {
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = client
+            .get_results(GetResultsRequest {
+                sweep: sweep.to_string(),
+                offset,
+            })
+            .await
+            .with_context(|| format!("results of sweep {sweep:?} from cell {offset}"))?
+            .into_inner();
+        rows.extend(page.rows);
+        if page.next_offset == 0 {
+            return Ok(rows);
+        }
+        offset = page.next_offset;
+    }
+}
+
+/// Every cell of a sweep with its state, page by page (each page at most about 1 MiB).
+pub async fn all_cells(client: &mut Client, sweep: &str) -> Result<Vec<Cell>> {
+    let mut cells = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = client
+            .list_cells(ListCellsRequest {
+                sweep: sweep.to_string(),
+                offset,
+            })
+            .await
+            .with_context(|| format!("cells of sweep {sweep:?} from cell {offset}"))?
+            .into_inner();
+        cells.extend(page.cells);
+        if page.next_offset == 0 {
+            return Ok(cells);
+        }
+        offset = page.next_offset;
+    }
 }
 
 /// Human-readable status: cells by state, jobs by kind and state, failures.
@@ -139,13 +179,21 @@ pub fn format_status(s: &SweepStatus) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let backend = if s.backend.is_empty() {
+        String::new()
+    } else {
+        format!(", backend {}", s.backend)
+    };
     let _ = writeln!(
         out,
-        "sweep {}: {} cells ({})",
+        "sweep {}: {} cells ({}){backend}",
         s.sweep,
         s.cells_total,
         counts(&s.cells)
     );
+    for w in &s.waiting {
+        let _ = writeln!(out, "  PENDING {w}");
+    }
     for k in &s.jobs {
         let _ = writeln!(out, "  {:<12} {}", k.kind, counts(&k.jobs));
     }
@@ -175,9 +223,13 @@ pub fn format_status(s: &SweepStatus) -> String {
 
 pub async fn run(cmd: SweepCommand) -> Result<()> {
     match cmd {
-        SweepCommand::Submit { grid, remote } => {
+        SweepCommand::Submit {
+            grid,
+            backend,
+            remote,
+        } => {
             let mut c = open(&remote).await?;
-            let r = submit(&mut c, &grid).await?;
+            let r = submit(&mut c, &grid, backend.as_deref()).await?;
             println!(
                 "submitted sweep {}: {} cells, {} jobs ({} already done)",
                 r.sweep, r.cells, r.jobs, r.jobs_already_done

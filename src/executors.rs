@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
+use stilts_common::backend::TrainerBackend;
 use stilts_common::failure::{Failure, FailureReason};
 use stilts_common::job::ExecutorSpec;
 use stilts_worker::CommandExecutor;
@@ -33,6 +34,24 @@ impl Dispatch {
     pub fn into_executor(self) -> Arc<dyn Executor> {
         Arc::new(self)
     }
+}
+
+/// Whether this binary can train on `backend`; the error says how to get one that can.
+pub fn check_backend(backend: TrainerBackend) -> Result<(), String> {
+    if !cfg!(feature = "trainer") {
+        return Err(
+            "this stilts binary was built without the burn trainer (cargo feature \
+                    `trainer`): rebuild with default features, or use [executor] kind = \"command\""
+                .to_string(),
+        );
+    }
+    if backend.needs_libtorch() && !cfg!(feature = "libtorch") {
+        return Err(format!(
+            "this stilts binary has no {backend} backend: {}",
+            backend.how_to_get()
+        ));
+    }
+    Ok(())
 }
 
 /// The executors of this build: `command` always; `burn` with the `trainer` feature.

@@ -8,7 +8,6 @@ use stilts_coordinator::report::export::{self, JobProvenance, Provenance};
 use stilts_coordinator::report::{
     self, CellOutcome, CellState, ReportError, ReportInput, ResultValue,
 };
-use stilts_proto::v1::{GetResultsRequest, ListCellsRequest};
 
 use crate::cli::ReportArgs;
 use crate::local_results::Session;
@@ -24,7 +23,7 @@ pub async fn run(args: ReportArgs) -> Result<()> {
     let report = report::build(&input, &tasks);
     let out = args
         .out
-        .unwrap_or_else(|| PathBuf::from(format!("report-{}", input.sweep)));
+        .unwrap_or_else(|| PathBuf::from(format!("report-{}", file_name_part(&input.sweep))));
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create report directory {}", out.display()))?;
     let mut written = match report.write_all(&out) {
@@ -44,24 +43,8 @@ pub async fn run(args: ReportArgs) -> Result<()> {
 
 async fn fetch(session: &mut Session, sweep: Option<&str>) -> Result<(ReportInput, Provenance)> {
     let sweep = session.sweep_name(sweep).await?;
-    let cells = session
-        .client
-        .list_cells(ListCellsRequest {
-            sweep: sweep.clone(),
-        })
-        .await
-        .with_context(|| format!("cells of sweep {sweep:?}"))?
-        .into_inner()
-        .cells;
-    let rows = session
-        .client
-        .get_results(GetResultsRequest {
-            sweep: sweep.clone(),
-        })
-        .await
-        .with_context(|| format!("results of sweep {sweep:?}"))?
-        .into_inner()
-        .rows;
+    let cells = crate::client::all_cells(&mut session.client, &sweep).await?;
+    let rows = crate::client::all_results(&mut session.client, &sweep).await?;
     let mut provenance = Provenance::default();
     for r in &rows {
         provenance
@@ -88,4 +71,29 @@ async fn fetch(session: &mut Session, sweep: Option<&str>) -> Result<(ReportInpu
         },
         provenance,
     ))
+}
+
+/// A sweep name as one safe path component: grids refuse unsafe names, but a store written by
+/// an older stilts may hold one (`x/../../tmp`); the default report directory must stay in the
+/// working directory whatever the name.
+fn file_name_part(sweep: &str) -> String {
+    sweep
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_report_directory_stays_in_the_working_directory() {
+        assert_eq!(
+            super::file_name_part("x/../../../tmp/e"),
+            "x__________tmp_e"
+        );
+        assert_eq!(super::file_name_part("demo-1"), "demo-1");
+    }
 }

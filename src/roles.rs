@@ -70,6 +70,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
         http_listener,
         artifacts_root: args.artifacts.clone(),
         max_attempts: args.max_attempts,
+        max_cells: args.max_cells,
         task_languages: Some(catalog::language_resolver(None)?),
         ..CoordinatorConfig::default()
     };

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use stilts_common::backend::TrainerBackend;
 use stilts_common::clock::SystemClock;
 use stilts_coordinator::CoordinatorConfig;
 use stilts_coordinator::store::sqlite::SqliteStore;
@@ -41,17 +42,43 @@ impl StateDir {
     }
 }
 
-/// Whether the grid runs on the built-in trainer (its default executor), which uses every core
-/// for one job; a grid that does not parse is reported by the submit that follows.
-fn is_burn_grid(grid: &Path) -> bool {
+/// How the local worker trains: `Some(backend)` for a burn grid (the built-in trainer uses every
+/// core for one job), `None` for a command grid. The backend is `--backend`, else the grid's
+/// `[executor] backend`, else cpu; one this binary lacks is an error, before anything is
+/// submitted. A grid that does not parse is reported by the submit that follows.
+fn local_backend(grid: &Path, requested: Option<&str>) -> Result<Option<String>> {
     let text = std::fs::read_to_string(grid).unwrap_or_default();
-    stilts_common::grid::load(&grid.display().to_string(), &text, None, None)
-        .map(|g| matches!(g.executor, stilts_common::grid::Executor::Burn { .. }))
-        .unwrap_or_else(|_| !text.contains("\"command\""))
+    let grid_backend =
+        match stilts_common::grid::load(&grid.display().to_string(), &text, None, None) {
+            Ok(g) => match g.executor {
+                stilts_common::grid::Executor::Burn { backend } => backend,
+                stilts_common::grid::Executor::Command { .. } => return Ok(None),
+            },
+            Err(_) if text.contains("\"command\"") => return Ok(None),
+            Err(_) => None,
+        };
+    let (chosen, from) = match (requested, grid_backend) {
+        (Some(b), _) => (b.to_string(), "--backend".to_string()),
+        (None, Some(b)) => (b, format!("{} ([executor] backend)", grid.display())),
+        (None, None) => ("cpu".to_string(), "the default".to_string()),
+    };
+    let family = TrainerBackend::parse(&chosen).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown backend {chosen:?} from {from}: use cpu, libtorch-cpu or libtorch-cuda[:N]"
+        )
+    })?;
+    executors::check_backend(family).map_err(|why| {
+        anyhow::anyhow!(
+            "{from} asks for backend {chosen:?}, and {why}. Nothing was submitted or trained."
+        )
+    })?;
+    Ok(Some(chosen))
 }
 
 /// Exit status of `stilts run`: 0 when every cell succeeded, 1 otherwise.
 pub async fn run(args: RunArgs) -> Result<i32> {
+    // Before anything is created or submitted: can this binary train the grid at all?
+    let backend = local_backend(&args.grid, args.backend.as_deref())?;
     let state = StateDir::new(&args.state.state_dir);
     std::fs::create_dir_all(&state.root)
         .with_context(|| format!("cannot create state directory {}", state.root.display()))?;
@@ -80,7 +107,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         shutdown.clone(),
     ));
 
-    let result = drive(&args, &state, &url, &shutdown).await;
+    let result = drive(&args, backend, &state, &url, &shutdown).await;
     shutdown.cancel();
     match coordinator.await {
         Ok(Ok(())) => {}
@@ -92,12 +119,13 @@ pub async fn run(args: RunArgs) -> Result<i32> {
 
 async fn drive(
     args: &RunArgs,
+    backend: Option<String>,
     state: &StateDir,
     url: &str,
     shutdown: &CancellationToken,
 ) -> Result<i32> {
     let mut client = client::connect(url).await?;
-    let submitted = client::submit(&mut client, &args.grid).await?;
+    let submitted = client::submit(&mut client, &args.grid, args.backend.as_deref()).await?;
     let revived = client
         .retry_failed(RetryFailedRequest {
             sweep: submitted.sweep.clone(),
@@ -119,10 +147,10 @@ async fn drive(
         state.root.display()
     );
 
-    let executor = executors::local(&args.backend, &state.models())?;
+    let executor = executors::local(backend.as_deref().unwrap_or("cpu"), &state.models())?;
     let slots = args
         .slots
-        .unwrap_or_else(|| executor.default_slots(is_burn_grid(&args.grid)));
+        .unwrap_or_else(|| executor.default_slots(backend.is_some()));
     let mut wcfg = stilts_worker::WorkerConfig::new(vec![url.to_string()], state.artifacts());
     wcfg.name = "local".to_string();
     wcfg.slots = slots;

@@ -59,14 +59,54 @@ pub fn server(args: &ServerSecurityArgs) -> Result<(Option<ServerTls>, AuthConfi
             Some(token)
         }
         (None, Some(token)) if !token.trim().is_empty() => Some(token.trim().to_string()),
+        (None, Some(token)) if !token.is_empty() => {
+            bail!(
+                "the client token (--client-token or STILTS_TOKEN) is only whitespace: set a real token, or unset it to leave the sweep API open"
+            )
+        }
         _ => None,
     };
-    if args.workers_need_token && token.is_none() {
-        bail!("--workers-need-token needs a token: --client-token-file FILE or STILTS_TOKEN");
-    }
     let auth = AuthConfig {
+        workers_need_token: token.is_some() && !args.workers_without_token,
         client_token: token,
-        workers_need_token: args.workers_need_token,
     };
     Ok((tls, auth))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        server: ServerSecurityArgs,
+    }
+
+    fn auth(argv: &[&str]) -> Result<AuthConfig> {
+        let args = Args::try_parse_from(std::iter::once("stilts").chain(argv.iter().copied()))?;
+        server(&args.server).map(|(_, auth)| auth)
+    }
+
+    #[test]
+    fn a_token_protects_the_worker_api_too_unless_opted_out() {
+        let a = auth(&["--client-token", "s3cret"]).unwrap();
+        assert_eq!(a.client_token.as_deref(), Some("s3cret"));
+        assert!(
+            a.workers_need_token,
+            "workers must need the token by default"
+        );
+        let a = auth(&["--client-token", "s3cret", "--workers-without-token"]).unwrap();
+        assert!(!a.workers_need_token);
+        let a = auth(&[]).unwrap();
+        assert!(a.client_token.is_none() && !a.workers_need_token);
+    }
+
+    #[test]
+    fn a_whitespace_token_is_refused_not_ignored() {
+        let e = auth(&["--client-token", "   "]).unwrap_err().to_string();
+        assert!(e.contains("only whitespace"), "{e}");
+    }
 }
