@@ -97,6 +97,12 @@ fn world(rng: &mut Rng) -> (ReportInput, Vec<f64>) {
         }
     }
     // Naive units: (seed, non-English language); per target aligned Δ − mean not-aligned Δ.
+    naive_units(&scores, f.input)
+}
+
+/// scores[chain][target][seed][language] → one aligned − not aligned value per (seed, language).
+#[allow(clippy::needless_range_loop)] // the four indices address one score each
+fn naive_units(scores: &[Vec<Vec<Vec<f64>>>], input: ReportInput) -> (ReportInput, Vec<f64>) {
     let mut units = Vec::new();
     for si in 0..SEEDS.len() {
         for li in 1..LANGUAGES.len() {
@@ -116,7 +122,7 @@ fn world(rng: &mut Rng) -> (ReportInput, Vec<f64>) {
             units.push(mean(&per_target));
         }
     }
-    (f.input, units)
+    (input, units)
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -145,7 +151,7 @@ fn simulate(worlds: usize) -> Coverage {
     let catalog = Catalog::builtin();
     let lookup = catalog_tasks(&catalog);
     let options = super::matrix::tests::small_options();
-    let mut rng = Rng(0x5EED_0F_C0FE);
+    let mut rng = Rng(0x005E_ED0F_C0FE);
     let mut cov = Coverage {
         contrast: 0,
         contrast_total: 0,

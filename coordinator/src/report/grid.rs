@@ -14,6 +14,9 @@ use super::tasks::ScoreRule;
 /// model, intermediate, target, language, seed.
 pub(crate) type Key = (String, String, String, String, u64);
 
+/// The grids of a report, by (model, target).
+pub(crate) type Grids = BTreeMap<(String, String), Grid>;
+
 /// The units of one (model, target): intermediate → seed → language → unit.
 pub(crate) struct Grid {
     pub seeds: Vec<u64>,
@@ -81,8 +84,8 @@ pub(crate) fn build(
     states: &BTreeMap<Key, CellState>,
     metrics: &BTreeMap<Key, BTreeMap<&str, f64>>,
     rule: &dyn Fn(&str) -> Option<ScoreRule>,
-) -> BTreeMap<(String, String), Grid> {
-    let mut grids: BTreeMap<(String, String), Grid> = BTreeMap::new();
+) -> Grids {
+    let mut grids: Grids = BTreeMap::new();
     let keys: BTreeSet<&Key> = states.keys().chain(metrics.keys()).collect();
     for key in keys {
         let (m, i, t, l, s) = key;

@@ -140,9 +140,7 @@ fn table(
     for row in m.rows.iter().filter(|r| baseline_row || !r.baseline) {
         let mut line = format!("| {} | {} |", row.intermediate, row.domain);
         for t in &m.targets {
-            let cell = m
-                .cell(&row.intermediate, t)
-                .map_or("—".to_string(), |c| text(c));
+            let cell = m.cell(&row.intermediate, t).map_or("—".to_string(), text);
             let _ = write!(line, " {cell} |");
         }
         let _ = writeln!(out, "{line}");

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use super::alignment::{self, AlignCell, AlignmentSummary, IntervalOptions};
 pub use super::entry::{Entry, Gaps, Scope, ScopePair, Summary};
-use super::grid::{self, Grid, Key};
+use super::grid::{self, Grid, Grids, Key};
 use super::tasks::{ScoreRule, TaskInfo, UNKNOWN_DOMAIN};
 use super::{BASELINE, CellState, ReportInput};
 
@@ -214,7 +214,7 @@ pub(crate) fn compute(
 
     let grids = grid::build(&states, &metrics, &|t| rules.get(t).cloned().flatten());
     // Separate grids for the metrics a combined (QA) score is made of.
-    let part_grids: Vec<(&str, BTreeMap<(String, String), Grid>)> = ["exact_match", "f1"]
+    let part_grids: Vec<(&str, Grids)> = ["exact_match", "f1"]
         .into_iter()
         .map(|name| {
             let g = grid::build(&states, &metrics, &|t| {
@@ -378,7 +378,7 @@ pub(crate) fn compute(
 /// One warning per target whose succeeded units lack the score metric: a rerun will not fix
 /// them, so they are not "not scored yet".
 fn metric_missing_warnings(
-    grids: &BTreeMap<(String, String), Grid>,
+    grids: &Grids,
     rules: &BTreeMap<String, Option<ScoreRule>>,
     warnings: &mut Vec<String>,
 ) {

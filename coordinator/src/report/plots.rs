@@ -8,7 +8,8 @@
 //!   cell, aligned cells framed, incomplete cells grey and hatched with their gap label
 //!   (`failed (k)`, `metric missing (k)`, `baseline failed (k)`, …).
 //! * `languages-MODEL-TARGET.{svg,png}`: per-language Δ bar chart, one bar group per
-//!   intermediate, one bar per language; a grey square on the zero line marks a missing bar.
+//!   intermediate, one bar per language; an incomplete language is a hatched grey column over
+//!   the whole height (a gap), never a bar at 0.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -548,13 +549,8 @@ impl Figure for Bars {
                         ))
                         .map_err(err)?;
                     }
-                    None => {
-                        area.draw(&Rectangle::new(
-                            [(x + 1, zero - 3), (x + self.bar_w - 2, zero + 3)],
-                            grey.filled(),
-                        ))
-                        .map_err(err)?;
-                    }
+                    // A gap, not a value: hatched over the whole height, never a bar at 0.
+                    None => hatched(area, (x, PLOT_TOP, x + self.bar_w - 1, PLOT_TOP + PLOT_H))?,
                 }
             }
             let mid = gx + values.len() as i32 * self.bar_w / 2;
@@ -574,7 +570,7 @@ impl Figure for Bars {
         let note = text_style(11, grey, HPos::Left, VPos::Top);
         text(
             area,
-            "grey mark on 0: incomplete",
+            "hatched column: incomplete (no value), not 0",
             (AXIS_X, PLOT_TOP + PLOT_H + 28),
             &note,
         )
