@@ -57,7 +57,9 @@ fn json(rows: &[ResultRow]) -> String {
 }
 
 /// One block per (target, metric): rows = model / intermediate / seed, columns = languages, plus
-/// the mean over languages and over non-English languages.
+/// the mean over languages and over non-English languages. A row missing some of the block's
+/// languages shows `-` there, and its means — over the languages present only — carry `*` with
+/// a note under the block, so a partial average never passes for a full one.
 fn table(rows: &[ResultRow]) -> String {
     if rows.is_empty() {
         return "no results yet\n".to_string();
@@ -75,6 +77,7 @@ fn table(rows: &[ResultRow]) -> String {
     }
     let mut out = String::new();
     for ((target, metric), lines) in blocks {
+        let mut partial = 0;
         let langs: BTreeSet<&String> = lines.values().flat_map(|m| m.keys()).collect();
         let mut header = vec!["model".to_string(), "intermediate".into(), "seed".into()];
         header.extend(langs.iter().map(|l| l.to_string()));
@@ -87,11 +90,14 @@ fn table(rows: &[ResultRow]) -> String {
                     .iter()
                     .map(|l| vals.get(*l).map_or("-".into(), |v| format!("{v:.2}"))),
             );
+            let incomplete = vals.len() < langs.len();
+            partial += usize::from(incomplete);
+            let mark = if incomplete { "*" } else { "" };
             let mean = |it: Vec<f64>| {
                 if it.is_empty() {
                     "-".to_string()
                 } else {
-                    format!("{:.2}", it.iter().sum::<f64>() / it.len() as f64)
+                    format!("{:.2}{mark}", it.iter().sum::<f64>() / it.len() as f64)
                 }
             };
             line.push(mean(vals.values().copied().collect()));
@@ -105,6 +111,13 @@ fn table(rows: &[ResultRow]) -> String {
         }
         let _ = writeln!(out, "\n{target} · {metric}");
         out.push_str(&align(&grid));
+        if partial > 0 {
+            let _ = writeln!(
+                out,
+                "  * partial: {partial} row(s) miss languages (`-`); their averages cover the \
+                 languages present only"
+            );
+        }
     }
     out
 }
@@ -177,6 +190,10 @@ mod tests {
             mnli_line.contains('-'),
             "missing language shown as '-': {mnli_line}"
         );
+        // mnli has en only: its averages are partial and marked, none's are not.
+        assert!(mnli_line.contains("90.00*"), "{mnli_line}");
+        assert!(!none_line.contains('*'), "{none_line}");
+        assert!(t.contains("* partial: 1 row(s) miss languages"), "{t}");
     }
 
     #[test]
