@@ -262,7 +262,7 @@ fn group(g: &GroupStat) -> String {
     match &g.summary {
         None => "no complete cell".to_string(),
         Some(s) => format!(
-            "{} ({} cells, {} targets)",
+            "{} ({} cell(s), {} target(s))",
             estimate(s, true),
             g.cells.len(),
             g.targets
@@ -322,23 +322,19 @@ fn alignment(out: &mut String, m: &ModelMatrix) {
         }
         let _ = writeln!(out);
     }
+    // Every scope is computed on the same cells, so the headline's exclusions are everyone's.
     let excluded: Vec<String> = m
         .alignment
-        .iter()
-        .flat_map(|a| {
-            a.excluded.iter().map(move |e| {
-                format!(
-                    "{} → {} ({}, {})",
-                    e.intermediate,
-                    e.target,
-                    e.reason,
-                    a.scope.label()
-                )
-            })
+        .first()
+        .map(|a| {
+            a.excluded
+                .iter()
+                .map(|e| format!("{} → {} ({})", e.intermediate, e.target, e.reason))
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
     if !excluded.is_empty() {
-        let _ = writeln!(out, "Left out: {}.\n", excluded.join("; "));
+        let _ = writeln!(out, "Left out (every scope): {}.\n", excluded.join("; "));
     }
 }
 

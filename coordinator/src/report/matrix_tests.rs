@@ -219,6 +219,14 @@ fn alignment_groups() {
     // Same cells in both scopes.
     assert_eq!(all.excluded, non_en.excluded);
     assert_eq!(all.aligned.cells, non_en.aligned.cells);
+    let md = report.markdown();
+    assert!(
+        md.contains(
+            "Left out (every scope): squad → xnli (incomplete); sst2 → xquad (incomplete)."
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| xnli | mnli | — | — | one aligned cell; no not-aligned cell |"));
 }
 
 #[test]
