@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use stilts_proto::v1::sweep_service_client::SweepServiceClient;
 use stilts_proto::v1::{
-    CancelSweepRequest, GetResultsRequest, GetSweepRequest, RetryFailedRequest, SubmitSweepRequest,
-    SubmitSweepResponse, SweepStatus,
+    CancelSweepRequest, GetResultsRequest, GetSweepRequest, ListCellsRequest, RetryFailedRequest,
+    SubmitSweepRequest, SubmitSweepResponse, SweepStatus,
 };
 use stilts_worker::tls::BearerAuth;
 use tonic::service::interceptor::InterceptedService;
@@ -125,7 +125,15 @@ pub async fn results(client: &mut Client, sweep: &str, format: Format) -> Result
         .with_context(|| format!("results of sweep {sweep:?}"))?
         .into_inner()
         .rows;
-    Ok(results_view::render(&rows, format))
+    let cells = client
+        .list_cells(ListCellsRequest {
+            sweep: sweep.to_string(),
+        })
+        .await
+        .with_context(|| format!("cells of sweep {sweep:?}"))?
+        .into_inner()
+        .cells;
+    Ok(results_view::render(&rows, &cells, format))
 }
 
 /// Human-readable status: cells by state, jobs by kind and state, failures.
