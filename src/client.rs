@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use stilts_proto::v1::sweep_service_client::SweepServiceClient;
 use stilts_proto::v1::{
-    CancelSweepRequest, GetResultsRequest, GetSweepRequest, ListCellsRequest, RetryFailedRequest,
-    SubmitSweepRequest, SubmitSweepResponse, SweepStatus,
+    CancelSweepRequest, Cell, GetResultsRequest, GetSweepRequest, ListCellsRequest, ResultRow,
+    RetryFailedRequest, SubmitSweepRequest, SubmitSweepResponse, SweepStatus,
 };
 use stilts_worker::tls::BearerAuth;
 use tonic::service::interceptor::InterceptedService;
@@ -94,6 +94,8 @@ pub async fn submit(client: &mut Client, grid: &Path) -> Result<SubmitSweepRespo
     let req = SubmitSweepRequest {
         file_name: grid.display().to_string(),
         grid_toml: text,
+        // Empty: the grid's `[executor] backend`.
+        backend: String::new(),
     };
     match client.submit_sweep(req).await {
         Ok(resp) => Ok(resp.into_inner()),
@@ -115,24 +117,51 @@ pub async fn status(client: &mut Client, sweep: &str) -> Result<SweepStatus> {
         .into_inner())
 }
 
+/// Every cell of `sweep`, page by page (`offset` = the previous reply's `next_offset`).
+pub async fn all_cells(client: &mut Client, sweep: &str) -> Result<Vec<Cell>> {
+    let mut cells = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = client
+            .list_cells(ListCellsRequest {
+                sweep: sweep.to_string(),
+                offset,
+            })
+            .await
+            .with_context(|| format!("cells of sweep {sweep:?}"))?
+            .into_inner();
+        cells.extend(page.cells);
+        if page.next_offset == 0 {
+            return Ok(cells);
+        }
+        offset = page.next_offset;
+    }
+}
+
+/// Every result row of `sweep`, page by page.
+pub async fn all_results(client: &mut Client, sweep: &str) -> Result<Vec<ResultRow>> {
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = client
+            .get_results(GetResultsRequest {
+                sweep: sweep.to_string(),
+                offset,
+            })
+            .await
+            .with_context(|| format!("results of sweep {sweep:?}"))?
+            .into_inner();
+        rows.extend(page.rows);
+        if page.next_offset == 0 {
+            return Ok(rows);
+        }
+        offset = page.next_offset;
+    }
+}
+
 pub async fn results(client: &mut Client, sweep: &str, format: Format) -> Result<String> {
-    let resp = client
-        .get_results(GetResultsRequest {
-            sweep: sweep.to_string(),
-        })
-        .await;
-    let rows = resp
-        .with_context(|| format!("results of sweep {sweep:?}"))?
-        .into_inner()
-        .rows;
-    let cells = client
-        .list_cells(ListCellsRequest {
-            sweep: sweep.to_string(),
-        })
-        .await
-        .with_context(|| format!("cells of sweep {sweep:?}"))?
-        .into_inner()
-        .cells;
+    let rows = all_results(client, sweep).await?;
+    let cells = all_cells(client, sweep).await?;
     Ok(results_view::render(&rows, &cells, format))
 }
 

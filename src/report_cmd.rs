@@ -8,7 +8,6 @@ use stilts_coordinator::report::export::{self, JobProvenance, Provenance};
 use stilts_coordinator::report::{
     self, CellOutcome, CellState, ReportError, ReportInput, ResultValue,
 };
-use stilts_proto::v1::{GetResultsRequest, ListCellsRequest};
 
 use crate::cli::ReportArgs;
 use crate::local_results::Session;
@@ -44,24 +43,8 @@ pub async fn run(args: ReportArgs) -> Result<()> {
 
 async fn fetch(session: &mut Session, sweep: Option<&str>) -> Result<(ReportInput, Provenance)> {
     let sweep = session.sweep_name(sweep).await?;
-    let cells = session
-        .client
-        .list_cells(ListCellsRequest {
-            sweep: sweep.clone(),
-        })
-        .await
-        .with_context(|| format!("cells of sweep {sweep:?}"))?
-        .into_inner()
-        .cells;
-    let rows = session
-        .client
-        .get_results(GetResultsRequest {
-            sweep: sweep.clone(),
-        })
-        .await
-        .with_context(|| format!("results of sweep {sweep:?}"))?
-        .into_inner()
-        .rows;
+    let cells = crate::client::all_cells(&mut session.client, &sweep).await?;
+    let rows = crate::client::all_results(&mut session.client, &sweep).await?;
     let mut provenance = Provenance::default();
     for r in &rows {
         provenance
