@@ -164,6 +164,19 @@ fn markdown_csv_json() {
         assert!(lines.iter().any(|l| l.starts_with(&prefix)), "{prefix}");
     }
 
+    // Aligned vs not aligned in the CSV: mnli's +2 per seed; no complete not-aligned cell.
+    for prefix in [
+        "xlmr,,,,,,alignment,non_english,,score,aligned,ok,2,0,2,,,",
+        "xlmr,,,,,,alignment,non_english,,score,difference,missing,",
+        "xlmr,,,xnli,,,alignment_target,non_english,,score,difference,missing,",
+        "xlmr,,,,,,alignment,all,,score,not_aligned,missing,",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(prefix)),
+            "{prefix}\n{csv}"
+        );
+    }
+
     let json: serde_json::Value = serde_json::from_str(&report.json().unwrap()).unwrap();
     let model = &json["models"][0];
     assert_eq!(model["model"], "xlmr");

@@ -11,11 +11,17 @@
 //! incomplete; `ci_low`/`ci_high` are the t-interval over seeds (empty below 3 seeds); the gap
 //! counts add the row's and the baseline's units; `aligned` is `true`, `false` or empty
 //! (baseline, unknown domain).
+//!
+//! Aligned vs not aligned follows, per model and scope: `level` = `alignment` (intermediate and
+//! target empty; `measure` = `aligned`, `not_aligned` or `difference`) and `alignment_target`
+//! (one row per target: `measure` = `difference`, the within-target contrast). `status` is
+//! `missing` where a group has no complete cell. Flags and exclusions are in report.json/.md.
 
 use std::fmt::Write;
 
 use super::Report;
-use super::matrix::{Entry, Scope, ScopePair};
+use super::alignment::AlignmentSummary;
+use super::matrix::{Entry, Scope, ScopePair, Summary};
 
 pub const HEADER: &str = "model,intermediate,intermediate_domain,target,target_domain,aligned,level,\
 scope,language,metric,measure,status,mean,sd,n,ci_low,ci_high,failed,cancelled,pending,absent,\
@@ -81,6 +87,39 @@ fn scope_rows(out: &mut String, prefix: &str, metric: &str, measure: &str, p: &S
                 entry_fields(e)
             );
         }
+    }
+}
+
+/// A summary's fields, or `missing` with zero counts when there is none.
+fn summary_fields(s: Option<&Summary>) -> String {
+    match s {
+        Some(s) => entry_fields(&Entry::Value(*s)),
+        None => "missing,,,,,,0,0,0,0,0".to_string(),
+    }
+}
+
+fn alignment_rows(out: &mut String, model: &str, a: &AlignmentSummary) {
+    let scope = a.scope.key();
+    for (measure, s) in [
+        ("aligned", a.aligned.summary.as_ref()),
+        ("not_aligned", a.not_aligned.summary.as_ref()),
+        ("difference", a.difference.as_ref()),
+    ] {
+        let _ = writeln!(
+            out,
+            "{},,,,,,alignment,{scope},,score,{measure},{}",
+            field(model),
+            summary_fields(s)
+        );
+    }
+    for t in &a.targets {
+        let _ = writeln!(
+            out,
+            "{},,,{},,,alignment_target,{scope},,score,difference,{}",
+            field(model),
+            field(&t.target),
+            summary_fields(t.difference.as_ref())
+        );
     }
 }
 
@@ -154,6 +193,9 @@ pub fn render(report: &Report) -> String {
                     }
                 }
             }
+        }
+        for a in &m.alignment {
+            alignment_rows(&mut out, &m.model, a);
         }
     }
     out
