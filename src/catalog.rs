@@ -74,15 +74,19 @@ fn serde_name<T: serde::Serialize>(value: &T) -> String {
     }
 }
 
-/// `stilts score`: the official keys ×100 as one JSON object.
+/// `stilts score`: the official keys ×100 as one JSON object; warnings (counted, like the
+/// official scripts' messages) go to stderr.
 pub fn score(args: &crate::cli::ScoreArgs) -> Result<String> {
     let catalog = load(args.catalog.as_deref())?;
-    let value = stilts_tasks::score(
+    let scored = stilts_tasks::score_checked(
         &catalog,
         &args.task,
         &args.lang,
         &args.predictions,
         &args.gold,
     )?;
-    Ok(serde_json::to_string(&value)?)
+    for w in &scored.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(serde_json::to_string(&scored.metrics)?)
 }

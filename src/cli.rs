@@ -56,9 +56,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// The research answer for one sweep: transfer matrix (Δ vs the `none` baseline, mean ± sd
-    /// over seeds, grouped by domain), aligned vs not aligned with a bootstrap CI, per-language
-    /// tables, heatmap and bar plots (SVG, PNG), results as CSV, JSON Lines and Parquet.
+    /// The research answer for one sweep: transfer matrix (Δ vs the `none` baseline paired by
+    /// seed, mean with a 95% t-interval over seeds — none below 3 seeds —, non-English first,
+    /// all languages and English beside it, transfer gap, grouped by domain), aligned vs not
+    /// aligned (contrasted within each target, targets equally weighted), QA F1 / EM,
+    /// per-language tables, heatmap and bar plots (SVG, PNG), results with cell states as CSV,
+    /// JSON Lines and Parquet.
     #[command(after_help = "Examples:\n  \
         stilts report                                  # latest sweep in .stilts/\n  \
         stilts report demo --out reports/demo\n  \

@@ -99,6 +99,7 @@ pub async fn submit(
     let req = SubmitSweepRequest {
         file_name: grid.display().to_string(),
         grid_toml: text,
+        // Empty: the grid's `[executor] backend`.
         backend: backend.unwrap_or_default().to_string(),
     };
     match client.submit_sweep(req).await {
@@ -121,33 +122,7 @@ pub async fn status(client: &mut Client, sweep: &str) -> Result<SweepStatus> {
         .into_inner())
 }
 
-pub async fn results(client: &mut Client, sweep: &str, format: Format) -> Result<String> {
-    let rows = all_results(client, sweep).await?;
-    Ok(results_view::render(&rows, format))
-}
-
-/// Every result row of a sweep, page by page (each page at most about 1 MiB).
-pub async fn all_results(client: &mut Client, sweep: &str) -> Result<Vec<ResultRow>> {
-    let mut rows = Vec::new();
-    let mut offset = 0;
-    loop {
-        let page = client
-            .get_results(GetResultsRequest {
-                sweep: sweep.to_string(),
-                offset,
-            })
-            .await
-            .with_context(|| format!("results of sweep {sweep:?} from cell {offset}"))?
-            .into_inner();
-        rows.extend(page.rows);
-        if page.next_offset == 0 {
-            return Ok(rows);
-        }
-        offset = page.next_offset;
-    }
-}
-
-/// Every cell of a sweep with its state, page by page (each page at most about 1 MiB).
+/// Every cell of `sweep`, page by page (`offset` = the previous reply's `next_offset`).
 pub async fn all_cells(client: &mut Client, sweep: &str) -> Result<Vec<Cell>> {
     let mut cells = Vec::new();
     let mut offset = 0;
@@ -158,7 +133,7 @@ pub async fn all_cells(client: &mut Client, sweep: &str) -> Result<Vec<Cell>> {
                 offset,
             })
             .await
-            .with_context(|| format!("cells of sweep {sweep:?} from cell {offset}"))?
+            .with_context(|| format!("cells of sweep {sweep:?}"))?
             .into_inner();
         cells.extend(page.cells);
         if page.next_offset == 0 {
@@ -166,6 +141,33 @@ pub async fn all_cells(client: &mut Client, sweep: &str) -> Result<Vec<Cell>> {
         }
         offset = page.next_offset;
     }
+}
+
+/// Every result row of `sweep`, page by page.
+pub async fn all_results(client: &mut Client, sweep: &str) -> Result<Vec<ResultRow>> {
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = client
+            .get_results(GetResultsRequest {
+                sweep: sweep.to_string(),
+                offset,
+            })
+            .await
+            .with_context(|| format!("results of sweep {sweep:?}"))?
+            .into_inner();
+        rows.extend(page.rows);
+        if page.next_offset == 0 {
+            return Ok(rows);
+        }
+        offset = page.next_offset;
+    }
+}
+
+pub async fn results(client: &mut Client, sweep: &str, format: Format) -> Result<String> {
+    let rows = all_results(client, sweep).await?;
+    let cells = all_cells(client, sweep).await?;
+    Ok(results_view::render(&rows, &cells, format))
 }
 
 /// Human-readable status: cells by state, jobs by kind and state, failures.

@@ -84,7 +84,7 @@ impl Cluster {
                 .filter(|s| s.contains("finished"))
         })
     }
-    /// CSV result rows (model,intermediate,target,language,seed,metric,value,job_key).
+    /// CSV result rows (model,intermediate,target,language,seed,metric,value,job_key,state,reason).
     fn results(&self, sweep: &str) -> Vec<String> {
         let out = self
             .sweep(&["results", sweep, "--format", "csv"])
@@ -200,7 +200,7 @@ fn paused_worker_is_fenced_after_its_lease_expires() {
     );
     let recorded: Vec<&String> = rows
         .iter()
-        .filter(|l| l.contains(",attempt,") && l.ends_with(&first.key))
+        .filter(|l| l.contains(",attempt,") && l.contains(&format!(",{},", first.key)))
         .collect();
     assert_eq!(recorded.len(), 1, "{rows:?}");
     assert!(

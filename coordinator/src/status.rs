@@ -118,6 +118,22 @@ impl Core {
         )
     }
 
+    /// Why a cell failed: `KIND: last failure` of the failed job of its chain.
+    pub fn cell_reason(&self, cell: &CellEntry) -> Option<String> {
+        self.ancestry(cell.evaluate).find_map(|j| {
+            let e = &self.jobs[j as usize].record;
+            (e.status.state == JobState::Failed).then(|| {
+                format!(
+                    "{}: {}",
+                    e.spec.kind.as_str(),
+                    e.last_failure
+                        .as_ref()
+                        .map_or_else(|| "failed".to_string(), ToString::to_string)
+                )
+            })
+        })
+    }
+
     /// The job keys of a chain, first stage first.
     fn chain_keys(&self, evaluate: JobIdx) -> Vec<String> {
         let mut keys: Vec<String> = self
@@ -277,6 +293,7 @@ impl Core {
             seed: s.axes.seeds[c.seed as usize],
             state: self.cell_state(c).as_str().to_string(),
             job_keys: self.chain_keys(c.evaluate),
+            reason: self.cell_reason(c).unwrap_or_default(),
         }
     }
 

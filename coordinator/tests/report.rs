@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use stilts_coordinator::report::export::{self, JobProvenance, Provenance};
 use stilts_coordinator::report::{
-    self, BootstrapOptions, CellOutcome, CellState, ReportInput, ReportOptions, ResultValue,
-    catalog_tasks,
+    self, CellOutcome, CellState, ReportInput, ReportOptions, ResultValue, catalog_tasks,
 };
 use stilts_tasks::Catalog;
 
@@ -32,6 +31,7 @@ fn cell(i: &str, t: &str, l: &str, seed: u64, state: CellState) -> CellOutcome {
         language: l.into(),
         seed,
         state,
+        reason: (state == CellState::Failed).then(|| "target: out of memory".to_string()),
     }
 }
 
@@ -65,12 +65,7 @@ fn input() -> ReportInput {
 }
 
 fn options() -> ReportOptions {
-    ReportOptions {
-        bootstrap: BootstrapOptions {
-            resamples: 1000,
-            ..Default::default()
-        },
-    }
+    ReportOptions::default()
 }
 
 fn png_size(path: &Path) -> (u32, u32) {
@@ -131,8 +126,11 @@ fn markdown_csv_json() {
     let catalog = Catalog::builtin();
     let report = report::build_with(&input(), &catalog_tasks(&catalog), &options());
     let md = report.markdown();
-    // mnli: +2 on every unit, both seeds → +2.00 ± 0.00 (n=2), aligned (bold).
-    assert!(md.contains("**+2.00 ± 0.00 (n=2)**"), "{md}");
+    // mnli: +2 on every unit, both seeds → +2.00, aligned (bold); two seeds: no interval.
+    assert!(md.contains("**+2.00 (n = 2, no interval)**"), "{md}");
+    // The headline scope comes first.
+    let non_en = md.find("### Δ vs `none`, non-English").unwrap();
+    assert!(non_en < md.find("### Δ vs `none`, all languages").unwrap());
     // squad: sw failed on seed 2.
     assert!(md.contains("| squad | qa | failed (1) |"), "{md}");
     // none absolute: seed 1 = (80.5 + 72.5 + 60.5) / 3 = 71.17, seed 2 = 71.67 → sd 0.5/√2.
@@ -145,31 +143,51 @@ fn markdown_csv_json() {
     assert!(lines[0].starts_with("model,intermediate,intermediate_domain,target"));
     let row = lines
         .iter()
-        .find(|l| l.starts_with("xlmr,mnli,nli,xnli,nli,true,task,all,,delta,"))
+        .find(|l| l.starts_with("xlmr,mnli,nli,xnli,nli,true,task,all,,score,delta,"))
         .expect("mnli delta row");
     let fields: Vec<&str> = row.split(',').collect();
-    assert_eq!(fields[10], "ok");
+    assert_eq!(fields[11], "ok");
     assert!(
-        (fields[11].parse::<f64>().unwrap() - 2.0).abs() < 1e-9,
+        (fields[12].parse::<f64>().unwrap() - 2.0).abs() < 1e-9,
         "{row}"
     );
-    assert_eq!(fields[13], "2");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("xlmr,squad,qa,xnli,nli,false,task,all,,delta,failed,,,,1,"))
+    assert_eq!(fields[14], "2");
+    assert_eq!(
+        (fields[15], fields[16]),
+        ("", ""),
+        "no interval with 2 seeds"
     );
+    // The failed sw unit leaves squad→xnli incomplete in every scope.
+    for scope in ["non_english", "all", "english"] {
+        let prefix =
+            format!("xlmr,squad,qa,xnli,nli,false,task,{scope},,score,delta,failed,,,,,,1,");
+        assert!(lines.iter().any(|l| l.starts_with(&prefix)), "{prefix}");
+    }
+
+    // Aligned vs not aligned in the CSV: mnli's +2 per seed; no complete not-aligned cell.
+    for prefix in [
+        "xlmr,,,,,,alignment,non_english,,score,aligned,ok,2,0,2,,,",
+        "xlmr,,,,,,alignment,non_english,,score,difference,missing,",
+        "xlmr,,,xnli,,,alignment_target,non_english,,score,difference,missing,",
+        "xlmr,,,,,,alignment,all,,score,not_aligned,missing,",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(prefix)),
+            "{prefix}\n{csv}"
+        );
+    }
 
     let json: serde_json::Value = serde_json::from_str(&report.json().unwrap()).unwrap();
     let model = &json["models"][0];
     assert_eq!(model["model"], "xlmr");
     let alignment = &model["alignment"][0];
-    assert_eq!(alignment["scope"], "all");
-    assert!((alignment["aligned"]["mean"].as_f64().unwrap() - 2.0).abs() < 1e-9);
+    assert_eq!(alignment["scope"], "non_english");
+    let aligned = alignment["aligned"]["summary"]["mean"].as_f64().unwrap();
+    assert!((aligned - 2.0).abs() < 1e-9);
     // squad→xnli is incomplete: no not-aligned cell, so no difference.
     assert!(alignment["difference"].is_null());
     assert_eq!(alignment["excluded"][0]["intermediate"], "squad");
-    assert_eq!(json["bootstrap"]["resamples"], 1000);
+    assert_eq!(json["interval"]["confidence"], 0.95);
 }
 
 #[test]
@@ -194,14 +212,25 @@ fn export_round_trips_through_parquet() {
         ["results.csv", "results.jsonl", "results.parquet"]
     );
     let expected = export::rows(&input, &provenance);
-    assert_eq!(expected.len(), input.results.len());
+    // Every result, plus one row for the failed cell (squad/sw/seed 2) that has none.
+    assert_eq!(expected.len(), input.results.len() + 1);
     let back = export::read_parquet(&dir.path().join("results.parquet")).unwrap();
     assert_eq!(back, expected);
     let mnli = back.iter().find(|r| r.intermediate == "mnli").unwrap();
     assert_eq!(mnli.code_version.as_deref(), Some("0.1.0+abc"));
     assert_eq!(mnli.data_version.as_deref(), Some("sha256:feed"));
+    assert_eq!(mnli.state, "succeeded");
     let none = back.iter().find(|r| r.intermediate == "none").unwrap();
     assert_eq!(none.code_version, None);
+    let failed: Vec<_> = back.iter().filter(|r| r.state == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    let f = failed[0];
+    assert_eq!(
+        (f.intermediate.as_str(), f.language.as_str(), f.seed),
+        ("squad", "sw", 2)
+    );
+    assert_eq!(f.reason.as_deref(), Some("target: out of memory"));
+    assert_eq!((&f.metric, f.value, &f.job_key), (&None, None, &None));
 
     let jsonl = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
     assert_eq!(jsonl.lines().count(), expected.len());
@@ -210,4 +239,10 @@ fn export_round_trips_through_parquet() {
     let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
     assert_eq!(csv.lines().next().unwrap(), export::COLUMNS.join(","));
     assert_eq!(csv.lines().count(), expected.len() + 1);
+    assert!(
+        csv.lines()
+            .any(|l| l == "xlmr,squad,xnli,sw,2,failed,target: out of memory,,,,,"),
+        "{csv}"
+    );
+    assert!(jsonl.contains(r#""state":"failed","reason":"target: out of memory","metric":null"#));
 }

@@ -82,7 +82,7 @@ pub fn wait_sweep_finished(url: &str, sweep: &str, limit: Duration) -> String {
 }
 
 /// The `accuracy` rows of `stilts sweep results NAME --format csv`, split into fields
-/// (model, intermediate, target, language, seed, metric, value, job_key).
+/// (model, intermediate, target, language, seed, metric, value, job_key, state, reason).
 pub fn accuracy_rows(url: &str, sweep: &str) -> Vec<Vec<String>> {
     sweep_cmd(url, &["results", sweep, "--format", "csv"])
         .expect("results")

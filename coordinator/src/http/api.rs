@@ -14,7 +14,7 @@ use stilts_common::state::JobState;
 
 use super::{HttpState, error, json};
 use crate::cache::{CellEntry, Core, SweepEntry};
-use crate::report::{self, BootstrapOptions, Entry, ReportInput, ReportOptions};
+use crate::report::{self, Entry, ReportInput, ReportOptions};
 use crate::status::CellState;
 
 /// Counts by state name, zero counts left out.
@@ -80,30 +80,17 @@ impl Core {
     fn cell_view(&self, c: &CellEntry) -> CellView {
         let state = self.cell_state(c);
         let mut running = None;
-        let mut reason = None;
+        let reason = self.cell_reason(c);
         for j in self.ancestry(c.evaluate) {
             let e = &self.jobs[j as usize];
-            match e.record.status.state {
-                JobState::Leased => {
-                    let p = e.progress.as_ref();
-                    running = Some(json!({
-                        "kind": e.record.spec.kind.as_str(),
-                        "step": p.map_or(0, |p| p.step),
-                        "total": p.map_or(0, |p| p.total),
-                        "phase": p.map_or("", |p| p.phase.as_str()),
-                    }));
-                }
-                JobState::Failed => {
-                    reason = Some(format!(
-                        "{}: {}",
-                        e.record.spec.kind.as_str(),
-                        e.record
-                            .last_failure
-                            .as_ref()
-                            .map_or_else(|| "failed".to_string(), ToString::to_string)
-                    ));
-                }
-                _ => {}
+            if e.record.status.state == JobState::Leased {
+                let p = e.progress.as_ref();
+                running = Some(json!({
+                    "kind": e.record.spec.kind.as_str(),
+                    "step": p.map_or(0, |p| p.step),
+                    "total": p.map_or(0, |p| p.total),
+                    "phase": p.map_or("", |p| p.phase.as_str()),
+                }));
             }
         }
         CellView {
@@ -223,21 +210,15 @@ impl HttpState {
 /// A matrix entry as the dashboard draws it.
 fn entry(e: &Entry) -> Value {
     match e {
-        Entry::Value(s) => json!({ "mean": s.mean, "sd": s.sd, "n": s.n }),
+        Entry::Value(s) => json!({ "mean": s.mean, "sd": s.sd, "n": s.n, "ci": s.ci }),
         Entry::Incomplete { .. } => json!({ "gap": e.gap_label() }),
     }
 }
 
-/// The Δ matrix per model (means only: the live view skips the bootstrap).
+/// The Δ matrix per model.
 fn delta_matrix(st: &HttpState, input: &ReportInput) -> Value {
     let lookup = report::catalog_tasks(&st.catalog);
-    let options = ReportOptions {
-        bootstrap: BootstrapOptions {
-            resamples: 0,
-            ..BootstrapOptions::default()
-        },
-    };
-    let r = report::build_with(input, &lookup, &options);
+    let r = report::build_with(input, &lookup, &ReportOptions::default());
     let models: Vec<Value> = r
         .models
         .iter()
@@ -251,6 +232,7 @@ fn delta_matrix(st: &HttpState, input: &ReportInput) -> Value {
                         "target": c.target,
                         "aligned": c.aligned,
                         "absolute": entry(&c.absolute.all),
+                        "absolute_non_english": c.absolute.non_english.as_ref().map(entry),
                         "delta": c.delta.as_ref().map(|d| entry(&d.all)),
                         "delta_non_english": c.delta.as_ref()
                             .and_then(|d| d.non_english.as_ref()).map(entry),

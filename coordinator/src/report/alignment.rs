@@ -1,80 +1,67 @@
 //! Aligned vs not aligned: does an intermediate task of the target's own domain help more?
 //!
-//! # Groups
+//! # Seeds are the unit of replication
 //!
-//! Per model and per scope (all languages; non-English), every non-baseline matrix cell
-//! (intermediate *i*, target *t*) whose Δ entry is complete and whose two domains are known is
-//! **aligned** when domain(*i*) == domain(*t*), else **not aligned**. Incomplete cells and cells
-//! with an `unknown` domain are listed in [`AlignmentSummary::excluded`].
+//! One seed of one (model, intermediate) is one set of training runs: the intermediate checkpoint
+//! (shared by every target) and one target fine-tuning per target (shared by every language of
+//! that target). A training run moves all its languages together, so the languages of one seed
+//! are not independent replicates; the seeds are. Every interval here is therefore computed from
+//! **one number per seed**, paired by seed with the `none` baseline of the same seed:
 //!
-//! # Point estimates
+//! * per cell (intermediate *i*, target *t*, scope): Δ(s) = task score_i(t, s) − task
+//!   score_none(t, s), the matrix entry (see `matrix.rs`);
+//! * the interval is the Student t-interval mean ± t_{(1+c)/2, n−1} · sd / √n over the n
+//!   per-seed values (c = [`IntervalOptions::confidence`]). With training-run noise roughly
+//!   normal it has exact coverage for any n ≥ 2, which a bootstrap over 3 seeds (10 distinct
+//!   resamples) cannot have. Below 3 seeds no interval is given ("n = 2, no interval"): with
+//!   one degree of freedom t = 12.7 and the sd rests on a single difference.
 //!
-//! For a cell *c* with seeds *S* and scope languages *L*, the unit Δ is
-//! d_c(s, l) = score_i(t, l, s) − score_none(t, l, s) (the language score, paired by seed and
-//! language). The cell mean m_c is the mean of d_c over S × L, which equals the mean over seeds of
-//! the task-score Δ shown in the matrix. A group mean is the unweighted mean of m_c over the
-//! group's cells; the **difference** is mean(aligned) − mean(not aligned).
+//! `coverage_tests.rs` checks the coverage by simulation.
 //!
-//! # Paired bootstrap
+//! # The contrast, within each target
 //!
-//! 1. The units are the distinct (seed, language) pairs U of all included cells of the model
-//!    and scope, sorted by seed then language; N = |U|. A language shared by two targets is one
-//!    unit: it stands for the same language, and a seed shares one intermediate checkpoint across
-//!    targets, so their correlation is kept.
-//! 2. A [SplitMix64] generator is seeded with [`BootstrapOptions::seed`] afresh for every (model,
-//!    scope). Each of [`BootstrapOptions::resamples`] resamples draws N indices uniformly with
-//!    replacement (index = ⌊x · N / 2⁶⁴⌋ for a 64-bit output x) and counts the multiplicity w_u of
-//!    each unit.
-//! 3. In a resample, each cell's mean is the w-weighted mean of its unit Δs,
-//!    Σ w_u d_c(u) / Σ w_u over the cell's units; a cell with Σ w_u = 0 sits that resample out.
-//!    The same weights apply to every cell of both groups and to the baseline inside each Δ:
-//!    that is the pairing. Group means and their difference are formed as for the point estimate.
-//! 4. A resample in which a group that has cells is left with none is skipped (counted in
-//!    [`AlignmentSummary::resamples_skipped`]).
-//! 5. The CI bounds are the (1 − confidence)/2 and (1 + confidence)/2 quantiles of the kept
-//!    statistics, with linear interpolation between order statistics (position q · (R − 1) in the
-//!    sorted list of R values).
+//! Per model and scope, every non-baseline cell whose Δ entry is complete and whose two domains
+//! are known is **aligned** when domain(*i*) == domain(*t*), else **not aligned**; the rest are
+//! listed in [`AlignmentSummary::excluded`]. Different targets differ in difficulty and in how
+//! much any intermediate task moves them, so groups are never pooled across targets:
 //!
-//! [SplitMix64]: https://doi.org/10.1145/2714064.2660195
+//! 1. per target *t* and seed *s*: A_t(s) = mean Δ(s) of its aligned cells, N_t(s) = mean Δ(s)
+//!    of its not-aligned cells, and the contrast C_t(s) = A_t(s) − N_t(s) (paired by seed);
+//! 2. the targets with both groups are combined with **equal weight**, per seed:
+//!    C(s) = mean_t C_t(s), over the seeds every such target has;
+//! 3. [`AlignmentSummary::difference`] is the t-interval summary of C(s) over those seeds; the
+//!    group summaries do the same with mean_t A_t(s) and mean_t N_t(s) over the targets having
+//!    that group.
+//!
+//! A group of one cell in a target is flagged: that target's contrast is then one intermediate
+//! task against the others, so alignment is confounded with that task.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::matrix::Scope;
+use super::entry::{Scope, Summary};
 
-/// Settings of the paired bootstrap.
+/// Settings of every interval in the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BootstrapOptions {
-    /// Number of resamples (default 10,000).
-    pub resamples: usize,
-    /// RNG seed (default [`BootstrapOptions::DEFAULT_SEED`]).
-    pub seed: u64,
-    /// Confidence level of the interval (default 0.95).
+pub struct IntervalOptions {
+    /// Confidence level of the t-intervals (default 0.95).
     pub confidence: f64,
 }
 
-impl BootstrapOptions {
-    pub const DEFAULT_SEED: u64 = 20_210_414;
-}
-
-impl Default for BootstrapOptions {
+impl Default for IntervalOptions {
     fn default() -> Self {
-        BootstrapOptions {
-            resamples: 10_000,
-            seed: Self::DEFAULT_SEED,
-            confidence: 0.95,
-        }
+        IntervalOptions { confidence: 0.95 }
     }
 }
 
-/// A complete, domain-labelled matrix cell with its unit Δs.
+/// A complete, domain-labelled matrix cell with its per-seed Δ in one scope.
 pub(crate) struct AlignCell {
     pub intermediate: String,
     pub target: String,
     pub aligned: bool,
-    /// ((seed, language), Δ) for every unit of the scope.
-    pub units: Vec<((u64, String), f64)>,
+    /// (seed, Δ of the task score in the scope), one per seed of the target.
+    pub per_seed: Vec<(u64, f64)>,
 }
 
 /// A (intermediate, target) pair.
@@ -92,13 +79,26 @@ pub struct Excluded {
     pub reason: String,
 }
 
-/// One group's cells, mean Δ and bootstrap CI.
+/// One group's cells and its mean Δ over targets (equal weight), summarised over seeds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupStat {
     pub cells: Vec<CellRef>,
+    /// Number of targets with a cell in this group.
+    pub targets: usize,
     /// `None` without cells.
-    pub mean: Option<f64>,
-    pub ci: Option<[f64; 2]>,
+    pub summary: Option<Summary>,
+}
+
+/// Aligned vs not aligned within one target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetContrast {
+    pub target: String,
+    pub aligned: Vec<String>,
+    pub not_aligned: Vec<String>,
+    /// Per seed: mean aligned Δ − mean not-aligned Δ; `None` unless both groups have cells.
+    pub difference: Option<Summary>,
+    /// `one aligned cell`, `one not-aligned cell`, `no aligned cell`, `no not-aligned cell`.
+    pub flags: Vec<String>,
 }
 
 /// Aligned vs not aligned for one model and scope.
@@ -107,140 +107,113 @@ pub struct AlignmentSummary {
     pub scope: Scope,
     pub aligned: GroupStat,
     pub not_aligned: GroupStat,
-    /// mean(aligned) − mean(not aligned); `None` unless both groups have cells.
-    pub difference: Option<f64>,
-    pub difference_ci: Option<[f64; 2]>,
-    /// Number of distinct (seed, language) units resampled.
-    pub units: usize,
-    pub resamples_used: usize,
-    pub resamples_skipped: usize,
+    /// Equal-weight mean over the contrasted targets of the within-target contrast, per seed,
+    /// summarised over [`AlignmentSummary::seeds`]; `None` unless some target has both groups.
+    pub difference: Option<Summary>,
+    /// The seeds the difference pairs (those every contrasted target has).
+    pub seeds: Vec<u64>,
+    pub targets: Vec<TargetContrast>,
     pub excluded: Vec<Excluded>,
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and stable across dependency versions.
-pub(crate) struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
+fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let (mut n, mut sum) = (0usize, 0.0);
+    for v in values {
+        n += 1;
+        sum += v;
     }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` by multiply-shift (bias below n / 2⁶⁴).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
+    (n > 0).then(|| sum / n as f64)
 }
 
-/// Quantile `q` of sorted `values` with linear interpolation (position q · (R − 1)).
-pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+/// Per seed, the mean Δ of `cells` (which share their target's seeds).
+fn per_seed_mean(cells: &[&AlignCell]) -> BTreeMap<u64, f64> {
+    let mut sums: BTreeMap<u64, (f64, usize)> = BTreeMap::new();
+    for c in cells {
+        for (s, d) in &c.per_seed {
+            let e = sums.entry(*s).or_default();
+            e.0 += d;
+            e.1 += 1;
+        }
+    }
+    sums.into_iter()
+        .filter(|(_, (_, k))| *k == cells.len())
+        .map(|(s, (sum, k))| (s, sum / k as f64))
+        .collect()
 }
 
-fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+/// Equal-weight mean over targets per seed, on the seeds every target has.
+fn combine(per_target: &[BTreeMap<u64, f64>], confidence: f64) -> (Option<Summary>, Vec<u64>) {
+    let Some(first) = per_target.first() else {
+        return (None, vec![]);
+    };
+    let seeds: Vec<u64> = first
+        .keys()
+        .copied()
+        .filter(|s| per_target.iter().all(|t| t.contains_key(s)))
+        .collect();
+    let values: Vec<f64> = seeds
+        .iter()
+        .filter_map(|s| mean(per_target.iter().map(|t| t[s])))
+        .collect();
+    (Summary::of(&values, confidence), seeds)
 }
 
 pub(crate) fn summarize(
     scope: Scope,
     cells: &[AlignCell],
     excluded: Vec<(String, String, String)>,
-    options: &BootstrapOptions,
+    options: &IntervalOptions,
 ) -> AlignmentSummary {
-    let mut index: BTreeMap<&(u64, String), usize> = BTreeMap::new();
-    for c in cells {
-        for (u, _) in &c.units {
-            index.insert(u, 0);
-        }
-    }
-    for (k, v) in index.values_mut().enumerate() {
-        *v = k;
-    }
-    let n_units = index.len();
-    // Per cell: group flag and (unit index, Δ) pairs.
-    let indexed: Vec<(bool, Vec<(usize, f64)>)> = cells
-        .iter()
-        .map(|c| {
-            let units = c.units.iter().map(|(u, d)| (index[u], *d)).collect();
-            (c.aligned, units)
-        })
-        .collect();
-    let cell_means: Vec<(bool, f64)> = indexed
-        .iter()
-        .filter_map(|(a, u)| mean(&u.iter().map(|(_, d)| *d).collect::<Vec<_>>()).map(|m| (*a, m)))
-        .collect();
-    let group_mean = |flag: bool, means: &[(bool, f64)]| {
-        mean(
-            &means
+    let confidence = options.confidence;
+    let targets: BTreeSet<&str> = cells.iter().map(|c| c.target.as_str()).collect();
+    let mut contrasts = Vec::new();
+    let (mut a_series, mut n_series, mut d_series) = (vec![], vec![], vec![]);
+    for t in targets {
+        let group = |flag: bool| -> Vec<&AlignCell> {
+            cells
                 .iter()
-                .filter(|(a, _)| *a == flag)
-                .map(|(_, m)| *m)
-                .collect::<Vec<_>>(),
-        )
-    };
-    let point_a = group_mean(true, &cell_means);
-    let point_n = group_mean(false, &cell_means);
-
-    let mut boot_a = Vec::new();
-    let mut boot_n = Vec::new();
-    let mut boot_d = Vec::new();
-    let mut skipped = 0;
-    let mut used = 0;
-    if n_units > 0 && options.resamples > 0 {
-        let mut rng = SplitMix64::new(options.seed);
-        let mut weights = vec![0u32; n_units];
-        for _ in 0..options.resamples {
-            weights.iter_mut().for_each(|w| *w = 0);
-            for _ in 0..n_units {
-                weights[rng.below(n_units)] += 1;
-            }
-            let means: Vec<(bool, f64)> = indexed
-                .iter()
-                .filter_map(|(a, units)| {
-                    let (mut sw, mut sx) = (0.0, 0.0);
-                    for (u, d) in units {
-                        let w = weights[*u] as f64;
-                        sw += w;
-                        sx += w * d;
-                    }
-                    (sw > 0.0).then(|| (*a, sx / sw))
-                })
-                .collect();
-            let (a, n) = (group_mean(true, &means), group_mean(false, &means));
-            if (point_a.is_some() && a.is_none()) || (point_n.is_some() && n.is_none()) {
-                skipped += 1;
-                continue;
-            }
-            used += 1;
-            if let Some(a) = a {
-                boot_a.push(a);
-            }
-            if let Some(n) = n {
-                boot_n.push(n);
-            }
-            if let (Some(a), Some(n)) = (a, n) {
-                boot_d.push(a - n);
+                .filter(|c| c.target == t && c.aligned == flag)
+                .collect()
+        };
+        let (a, n) = (group(true), group(false));
+        let names = |g: &[&AlignCell]| g.iter().map(|c| c.intermediate.clone()).collect();
+        let mut flags = Vec::new();
+        for (g, label) in [(&a, "aligned"), (&n, "not-aligned")] {
+            match g.len() {
+                0 => flags.push(format!("no {label} cell")),
+                1 => flags.push(format!("one {label} cell")),
+                _ => {}
             }
         }
+        let (am, nm) = (per_seed_mean(&a), per_seed_mean(&n));
+        let diff: BTreeMap<u64, f64> = am
+            .iter()
+            .filter_map(|(s, x)| nm.get(s).map(|y| (*s, x - y)))
+            .collect();
+        let both = !a.is_empty() && !n.is_empty();
+        let difference = if both {
+            Summary::of(&diff.values().copied().collect::<Vec<_>>(), confidence)
+        } else {
+            None
+        };
+        if !a.is_empty() {
+            a_series.push(am);
+        }
+        if !n.is_empty() {
+            n_series.push(nm);
+        }
+        if both {
+            d_series.push(diff);
+        }
+        contrasts.push(TargetContrast {
+            target: t.to_string(),
+            aligned: names(&a),
+            not_aligned: names(&n),
+            difference,
+            flags,
+        });
     }
-    let lo = (1.0 - options.confidence) / 2.0;
-    let hi = 1.0 - lo;
-    let ci = |mut v: Vec<f64>| -> Option<[f64; 2]> {
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        Some([quantile(&v, lo), quantile(&v, hi)])
-    };
-    let refs = |flag: bool| {
+    let refs = |flag: bool| -> Vec<CellRef> {
         cells
             .iter()
             .filter(|c| c.aligned == flag)
@@ -250,23 +223,22 @@ pub(crate) fn summarize(
             })
             .collect()
     };
+    let (difference, seeds) = combine(&d_series, confidence);
     AlignmentSummary {
         scope,
         aligned: GroupStat {
             cells: refs(true),
-            mean: point_a,
-            ci: ci(boot_a),
+            targets: a_series.len(),
+            summary: combine(&a_series, confidence).0,
         },
         not_aligned: GroupStat {
             cells: refs(false),
-            mean: point_n,
-            ci: ci(boot_n),
+            targets: n_series.len(),
+            summary: combine(&n_series, confidence).0,
         },
-        difference: point_a.zip(point_n).map(|(a, n)| a - n),
-        difference_ci: ci(boot_d),
-        units: n_units,
-        resamples_used: used,
-        resamples_skipped: skipped,
+        difference,
+        seeds,
+        targets: contrasts,
         excluded: excluded
             .into_iter()
             .map(|(intermediate, target, reason)| Excluded {
@@ -282,101 +254,110 @@ pub(crate) fn summarize(
 mod tests {
     use super::*;
 
-    fn cell(i: &str, t: &str, aligned: bool, units: &[(u64, &str, f64)]) -> AlignCell {
+    fn cell(i: &str, t: &str, aligned: bool, per_seed: &[f64]) -> AlignCell {
         AlignCell {
             intermediate: i.into(),
             target: t.into(),
             aligned,
-            units: units
-                .iter()
-                .map(|(s, l, d)| ((*s, l.to_string()), *d))
-                .collect(),
+            per_seed: (1..).zip(per_seed.iter().copied()).collect(),
         }
     }
 
-    #[test]
-    fn splitmix_reference_values() {
-        // First outputs for seed 0 (the published test vector of SplitMix64).
-        let mut r = SplitMix64::new(0);
-        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
-        let mut r = SplitMix64::new(7);
-        for _ in 0..1000 {
-            assert!(r.below(3) < 3);
-        }
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
     }
 
     #[test]
-    fn quantile_interpolates() {
-        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
-        assert_eq!(quantile(&v, 0.0), 1.0);
-        assert_eq!(quantile(&v, 0.5), 3.0);
-        assert_eq!(quantile(&v, 0.125), 1.5);
-        assert_eq!(quantile(&v, 1.0), 5.0);
-    }
-
-    #[test]
-    fn constant_deltas_give_a_point_interval() {
+    fn contrast_is_within_target_then_equal_weight() {
+        // xnli: aligned mnli (2, 4, 3), not aligned squad (0, 1, −1) and sst2 (1, 1, 1):
+        //   C = (2 − 0.5, 4 − 1, 3 − 0) = (1.5, 3, 3).
+        // xquad: aligned squad (5, 5, 8), not aligned mnli (1, 2, 3): C = (4, 3, 5).
+        // Combined per seed: (2.75, 3, 4) → mean 3.25, sd √(0.4375) = 0.6614.
         let cells = [
-            cell("mnli", "xnli", true, &[(1, "de", 2.0), (1, "fr", 2.0)]),
-            cell("squad", "xnli", false, &[(1, "de", 0.5), (1, "fr", 0.5)]),
+            cell("mnli", "xnli", true, &[2.0, 4.0, 3.0]),
+            cell("squad", "xnli", false, &[0.0, 1.0, -1.0]),
+            cell("sst2", "xnli", false, &[1.0, 1.0, 1.0]),
+            cell("squad", "xquad", true, &[5.0, 5.0, 8.0]),
+            cell("mnli", "xquad", false, &[1.0, 2.0, 3.0]),
         ];
-        let s = summarize(Scope::All, &cells, vec![], &BootstrapOptions::default());
-        assert_eq!(s.aligned.mean, Some(2.0));
-        assert_eq!(s.not_aligned.mean, Some(0.5));
-        assert_eq!(s.difference, Some(1.5));
-        assert_eq!(s.difference_ci, Some([1.5, 1.5]));
-        assert_eq!(s.units, 2);
-        assert_eq!(s.resamples_used, 10_000);
-    }
-
-    #[test]
-    fn interval_brackets_the_estimate_and_is_deterministic() {
-        let a: Vec<(u64, &str, f64)> = vec![
-            (1, "de", 3.0),
-            (1, "fr", 1.0),
-            (2, "de", 2.0),
-            (2, "fr", 4.0),
-        ];
-        let n: Vec<(u64, &str, f64)> = vec![
-            (1, "de", 0.0),
-            (1, "fr", -1.0),
-            (2, "de", 1.0),
-            (2, "fr", 0.5),
-        ];
-        let cells = [
-            cell("mnli", "xnli", true, &a),
-            cell("squad", "xnli", false, &n),
-        ];
-        let opts = BootstrapOptions {
-            resamples: 2000,
-            ..Default::default()
-        };
-        let s = summarize(Scope::All, &cells, vec![], &opts);
-        // Hand-computed: aligned mean 10/4 = 2.5, not aligned 0.5/4 = 0.125.
-        assert_eq!(s.aligned.mean, Some(2.5));
-        assert_eq!(s.not_aligned.mean, Some(0.125));
-        assert_eq!(s.difference, Some(2.375));
-        let [lo, hi] = s.difference_ci.unwrap();
-        assert!(lo < 2.375 && 2.375 < hi, "{lo} {hi}");
-        // Per-unit differences are 3, 2, 1, 3.5: a resampled mean stays within [1, 3.5].
-        assert!(lo >= 1.0 && hi <= 3.5);
-        assert_eq!(summarize(Scope::All, &cells, vec![], &opts), s);
-    }
-
-    #[test]
-    fn one_group_only() {
-        let cells = [cell("mnli", "xnli", true, &[(1, "de", 2.0)])];
         let s = summarize(
             Scope::NonEnglish,
             &cells,
             vec![],
-            &BootstrapOptions::default(),
+            &IntervalOptions::default(),
         );
-        assert_eq!(s.aligned.mean, Some(2.0));
-        assert_eq!(s.not_aligned.mean, None);
+        let d = s.difference.unwrap();
+        assert!(close(d.mean, 3.25) && d.n == 3);
+        assert!(close(d.sd.unwrap(), 0.4375f64.sqrt()));
+        // t_{0.975, 2} = 4.302653: half-width 4.302653 · 0.6614 / √3.
+        let half = 4.302_653 * 0.4375f64.sqrt() / 3f64.sqrt();
+        let [lo, hi] = d.ci.unwrap();
+        assert!((lo - (3.25 - half)).abs() < 1e-5 && (hi - (3.25 + half)).abs() < 1e-5);
+        assert_eq!(s.seeds, [1, 2, 3]);
+        // Aligned: per seed mean of (mnli→xnli, squad→xquad) = (3.5, 4.5, 5.5) → 4.5.
+        assert!(close(s.aligned.summary.unwrap().mean, 4.5));
+        assert_eq!(s.aligned.targets, 2);
+        // Not aligned: xnli (0.5, 1, 0), xquad (1, 2, 3) → (0.75, 1.5, 1.5) → 1.25.
+        assert!(close(s.not_aligned.summary.unwrap().mean, 1.25));
+        let xnli = &s.targets[0];
+        assert_eq!(xnli.target, "xnli");
+        assert_eq!(xnli.flags, ["one aligned cell"]);
+        assert!(close(xnli.difference.unwrap().mean, 2.5));
+        assert_eq!(
+            s.targets[1].flags,
+            ["one aligned cell", "one not-aligned cell"]
+        );
+    }
+
+    #[test]
+    fn pooling_across_targets_would_differ() {
+        // One target is easy to move (every Δ large), the other hard; the aligned cells are
+        // mostly on the easy one. Pooling cells would report (10 + 10 + 0) / 3 − (10 + 0) / 2
+        // = +1.67; within each target there is no effect.
+        let cells = [
+            cell("mnli", "xnli", true, &[10.0, 11.0, 9.0]),
+            cell("anli", "xnli", true, &[10.0, 9.0, 11.0]),
+            cell("squad", "xnli", false, &[10.0, 10.0, 10.0]),
+            cell("sst2", "xquad", false, &[0.0, 0.0, 0.0]),
+            cell("squad", "xquad", true, &[0.0, 0.0, 0.0]),
+        ];
+        let s = summarize(Scope::All, &cells, vec![], &IntervalOptions::default());
+        let d = s.difference.unwrap();
+        assert!(close(d.mean, 0.0), "{d:?}");
+    }
+
+    #[test]
+    fn two_seeds_have_no_interval_and_one_group_no_difference() {
+        let cells = [
+            cell("mnli", "xnli", true, &[2.0, 3.0]),
+            cell("squad", "xnli", false, &[0.0, 1.0]),
+        ];
+        let s = summarize(Scope::All, &cells, vec![], &IntervalOptions::default());
+        let d = s.difference.unwrap();
+        assert_eq!((d.n, d.ci), (2, None));
+        assert!(close(d.mean, 2.0));
+
+        let only = [cell("mnli", "xnli", true, &[2.0, 3.0, 4.0])];
+        let s = summarize(Scope::All, &only, vec![], &IntervalOptions::default());
         assert_eq!(s.difference, None);
-        assert_eq!(s.difference_ci, None);
-        assert_eq!(s.aligned.ci, Some([2.0, 2.0]));
+        assert!(s.aligned.summary.unwrap().ci.is_some());
+        assert_eq!(
+            s.targets[0].flags,
+            ["one aligned cell", "no not-aligned cell"]
+        );
+    }
+
+    #[test]
+    fn seeds_are_those_every_contrasted_target_has() {
+        let cells = [
+            cell("mnli", "xnli", true, &[2.0, 3.0, 4.0]),
+            cell("squad", "xnli", false, &[0.0, 0.0, 0.0]),
+            cell("squad", "xquad", true, &[1.0, 1.0]),
+            cell("mnli", "xquad", false, &[0.0, 0.0]),
+        ];
+        let s = summarize(Scope::All, &cells, vec![], &IntervalOptions::default());
+        assert_eq!(s.seeds, [1, 2]);
+        // Seeds 1, 2: ((2 + 1) / 2, (3 + 1) / 2) = (1.5, 2).
+        assert!(close(s.difference.unwrap().mean, 1.75));
     }
 }

@@ -1,19 +1,31 @@
 //! Long-form CSV of the report: one row per matrix entry (task level, per scope) and per
-//! per-language entry, absolute and Δ.
+//! per-language entry, absolute and Δ, plus the transfer gap and QA's F1 and EM alone.
 //!
 //! Columns: `model, intermediate, intermediate_domain, target, target_domain, aligned, level,
-//! scope, language, measure, status, mean, sd, n, failed, cancelled, pending, absent`, where
-//! `level` is `task` (with `scope` = `all` | `non_english`) or `language` (with `language` set),
-//! `measure` is `absolute` or `delta`, `status` is `ok`, `failed` or `missing`, and `aligned` is
-//! `true`, `false` or empty (baseline, unknown domain).
+//! scope, language, metric, measure, status, mean, sd, n, ci_low, ci_high, failed, cancelled,
+//! pending, absent, no_metric`, where `level` is `task` (with `scope` = `non_english` | `all` |
+//! `english`) or `language` (with `language` set), `metric` is `score` (the target's score rule)
+//! or a metric of a combined score (`f1`, `exact_match`), `measure` is `absolute`, `delta` or
+//! `transfer_gap` (English − non-English, scope empty), `status` is `ok`, `failed`,
+//! `metric_missing` or `missing`, prefixed `baseline_` when only the paired `none` units are
+//! incomplete; `ci_low`/`ci_high` are the t-interval over seeds (empty below 3 seeds); the gap
+//! counts add the row's and the baseline's units; `aligned` is `true`, `false` or empty
+//! (baseline, unknown domain).
+//!
+//! Aligned vs not aligned follows, per model and scope: `level` = `alignment` (intermediate and
+//! target empty; `measure` = `aligned`, `not_aligned` or `difference`) and `alignment_target`
+//! (one row per target: `measure` = `difference`, the within-target contrast). `status` is
+//! `missing` where a group has no complete cell. Flags and exclusions are in report.json/.md.
 
 use std::fmt::Write;
 
 use super::Report;
-use super::matrix::{Entry, Scope};
+use super::alignment::AlignmentSummary;
+use super::matrix::{Entry, Scope, ScopePair, Summary};
 
 pub const HEADER: &str = "model,intermediate,intermediate_domain,target,target_domain,aligned,level,\
-scope,language,measure,status,mean,sd,n,failed,cancelled,pending,absent";
+scope,language,metric,measure,status,mean,sd,n,ci_low,ci_high,failed,cancelled,pending,absent,\
+no_metric";
 
 /// Quotes a field when it holds a comma, quote or line break (RFC 4180).
 pub fn field(s: &str) -> String {
@@ -24,24 +36,90 @@ pub fn field(s: &str) -> String {
     }
 }
 
+/// `ok`, or the gap label's words as one token: `failed`, `metric_missing`, `missing`,
+/// `baseline_failed`, …
+pub fn status(e: &Entry) -> String {
+    match e.gap_label() {
+        None => "ok".to_string(),
+        Some(label) => label
+            .split(" (")
+            .next()
+            .unwrap_or_default()
+            .replace(' ', "_"),
+    }
+}
+
 fn entry_fields(e: &Entry) -> String {
     match e {
-        Entry::Value(s) => format!(
-            "ok,{},{},{},0,0,0,0",
-            s.mean,
-            s.sd.map_or(String::new(), |v| v.to_string()),
-            s.n
-        ),
-        Entry::Incomplete { own, baseline } => {
-            let g = [
-                own.failed + baseline.failed,
-                own.cancelled + baseline.cancelled,
-                own.pending + baseline.pending,
-                own.absent + baseline.absent,
-            ];
-            let status = if g[0] > 0 { "failed" } else { "missing" };
-            format!("{status},,,,{},{},{},{}", g[0], g[1], g[2], g[3])
+        Entry::Value(s) => {
+            let (lo, hi) = s.ci.map_or((String::new(), String::new()), |[lo, hi]| {
+                (lo.to_string(), hi.to_string())
+            });
+            format!(
+                "ok,{},{},{},{lo},{hi},0,0,0,0,0",
+                s.mean,
+                s.sd.map_or(String::new(), |v| v.to_string()),
+                s.n
+            )
         }
+        Entry::Incomplete { own, baseline } => {
+            let g = own.plus(*baseline);
+            format!(
+                "{},,,,,,{},{},{},{},{}",
+                status(e),
+                g.failed,
+                g.cancelled,
+                g.pending,
+                g.absent,
+                g.no_metric
+            )
+        }
+    }
+}
+
+fn scope_rows(out: &mut String, prefix: &str, metric: &str, measure: &str, p: &ScopePair<Entry>) {
+    for scope in Scope::ORDER {
+        if let Some(e) = p.get(scope) {
+            let _ = writeln!(
+                out,
+                "{prefix},task,{},,{metric},{measure},{}",
+                scope.key(),
+                entry_fields(e)
+            );
+        }
+    }
+}
+
+/// A summary's fields, or `missing` with zero counts when there is none.
+fn summary_fields(s: Option<&Summary>) -> String {
+    match s {
+        Some(s) => entry_fields(&Entry::Value(*s)),
+        None => "missing,,,,,,0,0,0,0,0".to_string(),
+    }
+}
+
+fn alignment_rows(out: &mut String, model: &str, a: &AlignmentSummary) {
+    let scope = a.scope.key();
+    for (measure, s) in [
+        ("aligned", a.aligned.summary.as_ref()),
+        ("not_aligned", a.not_aligned.summary.as_ref()),
+        ("difference", a.difference.as_ref()),
+    ] {
+        let _ = writeln!(
+            out,
+            "{},,,,,,alignment,{scope},,score,{measure},{}",
+            field(model),
+            summary_fields(s)
+        );
+    }
+    for t in &a.targets {
+        let _ = writeln!(
+            out,
+            "{},,,{},,,alignment_target,{scope},,score,difference,{}",
+            field(model),
+            field(&t.target),
+            summary_fields(t.difference.as_ref())
+        );
     }
 }
 
@@ -70,20 +148,22 @@ pub fn render(report: &Report) -> String {
                     field(t),
                     field(&domain(t)),
                 );
-                for scope in [Scope::All, Scope::NonEnglish] {
-                    let scope_name = match scope {
-                        Scope::All => "all",
-                        Scope::NonEnglish => "non_english",
-                    };
-                    let measures = [("absolute", Some(&c.absolute)), ("delta", c.delta.as_ref())];
-                    for (measure, pair) in measures {
-                        if let Some(e) = pair.and_then(|p| p.get(scope)) {
-                            let _ = writeln!(
-                                out,
-                                "{prefix},task,{scope_name},,{measure},{}",
-                                entry_fields(e)
-                            );
-                        }
+                scope_rows(&mut out, &prefix, "score", "absolute", &c.absolute);
+                if let Some(d) = &c.delta {
+                    scope_rows(&mut out, &prefix, "score", "delta", d);
+                }
+                if let Some(g) = &c.transfer_gap {
+                    let _ = writeln!(
+                        out,
+                        "{prefix},task,,,score,transfer_gap,{}",
+                        entry_fields(g)
+                    );
+                }
+                for part in &c.metrics {
+                    let metric = field(&part.metric);
+                    scope_rows(&mut out, &prefix, &metric, "absolute", &part.absolute);
+                    if let Some(d) = &part.delta {
+                        scope_rows(&mut out, &prefix, &metric, "delta", d);
                     }
                 }
                 let Some(table) = m.languages.iter().find(|l| &l.target == t) else {
@@ -99,20 +179,23 @@ pub fn render(report: &Report) -> String {
                 for (k, lang) in table.languages.iter().enumerate() {
                     let _ = writeln!(
                         out,
-                        "{prefix},language,,{},absolute,{}",
+                        "{prefix},language,,{},score,absolute,{}",
                         field(lang),
                         entry_fields(&lrow.absolute[k])
                     );
                     if let Some(d) = &lrow.delta {
                         let _ = writeln!(
                             out,
-                            "{prefix},language,,{},delta,{}",
+                            "{prefix},language,,{},score,delta,{}",
                             field(lang),
                             entry_fields(&d[k])
                         );
                     }
                 }
             }
+        }
+        for a in &m.alignment {
+            alignment_rows(&mut out, &m.model, a);
         }
     }
     out

@@ -1,6 +1,9 @@
-//! Raw results export: one row per (cell, metric), the grid axes as columns, plus the
-//! provenance of the evaluate job that produced the value (job key, code version, data version;
-//! the seed is an axis column). Written as CSV, JSON Lines and Parquet.
+//! Raw results export: one row per (cell, metric), the grid axes as columns, the cell's state
+//! (and why it failed), plus the provenance of the evaluate job that produced the value (job key,
+//! code version, data version; the seed is an axis column). A cell without any result (failed,
+//! cancelled, not finished, or succeeded without metrics) is one row with its state and no
+//! metric, value or job key, so failures are never silently dropped. Written as CSV, JSON Lines
+//! and Parquet.
 //!
 //! Parquet uses the `parquet` crate's own column writer and record reader, without arrow: the
 //! schema is flat and small, and leaving arrow out keeps a dozen `arrow-*` crates out of the
@@ -10,8 +13,9 @@
 //! message stilts_results {
 //!   REQUIRED BYTE_ARRAY model (UTF8); REQUIRED BYTE_ARRAY intermediate (UTF8);
 //!   REQUIRED BYTE_ARRAY target (UTF8); REQUIRED BYTE_ARRAY language (UTF8);
-//!   REQUIRED INT64 seed (INTEGER(64,false)); REQUIRED BYTE_ARRAY metric (UTF8);
-//!   REQUIRED DOUBLE value; REQUIRED BYTE_ARRAY job_key (UTF8);
+//!   REQUIRED INT64 seed (INTEGER(64,false)); REQUIRED BYTE_ARRAY state (UTF8);
+//!   OPTIONAL BYTE_ARRAY reason (UTF8); OPTIONAL BYTE_ARRAY metric (UTF8);
+//!   OPTIONAL DOUBLE value; OPTIONAL BYTE_ARRAY job_key (UTF8);
 //!   OPTIONAL BYTE_ARRAY code_version (UTF8); OPTIONAL BYTE_ARRAY data_version (UTF8);
 //! }
 //! ```
@@ -39,9 +43,11 @@ const SCHEMA: &str = "message stilts_results {
   REQUIRED BYTE_ARRAY target (UTF8);
   REQUIRED BYTE_ARRAY language (UTF8);
   REQUIRED INT64 seed (INTEGER(64,false));
-  REQUIRED BYTE_ARRAY metric (UTF8);
-  REQUIRED DOUBLE value;
-  REQUIRED BYTE_ARRAY job_key (UTF8);
+  REQUIRED BYTE_ARRAY state (UTF8);
+  OPTIONAL BYTE_ARRAY reason (UTF8);
+  OPTIONAL BYTE_ARRAY metric (UTF8);
+  OPTIONAL DOUBLE value;
+  OPTIONAL BYTE_ARRAY job_key (UTF8);
   OPTIONAL BYTE_ARRAY code_version (UTF8);
   OPTIONAL BYTE_ARRAY data_version (UTF8);
 }";
@@ -70,21 +76,29 @@ pub struct ExportRow {
     pub target: String,
     pub language: String,
     pub seed: u64,
-    pub metric: String,
-    pub value: f64,
-    pub job_key: String,
+    /// The cell's state (`succeeded`, `failed`, `cancelled`, `running`, …); `succeeded` for a
+    /// result whose cell the input does not list (results come from succeeded jobs only).
+    pub state: String,
+    /// Why the cell failed, when known.
+    pub reason: Option<String>,
+    /// `None` (with `value` and `job_key`) for a cell without results.
+    pub metric: Option<String>,
+    pub value: Option<f64>,
+    pub job_key: Option<String>,
     /// `None` when the provenance does not know the job.
     pub code_version: Option<String>,
     pub data_version: Option<String>,
 }
 
 /// The column names, in file order.
-pub const COLUMNS: [&str; 10] = [
+pub const COLUMNS: [&str; 12] = [
     "model",
     "intermediate",
     "target",
     "language",
     "seed",
+    "state",
+    "reason",
     "metric",
     "value",
     "job_key",
@@ -92,12 +106,38 @@ pub const COLUMNS: [&str; 10] = [
     "data_version",
 ];
 
-/// The rows of `input`, sorted by axes then metric.
+/// The rows of `input`, sorted by axes then metric: one per result, and one per cell without
+/// any result.
 pub fn rows(input: &ReportInput, provenance: &Provenance) -> Vec<ExportRow> {
+    type Axes<'a> = (&'a str, &'a str, &'a str, &'a str, u64);
+    let cells: BTreeMap<Axes, &super::CellOutcome> = input
+        .cells
+        .iter()
+        .map(|c| {
+            let k = (
+                c.model.as_str(),
+                c.intermediate.as_str(),
+                c.target.as_str(),
+                c.language.as_str(),
+                c.seed,
+            );
+            (k, c)
+        })
+        .collect();
+    let mut with_results = std::collections::BTreeSet::new();
     let mut out: Vec<ExportRow> = input
         .results
         .iter()
         .map(|r| {
+            let k = (
+                r.model.as_str(),
+                r.intermediate.as_str(),
+                r.target.as_str(),
+                r.language.as_str(),
+                r.seed,
+            );
+            with_results.insert(k);
+            let cell = cells.get(&k);
             let p = provenance.jobs.get(&r.job_key);
             ExportRow {
                 model: r.model.clone(),
@@ -105,14 +145,35 @@ pub fn rows(input: &ReportInput, provenance: &Provenance) -> Vec<ExportRow> {
                 target: r.target.clone(),
                 language: r.language.clone(),
                 seed: r.seed,
-                metric: r.metric.clone(),
-                value: r.value,
-                job_key: r.job_key.clone(),
+                state: cell.map_or("succeeded", |c| c.state.as_str()).to_string(),
+                reason: cell.and_then(|c| c.reason.clone()),
+                metric: Some(r.metric.clone()),
+                value: Some(r.value),
+                job_key: Some(r.job_key.clone()),
                 code_version: p.map(|p| p.code_version.clone()),
                 data_version: p.map(|p| p.data_version.clone()),
             }
         })
         .collect();
+    for (k, c) in &cells {
+        if with_results.contains(k) {
+            continue;
+        }
+        out.push(ExportRow {
+            model: c.model.clone(),
+            intermediate: c.intermediate.clone(),
+            target: c.target.clone(),
+            language: c.language.clone(),
+            seed: c.seed,
+            state: c.state.as_str().to_string(),
+            reason: c.reason.clone(),
+            metric: None,
+            value: None,
+            job_key: None,
+            code_version: None,
+            data_version: None,
+        });
+    }
     out.sort_by(|a, b| {
         (
             &a.model,
@@ -146,9 +207,11 @@ pub fn to_csv(rows: &[ExportRow]) -> String {
             field(&r.target),
             field(&r.language),
             r.seed.to_string(),
-            field(&r.metric),
-            r.value.to_string(),
-            field(&r.job_key),
+            field(&r.state),
+            r.reason.as_deref().map(field).unwrap_or_default(),
+            r.metric.as_deref().map(field).unwrap_or_default(),
+            r.value.map(|v| v.to_string()).unwrap_or_default(),
+            r.job_key.as_deref().map(field).unwrap_or_default(),
             r.code_version.as_deref().map(field).unwrap_or_default(),
             r.data_version.as_deref().map(field).unwrap_or_default(),
         ];
@@ -195,15 +258,19 @@ pub fn write_parquet(path: &Path, rows: &[ExportRow]) -> Result<(), ReportError>
                     col.typed::<Int64Type>().write_batch(&v, None, None)?;
                 }
                 "value" => {
-                    let v: Vec<f64> = chunk.iter().map(|r| r.value).collect();
-                    col.typed::<DoubleType>().write_batch(&v, None, None)?;
+                    let v: Vec<f64> = chunk.iter().filter_map(|r| r.value).collect();
+                    let defs: Vec<i16> = chunk.iter().map(|r| r.value.is_some() as i16).collect();
+                    col.typed::<DoubleType>()
+                        .write_batch(&v, Some(&defs), None)?;
                 }
-                name @ ("code_version" | "data_version") => {
+                name @ ("reason" | "metric" | "job_key" | "code_version" | "data_version") => {
                     let get = |r: &ExportRow| -> Option<ByteArray> {
-                        let v = if name == "code_version" {
-                            &r.code_version
-                        } else {
-                            &r.data_version
+                        let v = match name {
+                            "reason" => &r.reason,
+                            "metric" => &r.metric,
+                            "job_key" => &r.job_key,
+                            "code_version" => &r.code_version,
+                            _ => &r.data_version,
                         };
                         v.as_deref().map(ByteArray::from)
                     };
@@ -218,8 +285,7 @@ pub fn write_parquet(path: &Path, rows: &[ExportRow]) -> Result<(), ReportError>
                         "intermediate" => |r| &r.intermediate,
                         "target" => |r| &r.target,
                         "language" => |r| &r.language,
-                        "metric" => |r| &r.metric,
-                        _ => |r| &r.job_key,
+                        _ => |r| &r.state,
                     };
                     col.typed::<ByteArrayType>()
                         .write_batch(&strings(f), None, None)?;
@@ -250,17 +316,23 @@ pub fn read_parquet(path: &Path) -> Result<Vec<ExportRow>, ReportError> {
                 _ => None,
             }
         };
+        let value = match row.get_column_iter().nth(8).map(|(_, f)| f) {
+            Some(Field::Double(v)) => Some(*v),
+            _ => None,
+        };
         out.push(ExportRow {
             model: row.get_string(0)?.clone(),
             intermediate: row.get_string(1)?.clone(),
             target: row.get_string(2)?.clone(),
             language: row.get_string(3)?.clone(),
             seed: row.get_ulong(4)?,
-            metric: row.get_string(5)?.clone(),
-            value: row.get_double(6)?,
-            job_key: row.get_string(7)?.clone(),
-            code_version: optional(8),
-            data_version: optional(9),
+            state: row.get_string(5)?.clone(),
+            reason: optional(6),
+            metric: optional(7),
+            value,
+            job_key: optional(9),
+            code_version: optional(10),
+            data_version: optional(11),
         });
     }
     Ok(out)

@@ -1,5 +1,5 @@
 //! JSON rendering: the whole [`Report`] as serde serialises it (matrices, per-seed scores,
-//! per-language tables, alignment with CIs and exclusions, warnings, bootstrap settings).
+//! per-language tables, alignment with CIs and exclusions, warnings, interval settings).
 //! Incomplete entries carry `"status": "incomplete"` with gap counts; non-finite numbers are
 //! written as `null`.
 

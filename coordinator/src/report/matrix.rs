@@ -5,28 +5,33 @@
 //! intermediate, target, seed):
 //!
 //! * a **language score** per language: the target's [`ScoreRule`] applied to that language's
-//!   metrics (one metric, or (EM + F1) / 2 for QA);
-//! * the **task score**: the mean of the language scores over all expected languages (English
-//!   included), and separately over the non-English ones. Because the QA rule is linear, this
+//!   metrics (one metric, or (EM + F1) / 2 for QA; QA cells also carry EM and F1 alone in
+//!   [`MatrixCell::metrics`]);
+//! * the **task score** per scope: the mean of the language scores over the non-English
+//!   languages (the headline: zero-shot transfer), over all languages (English included, the
+//!   official XTREME-R average) and over English alone. Because the QA rule is linear, this
 //!   equals XTREME-R's (avg EM + avg F1) / 2;
-//! * **Δ** = task score − the `none` baseline's task score *of the same seed* (paired by seed).
+//! * **Δ** = task score − the `none` baseline's task score *of the same seed* (paired by seed);
+//! * the **transfer gap** = English score − non-English score (XTREME's cross-lingual transfer
+//!   gap), per seed.
 //!
-//! A matrix entry is mean ± sample sd (n − 1 denominator; none for n = 1) over the expected seeds.
-//! If any (seed, language) unit of the scope is failed, cancelled, unfinished or absent, in the
-//! row itself or (for Δ) in the paired baseline, the entry is [`Entry::Incomplete`] with counts,
-//! never a number; the per-seed scores that could be computed stay in [`MatrixCell::per_seed`].
+//! A matrix entry is mean ± sample sd (n − 1 denominator; none for n = 1) over the expected seeds,
+//! with a t-interval from 3 seeds on (`alignment.rs` says why). If any (seed, language) unit of
+//! the cell is failed, cancelled, unfinished, absent or without its metric, in the row itself or
+//! (for Δ) in the paired baseline, the entry is [`Entry::Incomplete`] with counts, never a number,
+//! **in every scope**: all scopes are computed on the same cells. The per-seed scores that could
+//! be computed stay in [`MatrixCell::per_seed`].
 //!
 //! Expected units: for each (model, target), every intermediate × seed × language seen in the
-//! cells or results of that (model, target). A unit with results holding the score metric(s)
-//! counts as done whatever its state says (results are recorded exactly once).
+//! cells or results of that (model, target) (`grid.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::alignment::{self, AlignCell, AlignmentSummary, BootstrapOptions};
-use super::entry::Unit;
+use super::alignment::{self, AlignCell, AlignmentSummary, IntervalOptions};
 pub use super::entry::{Entry, Gaps, Scope, ScopePair, Summary};
+use super::grid::{self, Grid, Grids, Key};
 use super::tasks::{ScoreRule, TaskInfo, UNKNOWN_DOMAIN};
 use super::{BASELINE, CellState, ReportInput};
 
@@ -49,7 +54,20 @@ pub struct MatrixCell {
     pub absolute: ScopePair<Entry>,
     /// Δ against `none`, paired by seed; `None` in the baseline row.
     pub delta: Option<ScopePair<Entry>>,
+    /// English − non-English task score per seed; `None` unless the target has both.
+    pub transfer_gap: Option<Entry>,
+    /// The metrics behind a combined score, alone (QA: `exact_match`, `f1`); else empty.
+    pub metrics: Vec<MetricEntry>,
     pub per_seed: Vec<SeedScore>,
+}
+
+/// One metric of a cell whose score combines several (QA: EM and F1).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricEntry {
+    pub metric: String,
+    pub absolute: ScopePair<Entry>,
+    /// Δ against `none`, paired by seed; `None` in the baseline row.
+    pub delta: Option<ScopePair<Entry>>,
 }
 
 /// A row of the matrix.
@@ -85,7 +103,7 @@ pub struct ModelMatrix {
     pub targets: Vec<String>,
     /// Entries for the (intermediate, target) pairs of the grid, row-major.
     pub cells: Vec<MatrixCell>,
-    /// Aligned vs not aligned, for [`Scope::All`] then [`Scope::NonEnglish`].
+    /// Aligned vs not aligned, for [`Scope::NonEnglish`] (the headline) then [`Scope::All`].
     pub alignment: Vec<AlignmentSummary>,
     /// Per-language tables, one per target.
     pub languages: Vec<LanguageTable>,
@@ -113,54 +131,16 @@ pub struct TargetSummary {
 /// One seed's value, or the gaps of (row, baseline) that prevent it.
 type SeedOutcome = Result<f64, (Gaps, Gaps)>;
 
-type Key = (String, String, String, String, u64); // model, intermediate, target, language, seed
-
-/// The units of one (model, target): intermediate → seed → language → unit.
-struct Grid {
-    seeds: Vec<u64>,
-    languages: Vec<String>,
-    units: BTreeMap<String, BTreeMap<u64, BTreeMap<String, Unit>>>,
-}
-
-impl Grid {
-    fn unit(&self, intermediate: &str, seed: u64, language: &str) -> Unit {
-        self.units
-            .get(intermediate)
-            .and_then(|s| s.get(&seed))
-            .and_then(|l| l.get(language))
-            .copied()
-            .unwrap_or(Unit::Absent)
-    }
-    fn scope_languages(&self, scope: Scope) -> Vec<&str> {
-        self.languages
-            .iter()
-            .map(String::as_str)
-            .filter(|l| scope.includes(l))
-            .collect()
-    }
-    /// Task score of one seed over `languages`, or the gaps.
-    fn score(&self, intermediate: &str, seed: u64, languages: &[&str]) -> Result<f64, Gaps> {
-        let mut gaps = Gaps::default();
-        let mut sum = 0.0;
-        for l in languages {
-            let u = self.unit(intermediate, seed, l);
-            gaps.add(&u);
-            sum += u.ok().unwrap_or(0.0);
-        }
-        if gaps.total() == 0 {
-            Ok(sum / languages.len() as f64)
-        } else {
-            Err(gaps)
-        }
-    }
-}
+/// The scopes a matrix cell and the alignment are computed for.
+const ALIGN_SCOPES: [Scope; 2] = [Scope::NonEnglish, Scope::All];
 
 /// Computes the per-target summaries, the per-model matrices and warnings.
 pub(crate) fn compute(
     input: &ReportInput,
     tasks: &dyn Fn(&str) -> TaskInfo,
-    bootstrap: &BootstrapOptions,
+    options: &IntervalOptions,
 ) -> (Vec<TargetSummary>, Vec<ModelMatrix>, Vec<String>) {
+    let confidence = options.confidence;
     let mut warnings = Vec::new();
     let mut metrics: BTreeMap<Key, BTreeMap<&str, f64>> = BTreeMap::new();
     let mut seen_metrics: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
@@ -205,18 +185,18 @@ pub(crate) fn compute(
         .map(|k| k.2.as_str())
         .collect();
     let mut infos: BTreeMap<String, TaskInfo> = BTreeMap::new();
-    let mut rules: BTreeMap<&str, Option<ScoreRule>> = BTreeMap::new();
+    let mut rules: BTreeMap<String, Option<ScoreRule>> = BTreeMap::new();
     for t in &all_targets {
         let info = tasks(t);
         let seen = seen_metrics.get(t).cloned().unwrap_or_default();
         let rule = info.score.resolve(&seen);
         if rule.is_none() && !seen.is_empty() {
             warnings.push(format!(
-                "target {t}: no score metric among {:?}; its cells count as missing",
+                "target {t}: no score metric among {:?}; its cells count as `metric missing`",
                 seen
             ));
         }
-        rules.insert(*t, rule);
+        rules.insert(t.to_string(), rule);
         infos.insert(t.to_string(), info);
     }
     let info_of = |name: &str, infos: &mut BTreeMap<String, TaskInfo>| -> TaskInfo {
@@ -232,47 +212,19 @@ pub(crate) fn compute(
             .clone()
     };
 
-    // Units per (model, target).
-    let mut grids: BTreeMap<(String, String), Grid> = BTreeMap::new();
-    let keys: BTreeSet<&Key> = states.keys().chain(metrics.keys()).collect();
-    for (m, i, t, l, s) in &keys {
-        let grid = grids.entry((m.clone(), t.clone())).or_insert_with(|| Grid {
-            seeds: vec![],
-            languages: vec![],
-            units: BTreeMap::new(),
-        });
-        let key = (m.clone(), i.clone(), t.clone(), l.clone(), *s);
-        let score = rules
-            .get(t.as_str())
-            .cloned()
-            .flatten()
-            .and_then(|rule| language_score(&rule, metrics.get(&key)));
-        let unit = match (score, states.get(&key)) {
-            (Some(v), _) => Unit::Ok(v),
-            (None, Some(CellState::Failed)) => Unit::Failed,
-            (None, Some(CellState::Cancelled)) => Unit::Cancelled,
-            (None, Some(CellState::Blocked | CellState::Ready | CellState::Running)) => {
-                Unit::Pending
-            }
-            (None, Some(CellState::Succeeded) | None) => Unit::Absent,
-        };
-        grid.units
-            .entry(i.clone())
-            .or_default()
-            .entry(*s)
-            .or_default()
-            .insert(l.clone(), unit);
-        if !grid.seeds.contains(s) {
-            grid.seeds.push(*s);
-        }
-        if !grid.languages.contains(l) {
-            grid.languages.push(l.clone());
-        }
-    }
-    for g in grids.values_mut() {
-        g.seeds.sort_unstable();
-        g.languages.sort();
-    }
+    let grids = grid::build(&states, &metrics, &|t| rules.get(t).cloned().flatten());
+    // Separate grids for the metrics a combined (QA) score is made of.
+    let part_grids: Vec<(&str, Grids)> = ["exact_match", "f1"]
+        .into_iter()
+        .map(|name| {
+            let g = grid::build(&states, &metrics, &|t| {
+                (rules.get(t).cloned().flatten() == Some(ScoreRule::Qa))
+                    .then(|| ScoreRule::Metric(name.to_string()))
+            });
+            (name, g)
+        })
+        .collect();
+    metric_missing_warnings(&grids, &rules, &mut warnings);
 
     let models: BTreeSet<&String> = grids.keys().map(|(m, _)| m).collect();
     let mut out = Vec::new();
@@ -322,7 +274,8 @@ pub(crate) fn compute(
         let mut excluded: [Vec<(String, String, String)>; 2] = [vec![], vec![]];
         for row in &rows {
             for t in &targets {
-                let grid = &grids[&(model.clone(), t.to_string())];
+                let key = (model.clone(), t.to_string());
+                let grid = &grids[&key];
                 if !grid.units.contains_key(&row.intermediate) {
                     continue;
                 }
@@ -331,33 +284,40 @@ pub(crate) fn compute(
                     && row.domain != UNKNOWN_DOMAIN
                     && target_domain != UNKNOWN_DOMAIN)
                     .then(|| row.domain == target_domain);
-                let cell = matrix_cell(grid, &row.intermediate, t, aligned);
-                for (k, scope) in [Scope::All, Scope::NonEnglish].into_iter().enumerate() {
-                    if row.baseline {
+                let mut cell = matrix_cell(grid, &row.intermediate, t, aligned, confidence);
+                if rules.get(*t).cloned().flatten() == Some(ScoreRule::Qa) {
+                    for (name, g) in &part_grids {
+                        let part = matrix_cell(&g[&key], &row.intermediate, t, None, confidence);
+                        cell.metrics.push(MetricEntry {
+                            metric: name.to_string(),
+                            absolute: part.absolute,
+                            delta: part.delta,
+                        });
+                    }
+                }
+                for (k, scope) in ALIGN_SCOPES.into_iter().enumerate() {
+                    if row.baseline || grid.scope_languages(scope).is_empty() {
                         continue;
                     }
-                    let langs = grid.scope_languages(scope);
-                    if langs.is_empty() {
-                        continue;
-                    }
-                    let complete = cell
-                        .delta
-                        .as_ref()
-                        .and_then(|d| d.get(scope))
-                        .is_some_and(|e| e.value().is_some());
-                    match aligned {
-                        Some(aligned) if complete => align_cells[k].push(AlignCell {
-                            intermediate: row.intermediate.clone(),
-                            target: t.to_string(),
-                            aligned,
-                            units: unit_deltas(grid, &row.intermediate, &langs),
-                        }),
-                        Some(_) => excluded[k].push((
+                    let per_seed: Option<Vec<(u64, f64)>> = cell
+                        .per_seed
+                        .iter()
+                        .map(|s| Some((s.seed, *s.delta.as_ref()?.get(scope)?.as_ref()?)))
+                        .collect();
+                    match (aligned, per_seed) {
+                        (Some(aligned), Some(per_seed)) if !per_seed.is_empty() => align_cells[k]
+                            .push(AlignCell {
+                                intermediate: row.intermediate.clone(),
+                                target: t.to_string(),
+                                aligned,
+                                per_seed,
+                            }),
+                        (Some(_), _) => excluded[k].push((
                             row.intermediate.clone(),
                             t.to_string(),
                             "incomplete".to_string(),
                         )),
-                        None => excluded[k].push((
+                        (None, _) => excluded[k].push((
                             row.intermediate.clone(),
                             t.to_string(),
                             "unknown domain".to_string(),
@@ -367,15 +327,23 @@ pub(crate) fn compute(
                 cells.push(cell);
             }
         }
-        let [all_cells, non_en_cells] = align_cells;
-        let [all_excluded, non_en_excluded] = excluded;
-        let alignment = vec![
-            alignment::summarize(Scope::All, &all_cells, all_excluded, bootstrap),
-            alignment::summarize(Scope::NonEnglish, &non_en_cells, non_en_excluded, bootstrap),
-        ];
+        let alignment = ALIGN_SCOPES
+            .into_iter()
+            .zip(align_cells.into_iter().zip(excluded))
+            .map(|(scope, (cells, excluded))| {
+                alignment::summarize(scope, &cells, excluded, options)
+            })
+            .collect();
         let languages = targets
             .iter()
-            .map(|t| language_table(&grids[&(model.clone(), t.to_string())], t, &rows))
+            .map(|t| {
+                language_table(
+                    &grids[&(model.clone(), t.to_string())],
+                    t,
+                    &rows,
+                    confidence,
+                )
+            })
             .collect();
         out.push(ModelMatrix {
             model: model.clone(),
@@ -399,7 +367,7 @@ pub(crate) fn compute(
             TargetSummary {
                 name: t.to_string(),
                 domain: infos[*t].domain.clone(),
-                score: rules[t].clone(),
+                score: rules[*t].clone(),
                 languages: languages.into_iter().collect(),
             }
         })
@@ -407,38 +375,47 @@ pub(crate) fn compute(
     (target_summaries, out, warnings)
 }
 
-/// The score of one language from its metrics; `None` if a needed metric is absent.
-fn language_score(rule: &ScoreRule, metrics: Option<&BTreeMap<&str, f64>>) -> Option<f64> {
-    let metrics = metrics?;
-    let names = rule.metrics();
-    if names.is_empty() {
-        return None;
-    }
-    let mut sum = 0.0;
-    for n in &names {
-        sum += metrics.get(n)?;
-    }
-    Some(sum / names.len() as f64)
-}
-
-/// Per-(seed, language) Δ of a complete cell against the baseline.
-fn unit_deltas(grid: &Grid, intermediate: &str, languages: &[&str]) -> Vec<((u64, String), f64)> {
-    let mut out = Vec::new();
-    for &s in &grid.seeds {
-        for l in languages {
-            if let (Some(a), Some(b)) = (
-                grid.unit(intermediate, s, l).ok(),
-                grid.unit(BASELINE, s, l).ok(),
-            ) {
-                out.push(((s, l.to_string()), a - b));
-            }
+/// One warning per target whose succeeded units lack the score metric: a rerun will not fix
+/// them, so they are not "not scored yet".
+fn metric_missing_warnings(
+    grids: &Grids,
+    rules: &BTreeMap<String, Option<ScoreRule>>,
+    warnings: &mut Vec<String>,
+) {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for ((_, t), g) in grids {
+        let k = g
+            .units
+            .values()
+            .flat_map(|s| s.values())
+            .flat_map(|l| l.values())
+            .filter(|u| matches!(u, super::entry::Unit::NoMetric))
+            .count();
+        if k > 0 {
+            *counts.entry(t.as_str()).or_default() += k;
         }
     }
-    out
+    for (t, k) in counts {
+        let wanted = rules
+            .get(t)
+            .cloned()
+            .flatten()
+            .map_or("a score metric".to_string(), |r| {
+                r.metrics()
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            });
+        warnings.push(format!(
+            "metric missing: {k} succeeded (seed, language) units of target {t} have no {wanted} \
+             in their results; rerunning will not add it (check the evaluate command's metrics)"
+        ));
+    }
 }
 
 /// Summary over seeds of `per_seed`, or the gaps of row and baseline.
-fn entry(values: Vec<SeedOutcome>) -> Entry {
+fn entry(values: Vec<SeedOutcome>, confidence: f64) -> Entry {
     let mut own = Gaps::default();
     let mut baseline = Gaps::default();
     let mut ok = Vec::new();
@@ -451,70 +428,101 @@ fn entry(values: Vec<SeedOutcome>) -> Entry {
             }
         }
     }
-    match Summary::of(&ok) {
+    match Summary::of(&ok, confidence) {
         Some(s) if own.total() + baseline.total() == 0 => Entry::Value(s),
         _ => Entry::Incomplete { own, baseline },
     }
 }
 
-fn matrix_cell(grid: &Grid, intermediate: &str, target: &str, aligned: Option<bool>) -> MatrixCell {
+fn pair_of<T>(mut m: BTreeMap<Scope, T>) -> Option<ScopePair<T>> {
+    Some(ScopePair {
+        all: m.remove(&Scope::All)?,
+        non_english: m.remove(&Scope::NonEnglish),
+        english: m.remove(&Scope::English),
+    })
+}
+
+fn matrix_cell(
+    grid: &Grid,
+    intermediate: &str,
+    target: &str,
+    aligned: Option<bool>,
+    confidence: f64,
+) -> MatrixCell {
     let is_baseline = intermediate == BASELINE;
-    let scopes: Vec<(Scope, Vec<&str>)> = [Scope::All, Scope::NonEnglish]
+    let scopes: Vec<(Scope, Vec<&str>)> = [Scope::All, Scope::NonEnglish, Scope::English]
         .into_iter()
         .map(|s| (s, grid.scope_languages(s)))
         .filter(|(_, l)| !l.is_empty())
         .collect();
-    let mut abs: BTreeMap<usize, Vec<SeedOutcome>> = BTreeMap::new();
-    let mut del: BTreeMap<usize, Vec<SeedOutcome>> = BTreeMap::new();
+    let mut abs: BTreeMap<Scope, Vec<SeedOutcome>> = BTreeMap::new();
+    let mut del: BTreeMap<Scope, Vec<SeedOutcome>> = BTreeMap::new();
+    let mut gap: Vec<SeedOutcome> = Vec::new();
     let mut per_seed = Vec::new();
     for &seed in &grid.seeds {
-        let mut score = [None, None];
-        let mut delta = [None, None];
+        let mut score = BTreeMap::new();
+        let mut delta = BTreeMap::new();
+        let mut own_scores = BTreeMap::new();
         for (scope, langs) in &scopes {
-            let idx = if *scope == Scope::All { 0 } else { 1 };
             let own = grid.score(intermediate, seed, langs);
-            abs.entry(idx)
+            own_scores.insert(*scope, own);
+            abs.entry(*scope)
                 .or_default()
                 .push(own.map_err(|g| (g, Gaps::default())));
-            score[idx] = own.ok();
+            score.insert(*scope, own.ok());
             if !is_baseline {
                 let base = grid.score(BASELINE, seed, langs);
                 let d = match (own, base) {
                     (Ok(a), Ok(b)) => Ok(a - b),
                     (a, b) => Err((a.err().unwrap_or_default(), b.err().unwrap_or_default())),
                 };
-                delta[idx] = d.ok();
-                del.entry(idx).or_default().push(d);
+                delta.insert(*scope, d.ok());
+                del.entry(*scope).or_default().push(d);
             }
         }
-        let has_non_en = scopes.len() == 2;
+        if let (Some(en), Some(rest)) = (
+            own_scores.get(&Scope::English),
+            own_scores.get(&Scope::NonEnglish),
+        ) {
+            gap.push(match (en, rest) {
+                (Ok(a), Ok(b)) => Ok(a - b),
+                (Err(g), _) | (_, Err(g)) => Err((*g, Gaps::default())),
+            });
+        }
         per_seed.push(SeedScore {
             seed,
-            score: ScopePair {
-                all: score[0],
-                non_english: has_non_en.then_some(score[1]),
-            },
-            delta: (!is_baseline).then(|| ScopePair {
-                all: delta[0],
-                non_english: has_non_en.then_some(delta[1]),
+            score: pair_of(score).unwrap_or(ScopePair {
+                all: None,
+                non_english: None,
+                english: None,
             }),
+            delta: (!is_baseline).then(|| pair_of(delta)).flatten(),
         });
     }
-    let pair = |mut m: BTreeMap<usize, Vec<SeedOutcome>>| ScopePair {
-        all: entry(m.remove(&0).unwrap_or_default()),
-        non_english: m.remove(&1).map(entry),
+    let entries = |m: BTreeMap<Scope, Vec<SeedOutcome>>| {
+        let m: BTreeMap<Scope, Entry> = m
+            .into_iter()
+            .map(|(s, v)| (s, entry(v, confidence)))
+            .collect();
+        pair_of(m).unwrap_or(ScopePair {
+            all: entry(vec![], confidence),
+            non_english: None,
+            english: None,
+        })
     };
     MatrixCell {
         intermediate: intermediate.to_string(),
         target: target.to_string(),
         aligned,
-        absolute: pair(abs),
-        delta: (!is_baseline).then(|| pair(del)),
+        absolute: entries(abs),
+        delta: (!is_baseline).then(|| entries(del)),
+        transfer_gap: (!gap.is_empty()).then(|| entry(gap, confidence)),
+        metrics: vec![],
         per_seed,
     }
 }
 
-fn language_table(grid: &Grid, target: &str, rows: &[RowInfo]) -> LanguageTable {
+fn language_table(grid: &Grid, target: &str, rows: &[RowInfo], confidence: f64) -> LanguageTable {
     let mut out_rows = Vec::new();
     for row in rows {
         let i = row.intermediate.as_str();
@@ -538,8 +546,8 @@ fn language_table(grid: &Grid, target: &str, rows: &[RowInfo]) -> LanguageTable 
                     _ => Err((own, base)),
                 });
             }
-            absolute.push(entry(abs));
-            delta.push(entry(del));
+            absolute.push(entry(abs, confidence));
+            delta.push(entry(del, confidence));
         }
         out_rows.push(LanguageRow {
             intermediate: i.to_string(),

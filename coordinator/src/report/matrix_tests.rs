@@ -3,8 +3,7 @@
 use stilts_tasks::Catalog;
 
 use super::super::{
-    BootstrapOptions, CellOutcome, CellState, ReportInput, ReportOptions, ResultValue, build_with,
-    catalog_tasks,
+    CellOutcome, CellState, ReportInput, ReportOptions, ResultValue, build_with, catalog_tasks,
 };
 use super::*;
 
@@ -32,6 +31,7 @@ impl Fixture {
             language: l.into(),
             seed,
             state,
+            reason: (state == CellState::Failed).then(|| "target: exit status 1".to_string()),
         });
     }
     /// A succeeded cell with its metrics.
@@ -99,12 +99,7 @@ pub(crate) fn fixture() -> Fixture {
 }
 
 pub(crate) fn small_options() -> ReportOptions {
-    ReportOptions {
-        bootstrap: BootstrapOptions {
-            resamples: 500,
-            ..Default::default()
-        },
-    }
+    ReportOptions::default()
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -200,24 +195,179 @@ fn alignment_groups() {
     let catalog = Catalog::builtin();
     let report = build_with(&fixture().input, &catalog_tasks(&catalog), &small_options());
     let m = &report.models[0];
-    let all = &m.alignment[0];
+    let non_en = &m.alignment[0];
+    assert_eq!(non_en.scope, Scope::NonEnglish, "the headline comes first");
+    // squad→xnli and sst2→xquad are incomplete. xnli has only an aligned cell (mnli: 4, 3), so
+    // only xquad is contrasted: squad (5, 5) − mnli (1, 0) = (4, 5) per seed.
+    let d = non_en.difference.unwrap();
+    assert!(close(d.mean, 4.5) && d.n == 2 && d.ci.is_none());
+    assert_eq!(non_en.seeds, [1, 2]);
+    // Aligned: per seed mean over xnli (4, 3) and xquad (5, 5) = (4.5, 4) → 4.25.
+    assert!(close(non_en.aligned.summary.unwrap().mean, 4.25));
+    assert_eq!((non_en.aligned.cells.len(), non_en.aligned.targets), (2, 2));
+    assert!(close(non_en.not_aligned.summary.unwrap().mean, 0.5));
+    assert_eq!(non_en.excluded.len(), 2);
+    assert!(non_en.excluded.iter().all(|e| e.reason == "incomplete"));
+    let xnli = non_en.targets.iter().find(|t| t.target == "xnli").unwrap();
+    assert_eq!(xnli.flags, ["one aligned cell", "no not-aligned cell"]);
+    assert_eq!(xnli.difference, None);
+
+    let all = &m.alignment[1];
     assert_eq!(all.scope, Scope::All);
-    // Aligned: mnli→xnli 3.0, squad→xquad 4.5; not aligned: mnli→xquad 0.5.
-    assert!(close(all.aligned.mean.unwrap(), 3.75));
-    assert!(close(all.not_aligned.mean.unwrap(), 0.5));
-    assert!(close(all.difference.unwrap(), 3.25));
-    assert_eq!(all.aligned.cells.len(), 2);
-    assert_eq!(all.excluded.len(), 2);
-    assert!(all.excluded.iter().all(|e| e.reason == "incomplete"));
-    // Units: seeds {1, 2} × {de, en}.
-    assert_eq!(all.units, 4);
-    let [lo, hi] = all.difference_ci.unwrap();
-    assert!(lo <= 3.25 && 3.25 <= hi);
-    let non_en = &m.alignment[1];
-    // Aligned: 3.5 and 5 → 4.25; not aligned 0.5.
-    assert!(close(non_en.aligned.mean.unwrap(), 4.25));
-    assert!(close(non_en.difference.unwrap(), 3.75));
-    assert_eq!(non_en.units, 2);
+    // xquad: squad (5, 4) − mnli (0.5, 0.5) = (4.5, 3.5).
+    assert!(close(all.difference.unwrap().mean, 4.0));
+    // Same cells in both scopes.
+    assert_eq!(all.excluded, non_en.excluded);
+    assert_eq!(all.aligned.cells, non_en.aligned.cells);
+    let md = report.markdown();
+    assert!(
+        md.contains(
+            "Left out (every scope): squad → xnli (incomplete); sst2 → xquad (incomplete)."
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| xnli | mnli | — | — | one aligned cell; no not-aligned cell |"));
+}
+
+#[test]
+fn scopes_share_cells_english_beside_and_transfer_gap() {
+    let mut f = fixture();
+    // xnli gets a third language whose English unit fails for mnli on seed 1.
+    f.input.cells.retain(|c| {
+        !(c.intermediate == "mnli" && c.target == "xnli" && c.language == "en" && c.seed == 1)
+    });
+    f.input.results.retain(|r| {
+        !(r.intermediate == "mnli" && r.target == "xnli" && r.language == "en" && r.seed == 1)
+    });
+    f.failed("mnli", "xnli", "en", 1);
+    let catalog = Catalog::builtin();
+    let report = build_with(&f.input, &catalog_tasks(&catalog), &small_options());
+    let m = &report.models[0];
+    let c = m.cell("mnli", "xnli").unwrap();
+    let d = c.delta.as_ref().unwrap();
+    // A failed English unit drops the cell from every scope, not only from "all languages".
+    for scope in Scope::ORDER {
+        assert_eq!(
+            d.get(scope).unwrap().gap_label().as_deref(),
+            Some("failed (1)"),
+            "{scope:?}"
+        );
+    }
+    assert!(m.alignment.iter().all(|a| {
+        a.excluded
+            .iter()
+            .any(|e| e.intermediate == "mnli" && e.target == "xnli")
+    }));
+
+    // The untouched fixture: English beside, and the transfer gap en − non-English.
+    let report = build_with(&fixture().input, &catalog_tasks(&catalog), &small_options());
+    let m = &report.models[0];
+    let base = m.cell("none", "xnli").unwrap();
+    // en 80, 82 → 81; gap (80 − 70, 82 − 72) = 10.
+    assert!(close(value(base.absolute.get(Scope::English)).mean, 81.0));
+    let gap = value(base.transfer_gap.as_ref());
+    assert!(close(gap.mean, 10.0) && close(gap.sd.unwrap(), 0.0));
+    // mnli: (83 − 74, 84 − 75) = 9.
+    let gap = value(m.cell("mnli", "xnli").unwrap().transfer_gap.as_ref());
+    assert!(close(gap.mean, 9.0));
+    // English Δ of mnli→xnli: (83 − 80, 84 − 82) = 3, 2.
+    let d = value(
+        m.cell("mnli", "xnli")
+            .unwrap()
+            .delta
+            .as_ref()
+            .unwrap()
+            .get(Scope::English),
+    );
+    assert!(close(d.mean, 2.5));
+}
+
+#[test]
+fn qa_cells_carry_f1_and_em_alone() {
+    let catalog = Catalog::builtin();
+    let report = build_with(&fixture().input, &catalog_tasks(&catalog), &small_options());
+    let m = &report.models[0];
+    let c = m.cell("squad", "xquad").unwrap();
+    let names: Vec<&str> = c.metrics.iter().map(|p| p.metric.as_str()).collect();
+    assert_eq!(names, ["exact_match", "f1"]);
+    let f1 = &c.metrics[1];
+    // de F1 64, 66 → 65; EM 46, 48 → 47; Δ F1 against none (60, 62): 4, 4.
+    assert!(close(value(f1.absolute.get(Scope::NonEnglish)).mean, 65.0));
+    let em = &c.metrics[0];
+    assert!(close(value(em.absolute.get(Scope::NonEnglish)).mean, 47.0));
+    let d = value(f1.delta.as_ref().unwrap().get(Scope::NonEnglish));
+    assert!(close(d.mean, 4.0));
+    // (EM + F1) / 2 stays the score: (47 + 65) / 2 = 56.
+    assert!(close(value(c.absolute.get(Scope::NonEnglish)).mean, 56.0));
+    assert!(m.cell("mnli", "xnli").unwrap().metrics.is_empty());
+    let md = report.markdown();
+    assert!(md.contains("### QA: F1 / EM, non-English"), "{md}");
+    assert!(md.contains("| squad | qa | 65.00 / 47.00 |"), "{md}");
+}
+
+#[test]
+fn three_seeds_give_a_t_interval_two_do_not() {
+    let mut f = Fixture::new();
+    for (seed, d) in [(1, 1.0), (2, 2.0), (3, 6.0)] {
+        f.acc("none", "xnli", "de", seed, 70.0);
+        f.acc("mnli", "xnli", "de", seed, 70.0 + d);
+    }
+    let catalog = Catalog::builtin();
+    let report = build_with(&f.input, &catalog_tasks(&catalog), &small_options());
+    let d = value(
+        report.models[0]
+            .cell("mnli", "xnli")
+            .unwrap()
+            .delta
+            .as_ref()
+            .unwrap()
+            .get(Scope::NonEnglish),
+    );
+    // mean 3, sd √7; half-width t_{0.975,2} · √7 / √3 = 4.302653 · 1.527525 = 6.572411.
+    let [lo, hi] = d.ci.unwrap();
+    assert!(
+        (lo - (3.0 - 6.572_411)).abs() < 1e-5 && (hi - (3.0 + 6.572_411)).abs() < 1e-5,
+        "{d:?}"
+    );
+    assert!(report.markdown().contains("**+3.00 [-3.57, +9.57] (n=3)**"));
+
+    let two = fixture();
+    let report = build_with(&two.input, &catalog_tasks(&catalog), &small_options());
+    assert!(report.markdown().contains("**+3.50 (n = 2, no interval)**"));
+}
+
+#[test]
+fn baseline_gaps_are_named_as_such() {
+    let mut f = Fixture::new();
+    f.acc("none", "xnli", "de", 1, 70.0);
+    f.failed("none", "xnli", "de", 2);
+    f.acc("mnli", "xnli", "de", 1, 72.0);
+    f.acc("mnli", "xnli", "de", 2, 73.0);
+    f.failed("squad", "xnli", "de", 1);
+    f.acc("squad", "xnli", "de", 2, 73.0);
+    let catalog = Catalog::builtin();
+    let report = build_with(&f.input, &catalog_tasks(&catalog), &small_options());
+    let m = &report.models[0];
+    let label = |i: &str| {
+        m.cell(i, "xnli")
+            .unwrap()
+            .delta
+            .as_ref()
+            .unwrap()
+            .all
+            .gap_label()
+    };
+    assert_eq!(label("mnli").as_deref(), Some("baseline failed (1)"));
+    assert_eq!(label("squad").as_deref(), Some("failed (1)"));
+    // The row's own scores are complete: its absolute entry has a value.
+    assert!(
+        m.cell("mnli", "xnli")
+            .unwrap()
+            .absolute
+            .all
+            .value()
+            .is_some()
+    );
 }
 
 #[test]
@@ -265,7 +415,12 @@ fn no_score_metric_is_missing_with_a_warning() {
     f.done("none", "mt", "de", 1, &[("bleu", 30.0), ("chrf", 50.0)]);
     let report = build_with(&f.input, &|_: &str| TaskInfo::unknown(), &small_options());
     assert_eq!(report.targets[0].score, None);
-    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    // One for the unresolved rule, one "metric missing" for the succeeded unit.
+    assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+    assert!(report.warnings[1].starts_with("metric missing: 1 succeeded"));
     let c = report.models[0].cell("none", "mt").unwrap();
-    assert_eq!(c.absolute.all.gap_label().as_deref(), Some("missing (1)"));
+    assert_eq!(
+        c.absolute.all.gap_label().as_deref(),
+        Some("metric missing (1)")
+    );
 }

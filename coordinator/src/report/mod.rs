@@ -11,9 +11,11 @@
 //! | file | holds |
 //! |---|---|
 //! | `tasks.rs` | [`TaskInfo`], [`ScoreRule`], the catalog lookup and its fallback |
-//! | `entry.rs` | [`Entry`] (mean ± sd or gap counts), [`Scope`], [`Gaps`] |
-//! | `matrix.rs` | task scores, Δ against `none` paired by seed, mean ± sd, gaps, per-language tables |
-//! | `alignment.rs` | aligned vs not aligned means and the paired bootstrap CI (procedure there) |
+//! | `entry.rs` | [`Entry`] (mean ± sd with a t-interval over seeds, or gap counts), [`Scope`], [`Gaps`] |
+//! | `student_t.rs` | Student's t CDF and quantiles (exact for integer df) |
+//! | `grid.rs` | the (seed, language) units of each (model, target) and their states |
+//! | `matrix.rs` | task scores per scope, Δ against `none` paired by seed, transfer gap, QA EM/F1, per-language tables |
+//! | `alignment.rs` | aligned vs not aligned: within-target contrasts paired by seed, targets equally weighted (method and why there) |
 //! | `markdown.rs`, `csv.rs`, `json.rs` | renderers |
 //! | `plots.rs` | Δ heatmap per model, per-language bar chart per (model, target); SVG + PNG |
 //! | `export.rs` | results as CSV, JSON Lines and Parquet with provenance columns |
@@ -21,23 +23,30 @@
 //! Numbers are used as the workers report them (per-language metrics ×100, XTREME-R.md §2.2).
 
 mod alignment;
+#[cfg(test)]
+mod coverage_tests;
 pub mod csv;
 mod entry;
 pub mod export;
+mod grid;
 pub mod json;
 pub mod markdown;
 mod matrix;
 pub mod plots;
+pub mod student_t;
 mod tasks;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use alignment::{AlignmentSummary, BootstrapOptions, CellRef, Excluded, GroupStat};
+pub use alignment::{
+    AlignmentSummary, CellRef, Excluded, GroupStat, IntervalOptions, TargetContrast,
+};
+pub use entry::MIN_SEEDS_FOR_INTERVAL;
 pub use matrix::{
-    Entry, Gaps, LanguageRow, LanguageTable, MatrixCell, ModelMatrix, RowInfo, Scope, ScopePair,
-    SeedScore, Summary, TargetSummary,
+    Entry, Gaps, LanguageRow, LanguageTable, MatrixCell, MetricEntry, ModelMatrix, RowInfo, Scope,
+    ScopePair, SeedScore, Summary, TargetSummary,
 };
 pub use tasks::{ScoreRule, TaskInfo, UNKNOWN_DOMAIN, catalog_tasks};
 
@@ -69,6 +78,18 @@ impl CellState {
             _ => return None,
         })
     }
+
+    /// The API's name of the state (the inverse of [`CellState::parse`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellState::Blocked => "blocked",
+            CellState::Ready => "ready",
+            CellState::Running => "running",
+            CellState::Succeeded => "succeeded",
+            CellState::Failed => "failed",
+            CellState::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// One grid point and its state.
@@ -80,6 +101,8 @@ pub struct CellOutcome {
     pub language: String,
     pub seed: u64,
     pub state: CellState,
+    /// Why the cell failed (the failed job's kind and last failure), when known.
+    pub reason: Option<String>,
 }
 
 /// One numeric metric of one cell (a `ResultRow`).
@@ -100,7 +123,9 @@ impl CellOutcome {
     /// A cell as `ListCells` returns it, in `state` (the caller decides what an unknown state
     /// string means).
     pub fn from_cell(c: stilts_proto::v1::Cell, state: CellState) -> Self {
+        let reason = (!c.reason.is_empty()).then_some(c.reason);
         CellOutcome {
+            reason,
             model: c.model,
             intermediate: c.intermediate,
             target: c.target,
@@ -149,14 +174,14 @@ pub struct Report {
     pub models: Vec<ModelMatrix>,
     /// Things the reader should know (unresolved score metrics, unknown states, …).
     pub warnings: Vec<String>,
-    /// The bootstrap settings used for every CI.
-    pub bootstrap: BootstrapOptions,
+    /// The settings of every interval (t-intervals over seeds).
+    pub interval: IntervalOptions,
 }
 
 /// Options of [`build_with`]; [`build`] uses the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct ReportOptions {
-    pub bootstrap: BootstrapOptions,
+    pub interval: IntervalOptions,
 }
 
 /// Errors of writing a report.
@@ -189,7 +214,7 @@ pub enum ReportError {
 /// Environment variable naming the TTF used for text in PNG plots.
 pub const FONT_ENV: &str = "STILTS_REPORT_FONT";
 
-/// Computes the report with default options (10,000 bootstrap resamples, fixed RNG seed).
+/// Computes the report with default options (95% intervals).
 pub fn build(input: &ReportInput, tasks: &dyn Fn(&str) -> TaskInfo) -> Report {
     build_with(input, tasks, &ReportOptions::default())
 }
@@ -200,13 +225,13 @@ pub fn build_with(
     tasks: &dyn Fn(&str) -> TaskInfo,
     options: &ReportOptions,
 ) -> Report {
-    let (targets, models, warnings) = matrix::compute(input, tasks, &options.bootstrap);
+    let (targets, models, warnings) = matrix::compute(input, tasks, &options.interval);
     Report {
         sweep: input.sweep.clone(),
         targets,
         models,
         warnings,
-        bootstrap: options.bootstrap.clone(),
+        interval: options.interval.clone(),
     }
 }
 

@@ -2,12 +2,14 @@
 //! and PNG and never needs font metrics: SVG text is left to the viewer's `sans-serif`, and only
 //! the PNG rasteriser needs a TrueType font ([`FONT_ENV`], else Debian's `fonts-dejavu-core`).
 //!
-//! * `heatmap-MODEL.{svg,png}` (and `heatmap-MODEL-non-en.*`): the Δ matrix, diverging colours
-//!   centred on 0 (red negative, blue positive, scaled to the largest |Δ| of the plot), value,
-//!   sd and n written in each cell, aligned cells framed, incomplete cells grey and hatched with
-//!   `failed (k)` / `missing (k)`.
+//! * `heatmap-MODEL-non-en.{svg,png}` (the headline) and `heatmap-MODEL.*` (all languages): the
+//!   Δ matrix, diverging colours centred on 0 (red negative, blue positive, scaled to the largest
+//!   |Δ| of the plot), mean and t-interval over seeds (or `n=2, no interval`) written in each
+//!   cell, aligned cells framed, incomplete cells grey and hatched with their gap label
+//!   (`failed (k)`, `metric missing (k)`, `baseline failed (k)`, …).
 //! * `languages-MODEL-TARGET.{svg,png}`: per-language Δ bar chart, one bar group per
-//!   intermediate, one bar per language; a grey square on the zero line marks a missing bar.
+//!   intermediate, one bar per language; an incomplete language is a hatched grey column over
+//!   the whole height (a gap), never a bar at 0.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -124,14 +126,14 @@ pub fn write_plots(report: &Report, dir: &Path) -> Result<Written, ReportError> 
     let mut written = Vec::new();
     for m in &report.models {
         let model = file_stem(&m.model);
-        for scope in [Scope::All, Scope::NonEnglish] {
+        for scope in [Scope::NonEnglish, Scope::All] {
             let map = Heatmap::new(m, scope);
             if map.rows.is_empty() || (scope == Scope::NonEnglish && !map.any_entry) {
                 continue;
             }
             let stem = match scope {
-                Scope::All => format!("heatmap-{model}"),
                 Scope::NonEnglish => format!("heatmap-{model}-non-en"),
+                _ => format!("heatmap-{model}"),
             };
             write_figure(&map, dir, &stem, png, &mut written)?;
         }
@@ -353,15 +355,11 @@ impl Heatmap {
                 let ink = if strong { WHITE } else { dark };
                 let l1 = text_style(14, ink, HPos::Center, VPos::Center);
                 let l2 = text_style(11, ink, HPos::Center, VPos::Center);
-                let value = match s.sd {
-                    Some(sd) => format!("{:+.2} ± {sd:.2}", s.mean),
-                    None => format!("{:+.2}", s.mean),
-                };
-                text(area, &value, (cx, cy - 8), &l1)?;
-                let n = if *aligned {
-                    format!("n={} · aligned", s.n)
-                } else {
-                    format!("n={}", s.n)
+                text(area, &format!("{:+.2}", s.mean), (cx, cy - 8), &l1)?;
+                // The t-interval over seeds, or why there is none (aligned cells are framed).
+                let n = match s.ci {
+                    Some([lo, hi]) => format!("[{lo:+.2}, {hi:+.2}] n={}", s.n),
+                    None => format!("n={}, no interval", s.n),
                 };
                 text(area, &n, (cx, cy + 12), &l2)?;
                 if *aligned {
@@ -551,13 +549,8 @@ impl Figure for Bars {
                         ))
                         .map_err(err)?;
                     }
-                    None => {
-                        area.draw(&Rectangle::new(
-                            [(x + 1, zero - 3), (x + self.bar_w - 2, zero + 3)],
-                            grey.filled(),
-                        ))
-                        .map_err(err)?;
-                    }
+                    // A gap, not a value: hatched over the whole height, never a bar at 0.
+                    None => hatched(area, (x, PLOT_TOP, x + self.bar_w - 1, PLOT_TOP + PLOT_H))?,
                 }
             }
             let mid = gx + values.len() as i32 * self.bar_w / 2;
@@ -577,7 +570,7 @@ impl Figure for Bars {
         let note = text_style(11, grey, HPos::Left, VPos::Top);
         text(
             area,
-            "grey mark on 0: incomplete",
+            "hatched column: incomplete (no value), not 0",
             (AXIS_X, PLOT_TOP + PLOT_H + 28),
             &note,
         )

@@ -91,3 +91,32 @@ fn svg_is_written_without_font_metrics() {
     let svg = svg_of(&bars).unwrap();
     assert!(svg.contains("mnli") && svg.contains("\nde\n"));
 }
+
+#[test]
+fn incomplete_bars_are_gaps_not_zero() {
+    ensure_font().expect("PNG font (apt-get install fonts-dejavu-core)");
+    let report = signed_report();
+    let bars = Bars::new(&report.models[0], "xnli").unwrap();
+    assert_eq!(bars.languages, ["de", "en"]);
+    let names: Vec<&str> = bars.groups.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["mnli", "squad", "sst2"]);
+    assert_eq!(
+        bars.groups[2].1,
+        [None, Some(0.0)],
+        "sst2: de failed, en Δ 0"
+    );
+    let (w, _) = bars.size();
+    let rgb = rgb_of(&bars).unwrap();
+    // Near the top of the plot, far from the zero line: grey in sst2's de slot, white in mnli's
+    // (mnli's bars go down from 0).
+    let at = |g: i32| {
+        let x = AXIS_X + g * bars.group_w() + 12 + bars.bar_w / 2;
+        pixel(&rgb, w, (x, PLOT_TOP + 4))
+    };
+    let (r, g, b) = at(2);
+    assert!(
+        r == g && g == b && (140..=210).contains(&r),
+        "sst2 de {r} {g} {b}"
+    );
+    assert_eq!(at(0), (255, 255, 255));
+}

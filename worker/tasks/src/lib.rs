@@ -43,4 +43,4 @@ pub use catalog::{Catalog, Head, Layout, LayoutKind, Metric, ReaderKind, Role, T
 pub use error::{CatalogError, ScoreError, TaskError};
 pub use example::*;
 pub use load::{Located, Split, load, locate};
-pub use score::score;
+pub use score::{Scored, score, score_checked};

@@ -24,6 +24,7 @@ treebanks, the PAN-X (Rahimi et al.) originals, Mewsli-X wikinews_mentions-test.
 on dev splits";
 
 /// Scores `predictions` for `task` in `lang` against `gold`. See the module doc for formats.
+/// The warnings of [`score_checked`] are dropped; callers that show results should use it.
 pub fn score(
     catalog: &Catalog,
     task: &str,
@@ -31,13 +32,55 @@ pub fn score(
     predictions: &Path,
     gold: &Path,
 ) -> Result<Value, ScoreError> {
+    score_checked(catalog, task, lang, predictions, gold).map(|s| s.metrics)
+}
+
+/// The official metrics of one file and what the reader should know about them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// The official keys, ×100.
+    pub metrics: Value,
+    /// Counted irregularities the official scripts also tolerate (QA: unanswered questions,
+    /// scored 0; answers that are not a span of their context; ids that are not questions).
+    pub warnings: Vec<String>,
+}
+
+/// [`score`] with its warnings.
+pub fn score_checked(
+    catalog: &Catalog,
+    task: &str,
+    lang: &str,
+    predictions: &Path,
+    gold: &Path,
+) -> Result<Scored, ScoreError> {
     let task = catalog
         .get(task)
         .ok_or_else(|| ScoreError::UnknownTask(task.to_string()))?;
     if task.name == "mewslix" {
-        return score_mewslix(predictions, gold, lang);
+        return score_mewslix(predictions, gold, lang).map(Scored::clean);
     }
     let gold_data = read_gold(task, lang, gold)?;
+    if let (Head::SpanQa, Dataset::Qa(ex)) = (task.head, &gold_data) {
+        return score_qa(task, predictions, gold, ex);
+    }
+    score_other(task, predictions, gold, gold_data).map(Scored::clean)
+}
+
+impl Scored {
+    fn clean(metrics: Value) -> Scored {
+        Scored {
+            metrics,
+            warnings: vec![],
+        }
+    }
+}
+
+fn score_other(
+    task: &TaskDef,
+    predictions: &Path,
+    gold: &Path,
+    gold_data: Dataset,
+) -> Result<Value, ScoreError> {
     match (task.head, gold_data) {
         (Head::Classification | Head::Regression, Dataset::Pairs(ex)) => score_classification(
             task,
@@ -50,7 +93,6 @@ pub fn score(
             gold,
             ex.into_iter().map(|e| (e.id, e.label)).collect(),
         ),
-        (Head::SpanQa, Dataset::Qa(ex)) => score_qa(task, predictions, gold, ex),
         (Head::TokenClassification, Dataset::Tagging(s)) => score_tagging(predictions, gold, s),
         (Head::Retrieval, Dataset::Retrieval(r)) if task.metric == Metric::Accuracy => {
             let pred = read_label_lines(predictions)?;
@@ -293,12 +335,16 @@ fn squash(s: &str) -> String {
     s.chars().filter(|c| !pytext::is_py_space(*c)).collect()
 }
 
+/// QA like the official SQuAD v1.1 / MLQA scripts: every answer string is scored; a question
+/// without a prediction scores 0 and an id that is no question is ignored, each counted in a
+/// warning. An answer that is not a span of its context (whitespace ignored) is scored as well
+/// and counted: extractive models never produce one, so it points at post-processing.
 fn score_qa(
     task: &TaskDef,
     predictions: &Path,
     gold: &Path,
-    examples: Vec<crate::example::QaExample>,
-) -> Result<Value, ScoreError> {
+    examples: &[crate::example::QaExample],
+) -> Result<Scored, ScoreError> {
     if examples
         .iter()
         .all(|e| e.answers.iter().all(|(t, _)| t.is_empty()))
@@ -328,35 +374,52 @@ fn score_qa(
         })?;
         preds.insert(id.clone(), answer.to_string());
     }
+    let mut warnings = Vec::new();
     let gold_ids: HashSet<&str> = examples.iter().map(|e| e.id.as_str()).collect();
-    if let Some(extra) = obj.keys().find(|id| !gold_ids.contains(id.as_str())) {
-        return Err(pred_err(
-            predictions,
-            readers::line_of_string(&text, extra),
-            format!("id `{extra}` is not a question of {}", gold.display()),
+    let extra: Vec<&String> = obj
+        .keys()
+        .filter(|id| !gold_ids.contains(id.as_str()))
+        .collect();
+    if let Some(first) = extra.first() {
+        warnings.push(format!(
+            "{} ids of {} are not questions of {} (ignored), e.g. `{first}` (line {})",
+            extra.len(),
+            predictions.display(),
+            gold.display(),
+            readers::line_of_string(&text, first)
         ));
     }
-    let gold_text = read_to_string(gold)?;
-    for e in &examples {
-        let Some(p) = preds.get(&e.id) else {
-            return Err(pred_err(
-                predictions,
-                0,
-                format!(
-                    "no prediction for question `{}` ({}:{})",
-                    e.id,
-                    gold.display(),
-                    readers::line_of_string(&gold_text, &e.id)
-                ),
-            ));
-        };
-        if !p.is_empty() && !squash(&e.context).contains(&squash(p)) {
-            return Err(pred_err(
-                predictions,
-                readers::line_of_string(&text, &e.id),
-                format!("answer `{p}` of `{}` is not a span of its context", e.id),
-            ));
-        }
+    let missing: Vec<&str> = examples
+        .iter()
+        .filter(|e| !preds.contains_key(&e.id))
+        .map(|e| e.id.as_str())
+        .collect();
+    if let Some(first) = missing.first() {
+        let gold_text = read_to_string(gold)?;
+        warnings.push(format!(
+            "{} of {} questions have no prediction and score 0, e.g. `{first}` ({}:{})",
+            missing.len(),
+            examples.len(),
+            gold.display(),
+            readers::line_of_string(&gold_text, first)
+        ));
+    }
+    let not_span: Vec<&str> = examples
+        .iter()
+        .filter(|e| {
+            preds
+                .get(&e.id)
+                .is_some_and(|p| !p.is_empty() && !squash(&e.context).contains(&squash(p)))
+        })
+        .map(|e| e.id.as_str())
+        .collect();
+    if let Some(first) = not_span.first() {
+        warnings.push(format!(
+            "{} answers are not a span of their context (scored as given), e.g. `{first}` \
+             (line {})",
+            not_span.len(),
+            readers::line_of_string(&text, first)
+        ));
     }
     let norm = if task.metric == Metric::Mlqa {
         QaNormalization::Mlqa
@@ -375,7 +438,10 @@ fn score_qa(
         path: gold.to_path_buf(),
         message: e.to_string(),
     })?;
-    Ok(json!({ "exact_match": s.exact_match * 100.0, "f1": s.f1 * 100.0 }))
+    Ok(Scored {
+        metrics: json!({ "exact_match": s.exact_match * 100.0, "f1": s.f1 * 100.0 }),
+        warnings,
+    })
 }
 
 fn score_tagging(

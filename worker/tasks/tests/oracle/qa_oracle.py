@@ -65,16 +65,23 @@ def f1(p, g):
     return 2 * precision * recall / (precision + recall)
 
 
-out = []
-for case in json.load(sys.stdin):
+def score_case(mode, lang, prediction, answers):
+    """(EM, F1) of one prediction: the max over the gold answers."""
     em_best, f1_best = 0, 0.0
-    for gold in case["answers"]:
-        if case["mode"] == "squad":
-            p, g = squad_norm(case["prediction"]), squad_norm(gold)
+    for gold in answers:
+        if mode == "squad":
+            p, g = squad_norm(prediction), squad_norm(gold)
             em, f = int(p == g), f1(p.split(), g.split())
         else:
-            pt, gt = mlqa_tokens(case["prediction"], case["lang"]), mlqa_tokens(gold, case["lang"])
+            pt, gt = mlqa_tokens(prediction, lang), mlqa_tokens(gold, lang)
             em, f = int(" ".join(pt) == " ".join(gt)), f1(" ".join(pt).split(), " ".join(gt).split())
         em_best, f1_best = max(em_best, em), max(f1_best, f)
-    out.append({"em": em_best, "f1": f1_best})
-print(json.dumps(out))
+    return em_best, f1_best
+
+
+if __name__ == "__main__":
+    out = []
+    for case in json.load(sys.stdin):
+        em, f = score_case(case["mode"], case["lang"], case["prediction"], case["answers"])
+        out.append({"em": em, "f1": f})
+    print(json.dumps(out))
