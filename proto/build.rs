@@ -1,19 +1,21 @@
-//! Generates the stilts.v1 client and server code into OUT_DIR.
-//! protoc must be installed (Debian: `apt-get install protobuf-compiler`); etcd-client needs it too.
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if std::env::var_os("PROTOC").is_none() && which("protoc").is_none() {
-        return Err("protoc not found: install it (Debian/Ubuntu: `sudo apt-get install -y \
-                    protobuf-compiler`, macOS: `brew install protobuf`) or set PROTOC=/path/to/protoc"
-            .into());
-    }
-    tonic_prost_build::configure().compile_protos(&["stilts/v1/stilts.proto"], &["."])?;
-    println!("cargo:rerun-if-changed=stilts/v1/stilts.proto");
-    Ok(())
-}
+//! Generates the stilts.v1 client and server code into OUT_DIR, and the encoded file descriptor
+//! set that server reflection serves (`FILE_DESCRIPTOR_SET`).
+//!
+//! protoc: `PROTOC` when set — `.cargo/config.toml` sets it for every build script in this
+//! repository to `.cargo/protoc` (the protoc of the protoc-bin-vendored crate), and a user's own
+//! `PROTOC` wins over that — otherwise (built from outside the repository) the vendored protoc.
+use std::path::PathBuf;
 
-fn which(bin: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(bin))
-        .find(|p| p.is_file())
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=stilts/v1/stilts.proto");
+    println!("cargo:rerun-if-env-changed=PROTOC");
+    let mut config = tonic_prost_build::Config::new();
+    if std::env::var_os("PROTOC").is_none() {
+        config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    }
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("stilts_v1_descriptor.bin"))
+        .compile_with_config(config, &["stilts/v1/stilts.proto"], &["."])?;
+    Ok(())
 }

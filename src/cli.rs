@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "stilts",
     version,
+    long_version = crate::version::LONG_VERSION,
     about = "Run intermediate-task × target-task × model × language × seed grids for zero-shot \
              cross-lingual transfer (XTREME-R), from a laptop to a GPU cluster.",
     after_help = "Examples:\n  \
@@ -87,6 +88,16 @@ pub enum Command {
     /// Talk to a running coordinator: submit, status, results, retry, cancel.
     #[command(subcommand)]
     Sweep(SweepCommand),
+    /// Ask one coordinator process its gRPC health (grpc.health.v1); exit 0 when SERVING.
+    #[command(after_help = "Examples:\n  \
+        stilts health                                # does 127.0.0.1:50051 serve the API (leader)?\n  \
+        stilts health --service liveness             # is it running (leader or follower)?\n  \
+        stilts health --coordinator https://c1:50051 --tls-ca ca.pem\n\n\
+        Service names: \"\" (default) and stilts.v1.WorkerService / stilts.v1.SweepService are\n\
+        SERVING on a single coordinator and on the leader of several replicas, NOT_SERVING on\n\
+        followers and while etcd is unreachable; \"liveness\" is SERVING whenever the process runs.\n\
+        Exit status: 0 SERVING; 1 NOT_SERVING, unknown service or no answer.")]
+    Health(HealthArgs),
     /// Print embeddings of texts with a HuggingFace encoder (one JSON array per input).
     #[command(after_help = "Examples:\n  \
         stilts encode --model models/all-MiniLM-L6-v2 \"A sentence.\" \"Another one.\"\n  \
@@ -291,6 +302,21 @@ pub enum SweepCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// URL of one coordinator process (asked as is: a follower is not redirected to the leader).
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub coordinator: String,
+    /// Health service name ("" = the API; "liveness" = the process).
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub security: ClientSecurityArgs,
 }
 
 #[derive(Debug, Args)]

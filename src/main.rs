@@ -4,6 +4,7 @@ mod catalog;
 mod cli;
 mod client;
 mod executors;
+mod health_cmd;
 mod local_results;
 mod plan_cmd;
 mod progress;
@@ -13,6 +14,7 @@ mod roles;
 mod run;
 mod security;
 mod telemetry;
+mod version;
 
 use std::process::ExitCode;
 
@@ -86,6 +88,7 @@ async fn dispatch(command: Command) -> Result<u8> {
         Command::Coordinator(args) => roles::coordinator(args).await.map(|()| 0),
         Command::Worker(args) => roles::worker(args).await.map(|()| 0),
         Command::Sweep(cmd) => client::run(cmd).await.map(|()| 0),
+        Command::Health(args) => health_cmd::run(&args).await,
         Command::Encode(args) => roles::encode(args).map(|()| 0),
         Command::Score(args) => {
             println!("{}", catalog::score(&args)?);

@@ -15,7 +15,9 @@
 //!    stops serving and goes back to 1. Only `shutdown` ends the loop (the lease is revoked, so
 //!    another replica takes over at once instead of after the TTL).
 //!
-//! The listener is shared by every term, so the advertised address never changes.
+//! The listener is shared by every term, so the advertised address never changes. Health
+//! (`health.rs`) and reflection are served in every phase, also while etcd is unreachable: the
+//! API is NOT_SERVING except while leading.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -36,6 +38,7 @@ use tracing::{info, warn};
 
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
+use crate::health::{self, Health};
 use crate::server::{self, Incoming};
 use crate::store::etcd::{EtcdStore, Fence};
 use crate::sweep_api::SweepApi;
@@ -80,13 +83,21 @@ pub async fn run_replica(
     let listener = Arc::new(listener);
     let election = format!("{}election", store.config().normalized_prefix());
     let (hint_tx, hint_rx) = watch::channel(None::<String>);
+    let health = Health::new().await;
     let hints = tokio::spawn(watch_leader(
         store.clone(),
         election.clone(),
         cluster.hint_period,
         hint_tx,
+        health.clone(),
         shutdown.clone(),
     ));
+    let follower = Follower {
+        cfg: &cfg,
+        listener: listener.clone(),
+        hint: hint_rx.clone(),
+        health: health.clone(),
+    };
     let result = async {
         let mut outage = StoreOutage::default();
         loop {
@@ -96,7 +107,7 @@ pub async fn run_replica(
             let lease = match store.grant_lease(cluster.election_ttl).await {
                 Ok(lease) => lease,
                 Err(e) => {
-                    outage.wait(&e.into(), &shutdown).await;
+                    follower.during(outage.wait(&e.into(), &shutdown)).await?;
                     continue;
                 }
             };
@@ -114,7 +125,7 @@ pub async fn run_replica(
                     lost.cancel();
                 })
             };
-            let outcome = run_term(&cfg, &cluster, &listener, addr, &store, &clock, &election, &hint_rx, &term, &shutdown).await;
+            let outcome = run_term(&cfg, &cluster, &follower, addr, &store, &clock, &election, &term, &shutdown).await;
             lease_stop.cancel();
             watcher.abort();
             if shutdown.is_cancelled() {
@@ -131,7 +142,7 @@ pub async fn run_replica(
                 // etcd unreachable or failing: never serve without it, never exit over it.
                 Err(e @ CoordinatorError::Store(StoreError::Backend(_))) => {
                     let _ = store.revoke_lease(term.lease).await;
-                    outage.wait(&e, &shutdown).await;
+                    follower.during(outage.wait(&e, &shutdown)).await?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -170,38 +181,74 @@ struct Term {
     lost: CancellationToken,
 }
 
+/// What a replica serves while it does not lead: redirects, health and reflection.
+struct Follower<'a> {
+    cfg: &'a CoordinatorConfig,
+    listener: Arc<TcpListener>,
+    hint: watch::Receiver<Option<String>>,
+    health: Health,
+}
+
+impl Follower<'_> {
+    /// Serves as a follower until `stop`.
+    fn spawn(
+        &self,
+        stop: CancellationToken,
+    ) -> Result<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>, CoordinatorError>
+    {
+        let tls_config = self
+            .cfg
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
+        let router = tonic::transport::Server::builder()
+            .add_service(NotLeader::<WorkerServiceServer<WorkerApi<EtcdStore>>>::new(
+                self.hint.clone(),
+            ))
+            .add_service(NotLeader::<SweepServiceServer<SweepApi<EtcdStore>>>::new(
+                self.hint.clone(),
+            ));
+        let router = health::with_standard_services(router, &self.health)?;
+        Ok(tokio::spawn(crate::tls::serve(
+            router,
+            accept(self.listener.clone()),
+            tls_config,
+            stop,
+        )))
+    }
+
+    /// Runs `wait` (an etcd outage's backoff) while serving as a follower.
+    async fn during(
+        &self,
+        wait: impl std::future::Future<Output = ()>,
+    ) -> Result<(), CoordinatorError> {
+        let stop = CancellationToken::new();
+        let server = self.spawn(stop.clone())?;
+        wait.await;
+        stop.cancel();
+        if let Err(e) = server.await {
+            warn!(error = %e, "follower server task failed");
+        }
+        Ok(())
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_term(
     cfg: &CoordinatorConfig,
     cluster: &ClusterConfig,
-    listener: &Arc<TcpListener>,
+    follower_server: &Follower<'_>,
     addr: Option<std::net::SocketAddr>,
     store: &EtcdStore,
     clock: &Arc<dyn Clock>,
     election: &str,
-    hint: &watch::Receiver<Option<String>>,
     term: &Term,
     shutdown: &CancellationToken,
 ) -> Result<(), CoordinatorError> {
     // Follower until elected.
     let follower_stop = CancellationToken::new();
-    let tls_config = cfg
-        .tls
-        .as_ref()
-        .map(crate::tls::server_config)
-        .transpose()?;
-    let follower = tokio::spawn(crate::tls::serve(
-        tonic::transport::Server::builder()
-            .add_service(NotLeader::<WorkerServiceServer<WorkerApi<EtcdStore>>>::new(
-                hint.clone(),
-            ))
-            .add_service(NotLeader::<SweepServiceServer<SweepApi<EtcdStore>>>::new(
-                hint.clone(),
-            )),
-        accept(listener.clone()),
-        tls_config,
-        follower_stop.clone(),
-    ));
+    let follower = follower_server.spawn(follower_stop.clone())?;
     let won = tokio::select! {
         won = campaign(store, election, &cluster.advertise, term.lease, shutdown) => won,
         () = term.lost.cancelled() => Ok(None),
@@ -230,9 +277,10 @@ async fn run_term(
     let served = server::serve(
         cfg.clone(),
         addr,
-        accept(listener.clone()),
+        accept(follower_server.listener.clone()),
         fenced,
         clock.clone(),
+        &follower_server.health,
         leader_stop.clone(),
     )
     .await;
@@ -298,21 +346,36 @@ fn is_lease_gone(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::GRpcStatus(s) if s.message().contains("lease not found"))
 }
 
-/// Keeps `tx` at the current leader's advertised URL (`None` while there is none).
+/// Keeps `tx` at the current leader's advertised URL (`None` while there is none), and `health`
+/// told whether etcd answers (a leader whose etcd is gone reports NOT_SERVING at once, before
+/// its election lease runs out).
 async fn watch_leader(
     store: EtcdStore,
     election: String,
     period: Duration,
     tx: watch::Sender<Option<String>>,
+    health: Health,
     stop: CancellationToken,
 ) {
     let mut client = store.client().election_client();
+    let limit = (period * 4).max(Duration::from_secs(1));
     loop {
-        let leader = match client.leader(election.as_str()).await {
-            Ok(resp) => resp
+        let answer = tokio::time::timeout(limit, client.leader(election.as_str())).await;
+        // "No leader" is an answer; a transport error, UNAVAILABLE or no reply is not.
+        let reachable = match &answer {
+            Ok(Ok(_)) => true,
+            Ok(Err(etcd_client::Error::GRpcStatus(s))) => !matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ),
+            Ok(Err(_)) | Err(_) => false,
+        };
+        health.set_store_reachable(reachable).await;
+        let leader = match answer {
+            Ok(Ok(resp)) => resp
                 .kv()
                 .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
-            Err(_) => None,
+            _ => None,
         };
         tx.send_if_modified(|cur| {
             let changed = *cur != leader;

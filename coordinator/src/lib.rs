@@ -13,6 +13,7 @@
 //! | `status.rs` | derived cell states, counts, results |
 //! | `http/` | HTTP listener: dashboard, Prometheus `/metrics`, JSON API |
 //! | `tls.rs`, `auth.rs` | TLS accept (rustls), bearer token and client-certificate checks |
+//! | `health.rs` | `grpc.health.v1` (SERVING per role) and server reflection on the gRPC port |
 //! | `leader.rs` | cluster mode: etcd election, follower redirects, fenced leader terms |
 //! | `store_config.rs` | `[store] kind = "sqlite" \| "etcd"` |
 
@@ -21,6 +22,7 @@ mod cache;
 pub mod config;
 pub mod error;
 mod events;
+pub mod health;
 pub mod http;
 mod intents;
 pub mod leader;
@@ -38,6 +40,7 @@ mod writer;
 
 pub use config::{AuthConfig, CoordinatorConfig, ServerTls, TaskLanguages};
 pub use error::CoordinatorError;
+pub use health::LIVENESS;
 pub use http::HttpListener;
 pub use leader::{ClusterConfig, LEADER_METADATA, run_replica};
 pub use server::run;

@@ -1,4 +1,5 @@
-//! `run`: loads the store, starts the writer and the reaper, serves both gRPC services.
+//! `run`: loads the store, starts the writer and the reaper, serves both gRPC services (and
+//! health and reflection, `health.rs`).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -19,6 +20,7 @@ use crate::cache::{self, Core};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::events::{self, EventTx};
+use crate::health::{self, Health};
 use crate::http::{self, metrics::Metrics};
 use crate::intents::{Intent, Reply};
 use crate::lease;
@@ -83,20 +85,23 @@ pub async fn run<S: Store>(
 ) -> Result<(), CoordinatorError> {
     let addr = listener.local_addr().ok();
     let incoming = TcpListenerStream::new(listener).boxed();
-    serve(cfg, addr, incoming, store, clock, shutdown).await
+    let health = Health::new().await;
+    serve(cfg, addr, incoming, store, clock, &health, shutdown).await
 }
 
 /// Connections to serve: [`run`] passes its listener's; a cluster replica (`leader.rs`) passes
 /// connections of a listener it keeps across leader terms.
 pub(crate) type Incoming = futures::stream::BoxStream<'static, std::io::Result<TcpStream>>;
 
-/// [`run`] over any stream of accepted connections; stops when the stream ends too.
+/// [`run`] over any stream of accepted connections; stops when the stream ends too. `health`
+/// reports the API as served from the moment the state is loaded until this returns.
 pub(crate) async fn serve<S: Store>(
     cfg: CoordinatorConfig,
     addr: Option<std::net::SocketAddr>,
     incoming: Incoming,
     store: S,
     clock: Arc<dyn Clock>,
+    health: &Health,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
     let tls_config = cfg.tls.as_ref().map(tls::server_config).transpose()?;
@@ -148,6 +153,16 @@ pub(crate) async fn serve<S: Store>(
             SweepApi::new(shared.clone(), store.clone()),
             Guard::sweep_api(&shared.cfg),
         ));
+    let router = match health::with_standard_services(router, health) {
+        Ok(router) => router,
+        Err(e) => {
+            server_stop.cancel();
+            tasks_stop.cancel();
+            while tasks.join_next().await.is_some() {}
+            return Err(e);
+        }
+    };
+    health.set_serving_api(true).await;
     let server = tls::serve(router, incoming, tls_config, server_stop.clone());
     tokio::pin!(server);
 
@@ -160,6 +175,7 @@ pub(crate) async fn serve<S: Store>(
             (&mut server).await
         }
     };
+    health.set_serving_api(false).await;
     server_stop.cancel();
     tasks_stop.cancel();
     while let Some(ended) = tasks.join_next().await {

@@ -9,16 +9,15 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 # ---------------------------------------------------------------------------------------------
 FROM ${RUST_IMAGE} AS build
-# hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends protobuf-compiler \
- && rm -rf /var/lib/apt/lists/*
+# No protoc to install (vendored, see .cargo/config.toml). --build-arg STILTS_GIT_COMMIT=… sets the
+# commit `stilts --version` prints.
+ARG STILTS_GIT_COMMIT=""
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin stilts \
- && install -D -m 0755 target/release/stilts /out/stilts
+    cargo build --profile dist --locked --bin stilts \
+ && install -D -m 0755 target/dist/stilts /out/stilts
 
 # ---------------------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}

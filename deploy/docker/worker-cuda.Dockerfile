@@ -17,9 +17,12 @@ ARG TORCH_VERSION=2.9.0
 # ---------------------------------------------------------------------------------------------
 FROM ${RUST_IMAGE} AS build
 ARG TORCH_VERSION
+# protoc is vendored (.cargo/config.toml); --build-arg STILTS_GIT_COMMIT=… sets the commit that
+# `stilts --version` prints.
+ARG STILTS_GIT_COMMIT=""
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends protobuf-compiler python3-venv \
+ && apt-get install -y --no-install-recommends python3-venv \
  && rm -rf /var/lib/apt/lists/*
 # torch-sys (tch 0.22) checks for PyTorch 2.9.0 exactly; the PyPI wheel is the CUDA 12.8 build.
 RUN python3 -m venv /opt/venv \
@@ -33,8 +36,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     SITE="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && export LD_LIBRARY_PATH="${SITE}/torch/lib" \
- && cargo build --release --locked --features libtorch --bin stilts \
- && install -D -m 0755 target/release/stilts /out/stilts \
+ && cargo build --profile dist --locked --features libtorch --bin stilts \
+ && install -D -m 0755 target/dist/stilts /out/stilts \
  && mkdir -p /out/torch/torch \
  && cp -a "${SITE}/torch/lib" /out/torch/torch/lib \
  && cp -a "${SITE}/nvidia" /out/torch/nvidia \
