@@ -48,13 +48,13 @@ fn git_commit() -> Option<String> {
         &["rev-parse", "--path-format=absolute", "--git-path", "HEAD"],
     )?);
     rerun_if_exists(&head);
-    if let Some(branch) = git(&dir, &["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(path) = git(
+    if let Some(branch) = git(&dir, &["symbolic-ref", "-q", "HEAD"])
+        && let Some(path) = git(
             &dir,
             &["rev-parse", "--path-format=absolute", "--git-path", &branch],
-        ) {
-            rerun_if_exists(Path::new(&path));
-        }
+        )
+    {
+        rerun_if_exists(Path::new(&path));
     }
     if let Some(packed) = git(
         &dir,

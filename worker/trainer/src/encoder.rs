@@ -10,6 +10,7 @@ use burn::prelude::*;
 
 use crate::dropout;
 use crate::layer::{EncoderLayer, LayerConfig, attention_bias};
+use crate::precision::Precision;
 
 /// Sizes and options of an encoder; built from a HF `config.json` by
 /// [`HfConfig::encoder_config`](crate::hf_config::HfConfig::encoder_config).
@@ -56,6 +57,9 @@ pub struct Encoder {
     pub embeddings: Embeddings,
     pub layers: Vec<EncoderLayer>,
     pub hidden_size: usize,
+    /// Precision of the layers' matrix products (recipe `precision`); not saved with weights.
+    #[module(skip)]
+    pub precision: Precision,
 }
 
 /// One padded batch on the device.
@@ -114,6 +118,7 @@ impl EncoderConfig {
             embeddings,
             layers,
             hidden_size: self.hidden_size,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -148,7 +153,7 @@ impl Encoder {
         let mut x = self.embeddings.forward(input);
         let bias = attention_bias(&input.mask_pad);
         for l in self.layers.iter().take(layer) {
-            x = l.forward(x, bias.clone());
+            x = l.forward(x, bias.clone(), self.precision);
         }
         x
     }

@@ -464,7 +464,9 @@ impl BurnExecutor {
         let encoder = load_best_encoder(&best, config.init(&device)).map_err(failure)?;
         let head = HeadConfig::new(config.hidden_size, kind.num_outputs()).init(&device);
         let (_, head) = load_best_head(&best, head).map_err(failure)?;
-        let model = TaskModel { encoder, head };
+        let mut model = TaskModel { encoder, head };
+        // Scored in the precision it was trained and selected in.
+        model.encoder.precision = cfg.precision;
         let pred_dir = ctx.output_dir.join("predictions");
         std::fs::create_dir_all(&pred_dir).map_err(|e| failure(TrainerError::io(&pred_dir, e)))?;
 

@@ -16,6 +16,7 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use crate::dropout;
+use crate::precision::Precision;
 
 /// Added to the attention scores of padding keys (burn's and HF's BERT use a large negative
 /// number too; `exp` of it underflows to 0 in f32).
@@ -115,37 +116,39 @@ pub fn attention_bias(mask_pad: &Tensor<2, Bool>) -> Tensor<4> {
 }
 
 impl SelfAttention {
-    /// `[batch, seq, hidden]` → `[batch, seq, hidden]`; `bias` from [`attention_bias`].
-    pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+    /// `[batch, seq, hidden]` → `[batch, seq, hidden]`; `bias` from [`attention_bias`]. The
+    /// products run in `p`; softmax and the bias in f32.
+    pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>, p: Precision) -> Tensor<3> {
         let [b, s, d] = x.dims();
         let heads = |t: Tensor<3>| t.reshape([b, s, self.n_heads, self.d_k]).swap_dims(1, 2);
         let q = heads(
-            self.query
-                .forward(x.clone())
+            p.linear(&self.query, x.clone())
                 .mul_scalar(1.0 / (self.d_k as f64).sqrt()),
         );
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x));
-        let probs = softmax(q.matmul(k.swap_dims(2, 3)) + bias, 3);
+        let k = heads(p.linear(&self.key, x.clone()));
+        let v = heads(p.linear(&self.value, x));
+        let probs = softmax(p.matmul(q, k.swap_dims(2, 3)) + bias, 3);
         let probs = dropout::forward(&self.dropout, probs);
-        let context = probs.matmul(v).swap_dims(1, 2).reshape([b, s, d]);
-        self.output.forward(context)
+        let context = p.matmul(probs, v).swap_dims(1, 2).reshape([b, s, d]);
+        p.linear(&self.output, context)
     }
 }
 
 impl FeedForward {
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.linear_outer
-            .forward(self.activation.forward(self.linear_inner.forward(x)))
+    /// The two products in `p`, the activation in f32.
+    pub fn forward(&self, x: Tensor<3>, p: Precision) -> Tensor<3> {
+        let inner = self.activation.forward(p.linear(&self.linear_inner, x));
+        p.linear(&self.linear_outer, inner)
     }
 }
 
 impl EncoderLayer {
     /// `[batch, seq, hidden]` → `[batch, seq, hidden]`; `bias` from [`attention_bias`].
-    pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
-        let attended = dropout::forward(&self.dropout, self.mha.forward(x.clone(), bias));
+    /// LayerNorms and residual adds in f32 whatever `p` is.
+    pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>, p: Precision) -> Tensor<3> {
+        let attended = dropout::forward(&self.dropout, self.mha.forward(x.clone(), bias, p));
         let x = self.norm_1.forward(x + attended);
-        let fed = dropout::forward(&self.dropout, self.pwff.forward(x.clone()));
+        let fed = dropout::forward(&self.dropout, self.pwff.forward(x.clone(), p));
         self.norm_2.forward(x + fed)
     }
 }

@@ -17,6 +17,7 @@ pub mod heads;
 pub mod hf_config;
 pub mod layer;
 pub mod model;
+pub mod precision;
 pub mod qa;
 pub mod recipe;
 pub mod retrieval;

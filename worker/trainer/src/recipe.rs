@@ -4,6 +4,7 @@ use stilts_common::job::Recipe;
 
 use crate::batch::Padding;
 use crate::error::{Result, TrainerError};
+use crate::precision::Precision;
 
 /// Training hyperparameters. Recipe keys and defaults:
 ///
@@ -23,6 +24,7 @@ use crate::error::{Result, TrainerError};
 /// | `doc_stride` | 128 | span QA: context tokens between the starts of consecutive windows |
 /// | `max_query_len` | 64 | span QA: question tokens kept (set `max_seq_len` 384 for XTREME) |
 /// | `retrieval_layer` | middle | retrieval: hidden layer mean-pooled (0 = embeddings) |
+/// | `precision` | `"fp32"` | encoder matmuls: `"fp32"`, `"tf32"` (CUDA tensor cores) or `"bf16"` (mixed precision, f32 master weights); see [`crate::precision`] |
 /// | `padding` | `"bucket"` | training batches: `"bucket"` (length-bucketed, padded to the longest member) or `"fixed"` (shuffled, padded to `max_seq_len`; a baseline for benchmarks) |
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
@@ -42,6 +44,7 @@ pub struct TrainConfig {
     /// `None`: the middle layer (`num_layers / 2`).
     pub retrieval_layer: Option<usize>,
     pub padding: Padding,
+    pub precision: Precision,
     pub seed: u64,
 }
 
@@ -63,6 +66,7 @@ impl Default for TrainConfig {
             max_query_len: 64,
             retrieval_layer: None,
             padding: Padding::Bucket,
+            precision: Precision::Fp32,
             seed: 0,
         }
     }
@@ -87,6 +91,21 @@ fn padding(recipe: &Recipe) -> Result<Option<Padding>> {
             .ok_or_else(|| {
                 TrainerError::Config(format!(
                     "recipe key padding: expected \"bucket\" or \"fixed\", got {v}"
+                ))
+            }),
+    }
+}
+
+fn precision(recipe: &Recipe) -> Result<Option<Precision>> {
+    match recipe.get("precision") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => v
+            .as_str()
+            .and_then(Precision::parse)
+            .map(Some)
+            .ok_or_else(|| {
+                TrainerError::Config(format!(
+                    "recipe key precision: expected \"fp32\", \"tf32\" or \"bf16\", got {v}"
                 ))
             }),
     }
@@ -140,6 +159,7 @@ impl TrainConfig {
             )? as usize,
             retrieval_layer: count(recipe, "retrieval_layer")?.map(|v| v as usize),
             padding: padding(recipe)?.unwrap_or(d.padding),
+            precision: precision(recipe)?.unwrap_or(d.precision),
             seed,
         };
         if !(0.0..1.0).contains(&cfg.warmup) {
@@ -206,6 +226,23 @@ mod tests {
         r.insert("padding".into(), "none".into());
         let err = TrainConfig::from_recipe(&r, 1).unwrap_err().to_string();
         assert!(err.contains("padding"), "{err}");
+    }
+
+    #[test]
+    fn precision_key() {
+        let mut r = Recipe::new();
+        assert_eq!(
+            TrainConfig::from_recipe(&r, 1).unwrap().precision,
+            Precision::Fp32
+        );
+        r.insert("precision".into(), "bf16".into());
+        assert_eq!(
+            TrainConfig::from_recipe(&r, 1).unwrap().precision,
+            Precision::Bf16
+        );
+        r.insert("precision".into(), "fp16".into());
+        let err = TrainConfig::from_recipe(&r, 1).unwrap_err().to_string();
+        assert!(err.contains("precision") && err.contains("fp16"), "{err}");
     }
 
     #[test]

@@ -318,6 +318,7 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
         }
         (model, optim, state) = (m.fork(&device).train(), o, s);
     }
+    model.encoder.precision = cfg.precision;
     let start_step = state.step;
     log_event(
         run.out,
