@@ -31,14 +31,17 @@ pub fn check(spec: &JobSpec, metrics: Option<&serde_json::Value>) -> Result<(), 
         };
     };
     let Some(object) = metrics.as_object() else {
-        return Err(format!("must be one JSON object, found {}", kind(metrics)));
+        return Err(format!(
+            "must be one JSON object, found {}",
+            json_kind(metrics)
+        ));
     };
     for (key, value) in object {
         if key == TRAIN_KEY {
             if !value.is_object() {
                 return Err(format!(
                     "\"{TRAIN_KEY}\" must be an object, found {}",
-                    kind(value)
+                    json_kind(value)
                 ));
             }
             continue;
@@ -48,7 +51,7 @@ pub fn check(spec: &JobSpec, metrics: Option<&serde_json::Value>) -> Result<(), 
                 return Err(format!(
                     "of a {} job must map each key to an object, found {key:?}: {}",
                     spec.kind,
-                    kind(value)
+                    json_kind(value)
                 ));
             }
             continue;
@@ -62,13 +65,13 @@ pub fn check(spec: &JobSpec, metrics: Option<&serde_json::Value>) -> Result<(), 
         let Some(scores) = value.as_object().filter(|o| !o.is_empty()) else {
             return Err(format!(
                 "for language {key:?} must be a non-empty object of numbers, found {}",
-                kind(value)
+                json_kind(value)
             ));
         };
         let mut bad = String::new();
         for (name, v) in scores {
             if !v.is_number() {
-                let _ = write!(bad, "{name:?} is {}", kind(v));
+                let _ = write!(bad, "{name:?} is {}", json_kind(v));
                 break;
             }
         }
@@ -85,7 +88,8 @@ pub fn check(spec: &JobSpec, metrics: Option<&serde_json::Value>) -> Result<(), 
     Ok(())
 }
 
-fn kind(value: &serde_json::Value) -> &'static str {
+/// What a JSON value is, for messages ("a number", "an array", …).
+pub fn json_kind(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "a boolean",

@@ -5,6 +5,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use stilts_common::failure::{Failure, FailureReason};
+use stilts_common::metrics::json_kind;
 
 /// Reads and checks the metrics file at `path`. A file that is missing is an error when
 /// `required` (evaluate jobs) and an empty object otherwise (training jobs may write no metrics).
@@ -46,17 +47,6 @@ pub fn read_metrics(path: &Path, required: bool) -> Result<serde_json::Value, Fa
         )));
     }
     Ok(value)
-}
-
-fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
