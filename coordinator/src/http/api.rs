@@ -187,16 +187,27 @@ pub async fn sweep(State(st): State<Arc<HttpState>>, Path(name): Path<String>) -
         });
         (body, core.event_seq, input)
     };
-    let delta = match input {
-        Err(cached) => cached,
-        Ok(input) => {
-            let v = Arc::new(delta_matrix(&st, &input));
-            st.reports().insert(name, (seq, v.clone()));
-            v
-        }
-    };
-    body["delta"] = (*delta).clone();
-    json(&body)
+    // The Δ matrix and the serialisation grow with the sweep (seconds at 100,000+ cells): on
+    // a blocking thread, so the runtime's threads keep serving heartbeats and acquires.
+    let built = tokio::task::spawn_blocking(move || {
+        let delta = match input {
+            Err(cached) => cached,
+            Ok(input) => {
+                let v = Arc::new(delta_matrix(&st, &input));
+                st.reports().insert(name, (seq, v.clone()));
+                v
+            }
+        };
+        body["delta"] = (*delta).clone();
+        json(&body)
+    })
+    .await;
+    built.unwrap_or_else(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("building the sweep view failed: {e}"),
+        )
+    })
 }
 
 impl HttpState {
