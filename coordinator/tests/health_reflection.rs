@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use stilts_common::clock::SystemClock;
-use stilts_coordinator::store::etcd::{EtcdConfig, EtcdStore};
 use stilts_coordinator::store::sqlite::SqliteStore;
-use stilts_coordinator::{ClusterConfig, CoordinatorConfig, LIVENESS, run_replica};
+use stilts_coordinator::{CoordinatorConfig, LIVENESS};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
@@ -25,7 +24,7 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
 
-use support_etcd::{EtcdServer, unique_prefix};
+use support_etcd::{EtcdServer, replica, unique_prefix};
 
 const API: &str = "";
 const WORKER_SERVICE: &str = "stilts.v1.WorkerService";
@@ -189,50 +188,6 @@ async fn a_single_coordinator_serves_health_and_reflection() {
 
     stop.cancel();
     server.await.unwrap().unwrap();
-}
-
-async fn etcd_store(server: &EtcdServer, prefix: &str) -> EtcdStore {
-    EtcdStore::connect(EtcdConfig {
-        prefix: prefix.to_owned(),
-        startup_wait_ms: 0,
-        ..EtcdConfig::new([server.endpoint()])
-    })
-    .await
-    .unwrap()
-}
-
-struct Replica {
-    url: String,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn replica(server: &EtcdServer, prefix: &str) -> Replica {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let cluster = ClusterConfig {
-        election_ttl: Duration::from_secs(2),
-        hint_period: Duration::from_millis(100),
-        ..ClusterConfig::new(url.clone())
-    };
-    let store = etcd_store(server, prefix).await;
-    let task = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            run_replica(
-                CoordinatorConfig::default(),
-                cluster,
-                listener,
-                store,
-                Arc::new(SystemClock),
-                stop,
-            )
-            .await
-            .unwrap();
-        }
-    });
-    Replica { url, stop, task }
 }
 
 fn one_serving(seen: &[Result<ServingStatus, String>]) -> bool {

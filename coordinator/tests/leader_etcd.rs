@@ -4,19 +4,15 @@
 
 mod support_etcd;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stilts_common::clock::SystemClock;
 use stilts_common::store::{Store, StoreError, WorkerRecord};
+use stilts_coordinator::LEADER_METADATA;
 use stilts_coordinator::store::etcd::{EtcdConfig, EtcdError, EtcdStore, Fence};
-use stilts_coordinator::{ClusterConfig, CoordinatorConfig, LEADER_METADATA, run_replica};
 use stilts_proto::v1::GetSweepRequest;
 use stilts_proto::v1::sweep_service_client::SweepServiceClient;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-use support_etcd::{EtcdServer, unique_prefix};
+use support_etcd::{EtcdServer, Replica, replica, unique_prefix};
 
 async fn store(server: &EtcdServer, prefix: &str) -> EtcdStore {
     EtcdStore::connect(EtcdConfig {
@@ -84,40 +80,6 @@ async fn a_deposed_leader_cannot_commit() {
     );
     // The unfenced handle (the successor's view) still writes.
     store.put_worker(worker("w3")).await.unwrap();
-}
-
-struct Replica {
-    url: String,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn replica(server: &EtcdServer, prefix: &str) -> Replica {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let cluster = ClusterConfig {
-        election_ttl: Duration::from_secs(2),
-        hint_period: Duration::from_millis(100),
-        ..ClusterConfig::new(url.clone())
-    };
-    let store = store(server, prefix).await;
-    let task = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            run_replica(
-                CoordinatorConfig::default(),
-                cluster,
-                listener,
-                store,
-                Arc::new(SystemClock),
-                stop,
-            )
-            .await
-            .unwrap();
-        }
-    });
-    Replica { url, stop, task }
 }
 
 /// `Ok(None)`: `url` leads; `Ok(Some(hint))`: a follower naming the leader; `Err`: unreachable

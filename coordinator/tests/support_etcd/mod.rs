@@ -326,3 +326,55 @@ pub fn unique_prefix(tag: &str) -> String {
         .map_or(0, |d| d.subsec_nanos());
     format!("/stilts-test-{tag}-{}-{nanos}-{n}/", std::process::id())
 }
+
+/// The real etcd store under `prefix` on `server`, connecting at once.
+pub async fn etcd_store(
+    server: &EtcdServer,
+    prefix: &str,
+) -> stilts_coordinator::store::etcd::EtcdStore {
+    stilts_coordinator::store::etcd::EtcdStore::connect(
+        stilts_coordinator::store::etcd::EtcdConfig {
+            prefix: prefix.to_owned(),
+            startup_wait_ms: 0,
+            ..stilts_coordinator::store::etcd::EtcdConfig::new([server.endpoint()])
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// One coordinator replica (leader election on `prefix`) on a loopback port.
+pub struct Replica {
+    pub url: String,
+    pub stop: tokio_util::sync::CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a replica: 2 s election TTL, leader hint polled every 100 ms.
+pub async fn replica(server: &EtcdServer, prefix: &str) -> Replica {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let cluster = stilts_coordinator::ClusterConfig {
+        election_ttl: Duration::from_secs(2),
+        hint_period: Duration::from_millis(100),
+        ..stilts_coordinator::ClusterConfig::new(url.clone())
+    };
+    let store = etcd_store(server, prefix).await;
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            stilts_coordinator::run_replica(
+                stilts_coordinator::CoordinatorConfig::default(),
+                cluster,
+                listener,
+                store,
+                Arc::new(stilts_common::clock::SystemClock),
+                stop,
+            )
+            .await
+            .unwrap();
+        }
+    });
+    Replica { url, stop, task }
+}
