@@ -118,12 +118,17 @@ pub struct Conflict {
 }
 
 /// What `submit` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SubmitOutcome {
     /// True when the sweep name was new (false: identical re-submission, nothing written).
     pub sweep_created: bool,
-    /// Jobs written now (the others were already stored, by this or another sweep).
+    /// Jobs written now, each at version 1 (the others were already stored, by this or another
+    /// sweep, and keep their records).
     pub jobs_inserted: u64,
+    /// Keys of the given jobs that were stored before this submit and kept as they were (empty
+    /// when `sweep_created` is false). Every other given job was inserted at version 1, so the
+    /// caller knows each stored version without reading the jobs back.
+    pub already_stored: Vec<String>,
 }
 
 /// Everything the coordinator rebuilds its memory from on start.
@@ -158,8 +163,13 @@ pub trait Store: Send + Sync + 'static {
     /// Loads everything but cells and events (see [`Store::cells`], [`Store::events_after`]).
     fn load(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
 
-    /// Atomically records a sweep, its cells and those of its jobs not stored yet (jobs are shared
-    /// across sweeps by key). Re-submitting the same name with the same digest writes nothing.
+    /// Records a sweep, its cells and those of its jobs not stored yet (jobs are shared across
+    /// sweeps by key), inserting new jobs at version 1. The sweep becomes visible (to `load`
+    /// and `cells`) all at once, with its cells and memberships, or not at all; a backend may
+    /// write the new jobs ahead of it in several transactions so that a big submit does not hold
+    /// up other writes, and a submit that stops halfway may leave such jobs behind without any
+    /// sweep (they are reused by the next submit that names them). Re-submitting the same name
+    /// with the same digest writes nothing.
     fn submit(
         &self,
         sweep: SweepRecord,

@@ -254,8 +254,10 @@ impl Core {
 
     /// Records that `sweep` contains `job`. A burn job shared by several sweeps runs where its
     /// newest sweep says, so that re-submitting a grid for another backend moves waiting jobs.
+    /// A job that had no sweep was not indexed (see [`Core::index`]): the caller indexes it.
     pub fn add_membership(&mut self, job: JobIdx, sweep: SweepIdx, now_ms: u64) {
         let e = &mut self.jobs[job as usize];
+        let had_none = e.sweeps.is_empty();
         if !e.sweeps.contains(&sweep) {
             e.sweeps.push(sweep);
             self.sweeps[sweep as usize].jobs.push(job);
@@ -263,7 +265,7 @@ impl Core {
         let need = self.need_of(job);
         if need != self.jobs[job as usize].need {
             let e = &self.jobs[job as usize];
-            let queued = e.record.status.state == JobState::Ready && !e.in_flight;
+            let queued = e.record.status.state == JobState::Ready && !e.in_flight && !had_none;
             let nb = e.record.not_before_ms;
             if queued {
                 self.queue.remove(self.prio(job), nb);
@@ -349,6 +351,9 @@ impl Core {
             return true;
         }
         match e.record.status.state {
+            // A job of no sweep is left behind by a submit that stopped halfway: it waits,
+            // unscheduled, for a submit that names it again.
+            JobState::Ready if e.sweeps.is_empty() => true,
             JobState::Ready => {
                 let (prio, nb) = (self.prio(idx), e.record.not_before_ms);
                 self.queue.insert(prio, nb, now_ms);

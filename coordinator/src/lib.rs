@@ -28,6 +28,7 @@ mod intents;
 pub mod leader;
 mod lease;
 pub mod report;
+mod scan;
 mod scheduler;
 mod server;
 mod status;

@@ -110,6 +110,106 @@ fn cell_counts(c: &[u64; 6]) -> Vec<pb::StateCount> {
     counts(c, |i| CellState::ALL[i].as_str())
 }
 
+/// A sweep's status, added up a cell and a job at a time (so that big sweeps can be read in
+/// chunks): cell counts overall and per axis value, job counts per stage, failed jobs, and the
+/// ready jobs per need for the pending reason.
+#[derive(Debug)]
+pub struct StatusTally {
+    per_axis: [Vec<[u64; 6]>; 5],
+    cells: [u64; 6],
+    finished: bool,
+    jobs: [[u64; 6]; 3],
+    failed: Vec<pb::JobSummary>,
+    ready_by_need: [u64; Need::ALL.len()],
+}
+
+impl StatusTally {
+    pub fn new(s: &SweepEntry) -> Self {
+        let axes = &s.axes;
+        Self {
+            per_axis: [
+                vec![[0; 6]; axes.models.len()],
+                vec![[0; 6]; axes.intermediates.len()],
+                vec![[0; 6]; axes.targets.len()],
+                vec![[0; 6]; axes.languages.len()],
+                vec![[0; 6]; axes.seeds.len()],
+            ],
+            cells: [0; 6],
+            finished: true,
+            jobs: [[0; 6]; 3],
+            failed: Vec::new(),
+            ready_by_need: [0; Need::ALL.len()],
+        }
+    }
+
+    pub fn cell(&mut self, c: &CellEntry, st: CellState) {
+        let i = st as usize;
+        self.finished &= st.is_terminal();
+        self.cells[i] += 1;
+        for (axis, v) in [c.model, c.intermediate, c.target, c.language, c.seed]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(slot) = self.per_axis[axis].get_mut(v as usize) {
+                slot[i] += 1;
+            }
+        }
+    }
+
+    pub fn job(&mut self, core: &Core, j: JobIdx) {
+        let e = &core.jobs[j as usize];
+        let st = e.record.status.state;
+        self.jobs[e.record.spec.kind.rank() as usize][st as usize] += 1;
+        if st == JobState::Failed && self.failed.len() < MAX_FAILED_LISTED {
+            self.failed.push(core.job_summary(j));
+        }
+        if st == JobState::Ready {
+            self.ready_by_need[e.need.class() as usize] += 1;
+        }
+    }
+
+    pub fn finish(self, core: &Core, s: &SweepEntry) -> pb::SweepStatus {
+        let axes = &s.axes;
+        let values: [Vec<String>; 5] = [
+            axes.models.clone(),
+            axes.intermediates.clone(),
+            axes.targets.clone(),
+            axes.languages.clone(),
+            axes.seeds.iter().map(u64::to_string).collect(),
+        ];
+        let mut axis_counts = Vec::new();
+        for (axis, name) in ["model", "intermediate", "target", "language", "seed"]
+            .into_iter()
+            .enumerate()
+        {
+            for (v, c) in self.per_axis[axis].iter().enumerate() {
+                axis_counts.push(pb::AxisValueCounts {
+                    axis: name.to_string(),
+                    value: values[axis].get(v).cloned().unwrap_or_default(),
+                    cells: cell_counts(c),
+                });
+            }
+        }
+        pb::SweepStatus {
+            sweep: s.record.name.clone(),
+            cells_total: s.cells.len() as u64,
+            cells: cell_counts(&self.cells),
+            jobs: StageKind::ALL
+                .into_iter()
+                .map(|k| pb::KindCounts {
+                    kind: k.as_str().to_string(),
+                    jobs: counts(&self.jobs[k.rank() as usize], |i| JobState::ALL[i].as_str()),
+                })
+                .collect(),
+            axes: axis_counts,
+            finished: self.finished,
+            failed: self.failed,
+            backend: s.record.backend.clone(),
+            waiting: core.waiting(&self.ready_by_need),
+        }
+    }
+}
+
 impl Core {
     pub fn cell_state(&self, cell: &CellEntry) -> CellState {
         CellState::of_chain(
@@ -144,84 +244,24 @@ impl Core {
         keys
     }
 
+    /// The status of a sweep in one hold of the lock (tests and small sweeps; the services
+    /// read big ones a chunk at a time with [`crate::scan::sweep_status`]).
     pub fn sweep_status(&self, s: &SweepEntry) -> pb::SweepStatus {
-        let axes = &s.axes;
-        let mut per_axis: [Vec<[u64; 6]>; 5] = [
-            vec![[0; 6]; axes.models.len()],
-            vec![[0; 6]; axes.intermediates.len()],
-            vec![[0; 6]; axes.targets.len()],
-            vec![[0; 6]; axes.languages.len()],
-            vec![[0; 6]; axes.seeds.len()],
-        ];
-        let mut cells = [0u64; 6];
-        let mut finished = true;
+        let mut tally = StatusTally::new(s);
         for c in &s.cells {
-            let st = self.cell_state(c);
-            let i = st as usize;
-            finished &= st.is_terminal();
-            cells[i] += 1;
-            for (axis, v) in [c.model, c.intermediate, c.target, c.language, c.seed]
-                .into_iter()
-                .enumerate()
-            {
-                if let Some(slot) = per_axis[axis].get_mut(v as usize) {
-                    slot[i] += 1;
-                }
-            }
+            tally.cell(c, self.cell_state(c));
         }
-        let mut jobs = [[0u64; 6]; 3];
-        let mut failed = Vec::new();
         for &j in &s.jobs {
-            let e = &self.jobs[j as usize];
-            let st = e.record.status.state;
-            jobs[e.record.spec.kind.rank() as usize][st as usize] += 1;
-            if st == JobState::Failed && failed.len() < MAX_FAILED_LISTED {
-                failed.push(self.job_summary(j));
-            }
+            tally.job(self, j);
         }
-        let values: [Vec<String>; 5] = [
-            axes.models.clone(),
-            axes.intermediates.clone(),
-            axes.targets.clone(),
-            axes.languages.clone(),
-            axes.seeds.iter().map(u64::to_string).collect(),
-        ];
-        let mut axis_counts = Vec::new();
-        for (axis, name) in ["model", "intermediate", "target", "language", "seed"]
-            .into_iter()
-            .enumerate()
-        {
-            for (v, c) in per_axis[axis].iter().enumerate() {
-                axis_counts.push(pb::AxisValueCounts {
-                    axis: name.to_string(),
-                    value: values[axis][v].clone(),
-                    cells: cell_counts(c),
-                });
-            }
-        }
-        pb::SweepStatus {
-            sweep: s.record.name.clone(),
-            cells_total: s.cells.len() as u64,
-            cells: cell_counts(&cells),
-            jobs: StageKind::ALL
-                .into_iter()
-                .map(|k| pb::KindCounts {
-                    kind: k.as_str().to_string(),
-                    jobs: counts(&jobs[k.rank() as usize], |i| JobState::ALL[i].as_str()),
-                })
-                .collect(),
-            axes: axis_counts,
-            finished,
-            failed,
-            backend: s.record.backend.clone(),
-            waiting: self.waiting(s),
-        }
+        tally.finish(self, s)
     }
 
-    /// Why ready jobs of a sweep are not running: one line per need that no connected worker
-    /// serves, naming the workers there are. A sweep waiting for a missing backend stays pending
+    /// Why ready jobs of a sweep are not running (`ready_by_need`: its ready jobs counted by
+    /// need class): one line per need that no connected worker serves, naming the workers there
+    /// are. A sweep waiting for a missing backend stays pending
     /// (never failed, never run elsewhere): this is where the user sees why.
-    pub fn waiting(&self, s: &SweepEntry) -> Vec<String> {
+    pub fn waiting(&self, ready_by_need: &[u64; Need::ALL.len()]) -> Vec<String> {
         let mut served = [false; Need::ALL.len()];
         let mut offers: BTreeMap<String, usize> = BTreeMap::new();
         for w in self.workers.values() {
@@ -230,11 +270,10 @@ impl Core {
             }
             *offers.entry(w.offer.to_string()).or_default() += 1;
         }
-        let mut stuck = [0u64; Need::ALL.len()];
-        for &j in &s.jobs {
-            let e = &self.jobs[j as usize];
-            if e.record.status.state == JobState::Ready && !served[e.need.class() as usize] {
-                stuck[e.need.class() as usize] += 1;
+        let mut stuck = *ready_by_need;
+        for (class, n) in stuck.iter_mut().enumerate() {
+            if served[class] {
+                *n = 0;
             }
         }
         let workers = if offers.is_empty() {

@@ -153,8 +153,17 @@ impl<S: Store> SweepService for SweepApi<S> {
         request: Request<pb::GetSweepRequest>,
     ) -> Result<Response<pb::SweepStatus>, Status> {
         let name = request.into_inner().sweep;
-        self.with_sweep(&name, |core, s| core.sweep_status(s))
+        // A chunk of the sweep per hold of the lock, on a blocking thread: a million-cell status
+        // never holds up heartbeats and acquires.
+        let shared = self.shared.clone();
+        let status = tokio::task::spawn_blocking(move || {
+            crate::scan::sweep_status(&shared, &name).ok_or(name)
+        })
+        .await
+        .map_err(|e| CoordinatorError::Internal(format!("status task: {e}")))?;
+        status
             .map(Response::new)
+            .map_err(|name| CoordinatorError::UnknownSweep(name).into())
     }
 
     async fn list_sweeps(

@@ -12,14 +12,16 @@
 //! (never guess); if the store cannot be read either, the writer stops and takes the coordinator
 //! down with it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use stilts_common::plan::Plan;
+use stilts_common::plan::{Plan, PlannedJob};
 use stilts_common::state::{JobState, JobStatus};
-use stilts_common::store::{CellRecord, Conflict, JobRecord, Store, StoreError, SweepRecord};
+use stilts_common::store::{
+    CellRecord, Conflict, JobRecord, Store, StoreError, SubmitOutcome, SweepRecord,
+};
 use stilts_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -33,8 +35,24 @@ use crate::server::Shared;
 
 /// How many batches may be at the store at once.
 const PIPELINE: usize = 2;
+/// Jobs handled per hold of the cache lock while a submit is prepared and applied (about a
+/// millisecond each), so that heartbeats and acquires go between the chunks of a big sweep.
+const LOCK_CHUNK: usize = 10_000;
 
 type BatchResult = Result<Vec<Result<u64, Conflict>>, StoreError>;
+
+/// A submit whose write is at the store (one at a time; job writes go on meanwhile).
+struct Submitting {
+    sweep: SweepRecord,
+    plan: Box<Plan>,
+    /// Plan indexes of the jobs the cache did not hold, with "parent succeeded" as sent.
+    fresh: Vec<(usize, bool)>,
+    reply: Reply<SubmitSummary>,
+    summary: SubmitSummary,
+    write: BoxFuture<'static, Result<SubmitOutcome, StoreError>>,
+}
+
+type Submit = (SweepRecord, Box<Plan>, Reply<SubmitSummary>);
 
 /// A batch sent to the store whose result has not been applied yet.
 struct InFlight {
@@ -53,6 +71,9 @@ pub struct Writer<S> {
     deferred: VecDeque<Intent>,
     /// Batches at the store, oldest first.
     in_flight: VecDeque<InFlight>,
+    /// Submits waiting for the one at the store.
+    submits: VecDeque<Submit>,
+    submitting: Option<Submitting>,
 }
 
 impl<S: Store> Writer<S> {
@@ -82,6 +103,8 @@ impl<S: Store> Writer<S> {
             carry,
             deferred: VecDeque::new(),
             in_flight: VecDeque::new(),
+            submits: VecDeque::new(),
+            submitting: None,
         }
     }
 
@@ -99,6 +122,7 @@ impl<S: Store> Writer<S> {
             }
             let room = self.in_flight.len() < PIPELINE;
             let busy = !self.in_flight.is_empty();
+            let submitting = self.submitting.is_some();
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {
@@ -107,6 +131,10 @@ impl<S: Store> Writer<S> {
                 }
                 result = Self::oldest(&mut self.in_flight), if busy => {
                     self.settle(result).await?;
+                }
+                result = Self::submitted(&mut self.submitting), if submitting => {
+                    self.end_submit(result).await?;
+                    self.start_submit().await;
                 }
                 next = self.rx.recv(), if room => match next {
                     Some(intent) => self.carry.push_back(intent),
@@ -125,7 +153,6 @@ impl<S: Store> Writer<S> {
         let now = self.shared.clock.now_ms();
         let cfg = &self.shared.cfg;
         let mut batch: Vec<Pending> = Vec::new();
-        let mut submits = Vec::new();
         let mut rest = VecDeque::new();
         {
             let mut core = self.shared.core();
@@ -138,7 +165,7 @@ impl<S: Store> Writer<S> {
                     continue;
                 }
                 match intent {
-                    Intent::Submit { sweep, plan, reply } => submits.push((sweep, plan, reply)),
+                    Intent::Submit { sweep, plan, reply } => self.submits.push_back((sweep, plan, reply)),
                     other => match core.plan_intent(other, now, cfg) {
                         Planned::Done => {}
                         Planned::Defer(i) => self.deferred.push_back(i),
@@ -151,12 +178,7 @@ impl<S: Store> Writer<S> {
         if !batch.is_empty() {
             self.send(batch, now).await;
         }
-        if !submits.is_empty() {
-            self.drain().await?;
-            for (sweep, plan, reply) in submits {
-                self.submit(sweep, *plan, reply).await?;
-            }
-        }
+        self.start_submit().await;
         Ok(())
     }
 
@@ -190,9 +212,22 @@ impl<S: Store> Writer<S> {
         }
     }
 
-    /// Waits for every batch at the store and applies it.
+    /// The result of the submit at the store (pending forever when there is none).
+    async fn submitted(submitting: &mut Option<Submitting>) -> Result<SubmitOutcome, StoreError> {
+        match submitting {
+            Some(s) => (&mut s.write).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Waits for every batch and the submit at the store and applies them.
     async fn drain(&mut self) -> Result<(), CoordinatorError> {
-        self.drain_then_reload(false).await
+        self.drain_then_reload(false).await?;
+        if self.submitting.is_some() {
+            let result = Self::submitted(&mut self.submitting).await;
+            self.end_submit(result).await?;
+        }
+        Ok(())
     }
 
     /// Applies the oldest batch's result. A conflict or an ambiguous failure reloads the cache,
@@ -210,6 +245,14 @@ impl<S: Store> Writer<S> {
             reload |= self.finish(result);
         }
         if reload {
+            // A submit at the store finishes first, so that the reload reads all of it.
+            if let Some(mut pending) = self.submitting.take() {
+                let result = (&mut pending.write).await;
+                let _ = pending.reply.send(match result {
+                    Ok(_) => Ok(pending.summary),
+                    Err(e) => Err(e.into()),
+                });
+            }
             self.reload().await?;
         }
         Ok(())
@@ -362,79 +405,44 @@ impl<S: Store> Writer<S> {
             .send(Arc::new(JobEvent { event, sweeps }));
     }
 
-    /// Records a sweep: its new jobs (existing ones keep their state: resume), its cells.
-    async fn submit(
-        &mut self,
-        sweep: SweepRecord,
-        plan: Plan,
-        reply: Reply<SubmitSummary>,
-    ) -> Result<(), CoordinatorError> {
-        let max_attempts = self.shared.cfg.max_attempts;
-        let summary = SubmitSummary {
-            cells: plan.cells.len() as u64,
-            jobs: plan.jobs.len() as u64,
-            jobs_already_done: 0,
-        };
-        let (records, cells, already_done) = {
-            let core = self.shared.core();
-            let done = plan
-                .jobs
-                .iter()
-                .filter(|j| {
-                    core.job(&j.key).is_some_and(|i| {
-                        core.jobs[i as usize].record.status.state == JobState::Succeeded
-                    })
-                })
-                .count() as u64;
-            let summary = SubmitSummary {
-                jobs_already_done: done,
-                ..summary
+    /// Starts the next queued submit when none is at the store: answers at once when the sweep
+    /// is known, else builds its records (a chunk of jobs per hold of the cache lock) and sends
+    /// them to the store. The writer goes on with job writes meanwhile; see [`Self::end_submit`].
+    async fn start_submit(&mut self) {
+        while self.submitting.is_none() {
+            let Some((sweep, plan, reply)) = self.submits.pop_front() else {
+                return;
             };
-            if let Some(existing) = core.sweep(&sweep.name) {
-                let result = if existing.record.grid_digest != sweep.grid_digest {
-                    Err(CoordinatorError::Store(StoreError::SweepExists {
-                        name: sweep.name.clone(),
-                        existing: existing.record.grid_digest.clone(),
-                    }))
-                } else if existing.record.backend != sweep.backend {
-                    Err(CoordinatorError::SweepBackend {
-                        name: sweep.name.clone(),
-                        stored: existing.record.backend.clone(),
-                        requested: sweep.backend.clone(),
-                    })
-                } else {
-                    Ok(summary)
-                };
-                let _ = reply.send(result);
-                return Ok(());
+            if let Some(answer) = self.known_sweep(&sweep, &plan) {
+                let _ = reply.send(answer);
+                continue;
             }
-            // Every job of the plan goes to the store: it inserts the missing ones and records
-            // the sweep's membership of all of them.
+            let max_attempts = self.shared.cfg.max_attempts;
             let mut records = Vec::with_capacity(plan.jobs.len());
-            for j in &plan.jobs {
-                if let Some(i) = core.job(&j.key) {
-                    records.push(core.jobs[i as usize].record.clone());
-                    continue;
+            let mut fresh = Vec::new();
+            let mut already_done = 0;
+            for chunk in (0..plan.jobs.len()).collect::<Vec<_>>().chunks(LOCK_CHUNK) {
+                {
+                    let core = self.shared.core();
+                    for &n in chunk {
+                        let j = &plan.jobs[n];
+                        if let Some(i) = core.job(&j.key) {
+                            let record = &core.jobs[i as usize].record;
+                            already_done += u64::from(record.status.state == JobState::Succeeded);
+                            records.push(record.clone());
+                            continue;
+                        }
+                        let parents_done = match j.parent {
+                            None => true,
+                            Some(p) => core.job(&plan.jobs[p as usize].key).is_some_and(|i| {
+                                core.jobs[i as usize].record.status.state == JobState::Succeeded
+                            }),
+                        };
+                        fresh.push((n, parents_done));
+                        records.push(new_record(j, parents_done, max_attempts));
+                    }
                 }
-                let parents_done = match j.parent {
-                    None => true,
-                    Some(p) => core.job(&plan.jobs[p as usize].key).is_some_and(|i| {
-                        core.jobs[i as usize].record.status.state == JobState::Succeeded
-                    }),
-                };
-                records.push(JobRecord {
-                    key: j.key.clone(),
-                    spec: j.spec.clone(),
-                    status: JobStatus::new(parents_done),
-                    max_attempts,
-                    dependents: j.dependents,
-                    worker_id: None,
-                    not_before_ms: 0,
-                    last_failure: None,
-                    metrics: None,
-                    artifact: None,
-                    version: 0,
-                });
+                tokio::task::yield_now().await;
             }
             let cells: Vec<CellRecord> = plan
                 .cells
@@ -451,80 +459,174 @@ impl<S: Store> Writer<S> {
                     }
                 })
                 .collect();
-            (records, cells, done)
+            let store = self.store.clone();
+            let record = sweep.clone();
+            let write: BoxFuture<'static, Result<SubmitOutcome, StoreError>> =
+                Box::pin(async move { store.submit(record, records, cells).await });
+            self.submitting = Some(Submitting {
+                summary: SubmitSummary {
+                    cells: plan.cells.len() as u64,
+                    jobs: plan.jobs.len() as u64,
+                    jobs_already_done: already_done,
+                },
+                sweep,
+                plan,
+                fresh,
+                reply,
+                write,
+            });
+        }
+    }
+
+    /// The answer to a submit of a sweep the cache knows: its summary when the grid and backend
+    /// are the same (resume), else why not.
+    fn known_sweep(
+        &self,
+        sweep: &SweepRecord,
+        plan: &Plan,
+    ) -> Option<Result<SubmitSummary, CoordinatorError>> {
+        let core = self.shared.core();
+        let existing = core.sweep(&sweep.name)?;
+        Some(if existing.record.grid_digest != sweep.grid_digest {
+            Err(CoordinatorError::Store(StoreError::SweepExists {
+                name: sweep.name.clone(),
+                existing: existing.record.grid_digest.clone(),
+            }))
+        } else if existing.record.backend != sweep.backend {
+            Err(CoordinatorError::SweepBackend {
+                name: sweep.name.clone(),
+                stored: existing.record.backend.clone(),
+                requested: sweep.backend.clone(),
+            })
+        } else {
+            let done = plan
+                .jobs
+                .iter()
+                .filter(|j| {
+                    core.job(&j.key).is_some_and(|i| {
+                        core.jobs[i as usize].record.status.state == JobState::Succeeded
+                    })
+                })
+                .count() as u64;
+            Ok(SubmitSummary {
+                cells: plan.cells.len() as u64,
+                jobs: plan.jobs.len() as u64,
+                jobs_already_done: done,
+            })
+        })
+    }
+
+    /// The submit at the store has returned: its new jobs (version 1, the store's contract) and
+    /// memberships go into the cache a chunk per hold of the lock, then its cells, and the
+    /// caller is answered. Anything the cache cannot account for (a job stored by someone else,
+    /// a sweep that appeared meanwhile, an ambiguous failure) reloads the cache instead.
+    async fn end_submit(
+        &mut self,
+        result: Result<SubmitOutcome, StoreError>,
+    ) -> Result<(), CoordinatorError> {
+        let Some(Submitting {
+            sweep,
+            plan,
+            fresh,
+            reply,
+            summary,
+            ..
+        }) = self.submitting.take()
+        else {
+            return Ok(());
         };
-        let outcome = match self.store.submit(sweep.clone(), records, cells).await {
+        let outcome = match result {
             Ok(o) => o,
             Err(e) => {
                 let ambiguous = matches!(e, StoreError::Backend(_));
                 let _ = reply.send(Err(e.into()));
                 if ambiguous {
-                    self.reload().await?;
+                    self.drain_then_reload(true).await?;
                 }
                 return Ok(());
             }
         };
-        // The store sets the versions of the jobs it inserted: read them back (never guess).
-        let snapshot = self.store.load().await?;
+        let unknown = !outcome.sweep_created || {
+            let core = self.shared.core();
+            outcome.already_stored.iter().any(|k| core.job(k).is_none())
+        };
+        if unknown {
+            // Written by another submit or coordinator: read the store (never guess).
+            self.drain_then_reload(true).await?;
+            let _ = reply.send(Ok(summary));
+            return Ok(());
+        }
         let now = self.shared.clock.now_ms();
+        let max_attempts = self.shared.cfg.max_attempts;
+        let s = self.shared.core().add_sweep(sweep.clone());
+        let mut fresh = fresh.into_iter().peekable();
+        let mut idx_of = Vec::with_capacity(plan.jobs.len());
+        for chunk in (0..plan.jobs.len()).collect::<Vec<_>>().chunks(LOCK_CHUNK) {
+            {
+                let mut core = self.shared.core();
+                let first_new = core.jobs.len();
+                for &n in chunk {
+                    if let Some(&(f, parents_done)) = fresh.peek()
+                        && f == n
+                    {
+                        fresh.next();
+                        let j = &plan.jobs[n];
+                        if core.job(&j.key).is_none() {
+                            let mut record = new_record(j, parents_done, max_attempts);
+                            record.version = 1;
+                            core.insert_job(record);
+                        }
+                    }
+                }
+                core.link_parents(first_new);
+                for &n in chunk {
+                    let key = &plan.jobs[n].key;
+                    let i = core.job(key).ok_or_else(|| StoreError::Corrupt {
+                        what: format!("job {key}"),
+                        detail: "submitted but not in the cache".into(),
+                    })?;
+                    let had_none = core.jobs[i as usize].sweeps.is_empty();
+                    core.add_membership(i, s, now);
+                    idx_of.push(i);
+                    if (i as usize) < first_new && !had_none {
+                        continue;
+                    }
+                    // New, or left behind by an earlier submit that stopped halfway.
+                    core.index(i, now);
+                    if (i as usize) >= first_new {
+                        self.shared
+                            .metrics
+                            .inserted(&core.jobs[i as usize].record, now);
+                    }
+                    if core.jobs[i as usize].record.status.state == JobState::Blocked
+                        && core.parent_succeeded(i)
+                    {
+                        self.carry.push_back(Intent::Unblock { job: i });
+                    }
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        let cells: Vec<CellEntry> = plan
+            .cells
+            .iter()
+            .map(|c| CellEntry {
+                model: c.model,
+                intermediate: c.intermediate,
+                target: c.target,
+                language: c.language,
+                seed: c.seed,
+                evaluate: idx_of[c.evaluate_job as usize],
+            })
+            .collect();
         {
             let mut core = self.shared.core();
-            let s = core.add_sweep(sweep.clone());
-            let first_new = core.jobs.len();
-            let mut stored: HashMap<String, JobRecord> = snapshot
-                .jobs
-                .into_iter()
-                .map(|(r, _)| (r.key.clone(), r))
-                .collect();
-            for j in &plan.jobs {
-                if core.job(&j.key).is_none()
-                    && let Some(record) = stored.remove(&j.key)
-                {
-                    core.insert_job(record);
-                }
-            }
-            core.link_parents(first_new);
-            let mut idx_of = Vec::with_capacity(plan.jobs.len());
-            for j in &plan.jobs {
-                let i = core.job(&j.key).ok_or_else(|| StoreError::Corrupt {
-                    what: format!("job {}", j.key),
-                    detail: "submitted but not found in the store".into(),
-                })?;
-                core.add_membership(i, s, now);
-                idx_of.push(i);
-            }
-            core.sweeps[s as usize].cells = plan
-                .cells
-                .iter()
-                .map(|c| CellEntry {
-                    model: c.model,
-                    intermediate: c.intermediate,
-                    target: c.target,
-                    language: c.language,
-                    seed: c.seed,
-                    evaluate: idx_of[c.evaluate_job as usize],
-                })
-                .collect();
+            core.sweeps[s as usize].cells = cells;
             core.sweeps[s as usize].axes = plan.axes;
-            for i in first_new..core.jobs.len() {
-                let i = i as JobIdx;
-                core.index(i, now);
-                self.shared
-                    .metrics
-                    .inserted(&core.jobs[i as usize].record, now);
-                if core.jobs[i as usize].record.status.state == JobState::Blocked
-                    && core.parent_succeeded(i)
-                {
-                    self.carry.push_back(Intent::Unblock { job: i });
-                }
-            }
         }
-        info!(sweep = %sweep.name, created = outcome.sweep_created, jobs_inserted = outcome.jobs_inserted, already_done, "sweep submitted");
+        info!(sweep = %sweep.name, jobs_inserted = outcome.jobs_inserted, already_done = summary.jobs_already_done, "sweep submitted");
         self.shared.ready.notify_waiters();
-        let _ = reply.send(Ok(SubmitSummary {
-            jobs_already_done: already_done,
-            ..summary
-        }));
+        let _ = reply.send(Ok(summary));
         Ok(())
     }
 
@@ -576,5 +678,22 @@ impl Core {
     fn abandon(&mut self, job: JobIdx, now: u64) {
         self.jobs[job as usize].in_flight = false;
         self.index(job, now);
+    }
+}
+
+/// The record of a job the store does not hold yet (its version is set by the store: 1).
+fn new_record(j: &PlannedJob, parents_done: bool, max_attempts: u32) -> JobRecord {
+    JobRecord {
+        key: j.key.clone(),
+        spec: j.spec.clone(),
+        status: JobStatus::new(parents_done),
+        max_attempts,
+        dependents: j.dependents,
+        worker_id: None,
+        not_before_ms: 0,
+        last_failure: None,
+        metrics: None,
+        artifact: None,
+        version: 0,
     }
 }

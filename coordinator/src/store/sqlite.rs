@@ -33,6 +33,8 @@ use self::ops::OpError;
 /// Schema version this code writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
+/// Jobs per transaction in the first steps of a submit (about 20–50 ms of writing each).
+const SUBMIT_CHUNK_JOBS: usize = 5_000;
 /// WAL pages between automatic checkpoints (see `open_connection`).
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 4000;
 
@@ -301,8 +303,38 @@ impl Store for SqliteStore {
         jobs: Vec<JobRecord>,
         cells: Vec<CellRecord>,
     ) -> Result<SubmitOutcome, StoreError> {
-        self.call(move |conn| ops::submit(conn, &sweep, &jobs, &cells))
-            .await
+        // Several transactions, so that the writes of running jobs (queued on the same thread)
+        // go between them instead of waiting for a million-row insert: new jobs first, a chunk
+        // per transaction and without membership (a job of no sweep is never scheduled), then
+        // the sweep, its memberships and cells in one transaction that makes it visible.
+        let sweep = Arc::new(sweep);
+        let probe = sweep.clone();
+        if let Some(outcome) = self
+            .call(move |conn| ops::submitted_already(conn, &probe))
+            .await?
+        {
+            return Ok(outcome);
+        }
+        let keys: Vec<String> = jobs.iter().map(|j| j.key.clone()).collect();
+        let (mut jobs_inserted, mut already_stored) = (0, Vec::new());
+        let mut rest = jobs;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(SUBMIT_CHUNK_JOBS));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let (n, already) = self
+                .call(move |conn| ops::insert_new_jobs(conn, &chunk))
+                .await?;
+            jobs_inserted += n;
+            already_stored.extend(already);
+        }
+        let finished = self
+            .call(move |conn| ops::finish_submit(conn, &sweep, &keys, &cells))
+            .await?;
+        Ok(finished.unwrap_or(SubmitOutcome {
+            sweep_created: true,
+            jobs_inserted,
+            already_stored,
+        }))
     }
 
     async fn update_jobs(

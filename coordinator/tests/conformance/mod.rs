@@ -112,12 +112,15 @@ pub async fn submit_load_round_trip<F: StoreFactory>(mut f: F) {
         .unwrap();
     assert!(outcome.sweep_created);
     assert_eq!(outcome.jobs_inserted, jobs.len() as u64);
+    assert!(outcome.already_stored.is_empty());
     let snap = load(&store).await;
     assert_eq!(snap.sweeps, vec![sweep]);
     assert_eq!(snap.jobs.len(), jobs.len());
     for job in &jobs {
         let (got, sweeps) = stored(&snap, &job.key);
         assert_same_but_version(job, &got);
+        // The contract the coordinator relies on instead of reading every job back.
+        assert_eq!(got.version, 1, "a new job is stored at version 1");
         assert_eq!(sweeps, vec!["s1".to_string()]);
     }
     assert!(snap.workers.is_empty());
@@ -166,6 +169,11 @@ pub async fn shared_jobs_are_inserted_once<F: StoreFactory>(mut f: F) {
     assert!(outcome.sweep_created);
     // Two intermediate jobs are shared; each seed adds one target and one evaluate job.
     assert_eq!(outcome.jobs_inserted, jobs.len() as u64 - 2);
+    let mut already = outcome.already_stored.clone();
+    already.sort();
+    let mut shared = vec![intermediate_key(1), intermediate_key(2)];
+    shared.sort();
+    assert_eq!(already, shared, "the jobs found stored are reported");
     let snap = load(&store).await;
     assert_eq!(snap.jobs.len(), first.jobs.len() + jobs.len() - 2);
     for seed in [1, 2] {

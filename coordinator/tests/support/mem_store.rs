@@ -1,6 +1,6 @@
 //! An in-memory `Store` for tests: the same contract as the real backends (compare-and-set on
-//! `version`, idempotent submit, events), with versions drawn from one global counter like etcd
-//! revisions, so a coordinator that guessed versions would fail here.
+//! `version`, idempotent submit at version 1, events), with the versions of updates drawn from
+//! one global counter like etcd revisions, so a coordinator that guessed them would fail here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -66,14 +66,15 @@ impl Store for MemStore {
                 existing: existing.grid_digest.clone(),
             });
         }
-        s.revision += 1;
-        let revision = s.revision;
-        let mut inserted = 0;
+        let (mut inserted, mut already_stored) = (0, Vec::new());
         for mut job in jobs {
             match s.jobs.get_mut(&job.key) {
-                Some((_, sweeps)) => sweeps.push(sweep.name.clone()),
+                Some((_, sweeps)) => {
+                    sweeps.push(sweep.name.clone());
+                    already_stored.push(job.key.clone());
+                }
                 None => {
-                    job.version = revision;
+                    job.version = 1;
                     s.job_order.push(job.key.clone());
                     s.jobs
                         .insert(job.key.clone(), (job, vec![sweep.name.clone()]));
@@ -86,6 +87,7 @@ impl Store for MemStore {
         Ok(SubmitOutcome {
             sweep_created: true,
             jobs_inserted: inserted,
+            already_stored,
         })
     }
 
@@ -105,7 +107,7 @@ impl Store for MemStore {
                 }));
                 continue;
             }
-            s.revision += 1;
+            s.revision = s.revision.max(actual) + 1;
             let revision = s.revision;
             let mut record = u.record;
             record.version = revision;

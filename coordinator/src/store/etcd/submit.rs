@@ -19,6 +19,8 @@ const MAX_ROUNDS: u32 = 16;
 enum Unit {
     /// A job: put (if absent) its record, and its membership key.
     Job {
+        /// The job's key (its content hash), as the caller names it.
+        name: String,
         key: Vec<u8>,
         value: Vec<u8>,
         member: Vec<u8>,
@@ -31,7 +33,9 @@ impl Unit {
     fn bytes(&self) -> usize {
         match self {
             // The job key appears in the put, the compare and the else-branch get.
-            Unit::Job { key, value, member } => 3 * key.len() + value.len() + member.len(),
+            Unit::Job {
+                key, value, member, ..
+            } => 3 * key.len() + value.len() + member.len(),
             Unit::Cells { key, value } => key.len() + value.len(),
         }
     }
@@ -47,7 +51,8 @@ impl Unit {
 
 /// How one transaction of a submit ended.
 enum Written {
-    Inserted(u64),
+    /// How many jobs were inserted, and the keys of those found stored already.
+    Inserted(u64, Vec<String>),
     /// Another submit of the same name finished first.
     SweepAppeared(KeyValue),
 }
@@ -108,11 +113,14 @@ impl EtcdStore {
         let sweep_value = encode(|| format!("sweep {}", sweep.name), &stored)?;
         let batches = self.pack(units, sweep_key.len() * 3 + sweep_value.len())?;
         let last = batches.len().saturating_sub(1);
-        let mut jobs_inserted = 0;
+        let (mut jobs_inserted, mut already_stored) = (0, Vec::new());
         for (n, batch) in batches.into_iter().enumerate() {
             let final_put = (n == last).then_some(sweep_value.as_slice());
             match self.write_batch(&sweep_key, batch, final_put).await? {
-                Written::Inserted(count) => jobs_inserted += count,
+                Written::Inserted(count, already) => {
+                    jobs_inserted += count;
+                    already_stored.extend(already);
+                }
                 Written::SweepAppeared(kv) => return existing_outcome(&sweep, &kv),
             }
         }
@@ -120,6 +128,7 @@ impl EtcdStore {
         Ok(SubmitOutcome {
             sweep_created: true,
             jobs_inserted,
+            already_stored,
         })
     }
 
@@ -136,6 +145,7 @@ impl EtcdStore {
         for job in jobs {
             if seen.insert(job.key.as_str()) {
                 units.push(Unit::Job {
+                    name: job.key.clone(),
                     key: keys.job(&job.key),
                     value: encode_job(job, 1)?,
                     member: keys.member(&sweep.name, &job.key),
@@ -207,7 +217,9 @@ impl EtcdStore {
             let mut checked = Vec::new();
             for (n, unit) in batch.iter().enumerate() {
                 match unit {
-                    Unit::Job { key, value, member } => {
+                    Unit::Job {
+                        key, value, member, ..
+                    } => {
                         if absent[n] {
                             compares.push(Compare::version(key.clone(), CompareOp::Equal, 0));
                             puts.push(TxnOp::put(key.clone(), value.clone(), None));
@@ -233,7 +245,15 @@ impl EtcdStore {
                 .or_else(reads);
             let resp = self.txn("submit", txn).await?;
             if resp.succeeded() {
-                return Ok(Written::Inserted(checked.len() as u64));
+                let already = batch
+                    .iter()
+                    .zip(&absent)
+                    .filter_map(|(u, &absent)| match u {
+                        Unit::Job { name, .. } if !absent => Some(name.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                return Ok(Written::Inserted(checked.len() as u64, already));
             }
             let responses = resp.op_responses();
             if kv_at(&responses, 0).is_some() {

@@ -162,29 +162,61 @@ fn append_event(tx: &Transaction<'_>, e: &EventRecord) -> Result<(), OpError> {
     Ok(())
 }
 
-pub(super) fn submit(
+/// Whether a sweep of this name is stored: `Some(outcome)` when it is (same digest: nothing to
+/// write), an error when it is stored with another grid.
+pub(super) fn submitted_already(
     conn: &mut Connection,
     sweep: &SweepRecord,
-    jobs: &[JobRecord],
-    cells: &[CellRecord],
-) -> Result<SubmitOutcome, OpError> {
-    let tx = write_tx(conn)?;
-    let existing: Option<String> = tx
-        .query_row(
-            "SELECT grid_digest FROM sweeps WHERE name = ?1",
-            [&sweep.name],
-            |r| r.get(0),
-        )
+) -> Result<Option<SubmitOutcome>, OpError> {
+    let existing: Option<String> = conn
+        .prepare_cached("SELECT grid_digest FROM sweeps WHERE name = ?1")?
+        .query_row([&sweep.name], |r| r.get(0))
         .optional()?;
-    if let Some(existing) = existing {
-        if existing == sweep.grid_digest {
-            return Ok(SubmitOutcome::default());
-        }
-        return Err(OpError::Store(StoreError::SweepExists {
+    match existing {
+        None => Ok(None),
+        Some(existing) if existing == sweep.grid_digest => Ok(Some(SubmitOutcome::default())),
+        Some(existing) => Err(OpError::Store(StoreError::SweepExists {
             name: sweep.name.clone(),
             existing,
-        }));
+        })),
     }
+}
+
+/// The first steps of a submit, one transaction per chunk of jobs: inserts the jobs not stored
+/// yet (version 1), without sweep membership. Returns how many were inserted and the keys of
+/// those that were stored already.
+pub(super) fn insert_new_jobs(
+    conn: &mut Connection,
+    jobs: &[JobRecord],
+) -> Result<(u64, Vec<String>), OpError> {
+    let tx = write_tx(conn)?;
+    let now = now_ms();
+    let (mut inserted, mut already) = (0, Vec::new());
+    for job in jobs {
+        if insert_job(&tx, job, 1, now)? == 1 {
+            inserted += 1;
+            write_results(&tx, job)?;
+        } else {
+            already.push(job.key.clone());
+        }
+    }
+    tx.commit()?;
+    Ok((inserted, already))
+}
+
+/// The last step of a submit, one transaction: the sweep, its memberships and its cells (the
+/// jobs are stored by [`insert_new_jobs`] before). A submit of the same name that finished
+/// meanwhile wins: nothing is written and its outcome is returned.
+pub(super) fn finish_submit(
+    conn: &mut Connection,
+    sweep: &SweepRecord,
+    job_keys: &[String],
+    cells: &[CellRecord],
+) -> Result<Option<SubmitOutcome>, OpError> {
+    if let Some(outcome) = submitted_already(conn, sweep)? {
+        return Ok(Some(outcome));
+    }
+    let tx = write_tx(conn)?;
     tx.execute(
         &format!("INSERT INTO sweeps ({SWEEP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
         params![
@@ -197,18 +229,17 @@ pub(super) fn submit(
             sweep.backend
         ],
     )?;
-    let now = now_ms();
-    let mut jobs_inserted = 0;
     {
+        // In key order: the membership table is keyed by job key, so sorted inserts append to
+        // its pages instead of splitting them all over the file.
+        let mut keys: Vec<&String> = job_keys.iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
         let mut member = tx.prepare_cached(
             "INSERT INTO sweep_jobs (job_key, sweep) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?;
-        for job in jobs {
-            if insert_job(&tx, job, 1, now)? == 1 {
-                jobs_inserted += 1;
-                write_results(&tx, job)?;
-            }
-            member.execute(params![job.key, sweep.name])?;
+        for key in keys {
+            member.execute(params![key, sweep.name])?;
         }
         let mut cell = tx.prepare_cached(
             "INSERT INTO cells (sweep, ord, model, intermediate, target, language, seed, \
@@ -228,10 +259,7 @@ pub(super) fn submit(
         }
     }
     tx.commit()?;
-    Ok(SubmitOutcome {
-        sweep_created: true,
-        jobs_inserted,
-    })
+    Ok(None)
 }
 
 /// One transaction for the whole batch. Each write checks the stored version first and is

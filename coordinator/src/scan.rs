@@ -1,0 +1,69 @@
+//! Reading a big sweep from the cache a chunk at a time. The lock is taken per chunk of cells or
+//! jobs and released between chunks, so heartbeats and acquires wait at most one chunk (about a
+//! millisecond), never a whole sweep of a million cells. A scan sees each chunk as it was when it
+//! read it: right for status pages and dashboards, not for decisions. Scans are CPU work; the
+//! async services run them on blocking threads.
+
+use stilts_proto::v1 as pb;
+
+use crate::cache::{CellEntry, Core, JobIdx, SweepEntry};
+use crate::server::Shared;
+use crate::status::{CellState, StatusTally};
+
+/// Cells or jobs read per hold of the lock.
+pub const CHUNK: usize = 8_192;
+
+/// Calls `f` with every cell of sweep `name` (its index and state) and returns true, or false
+/// when there is no such sweep (or it went away during the scan).
+pub fn cells(
+    shared: &Shared,
+    name: &str,
+    mut f: impl FnMut(&Core, &SweepEntry, usize, &CellEntry, CellState),
+) -> bool {
+    let mut at = 0;
+    loop {
+        let core = shared.core();
+        let Some(s) = core.sweep(name) else {
+            return false;
+        };
+        let end = (at + CHUNK).min(s.cells.len());
+        for (i, c) in s.cells[at.min(end)..end].iter().enumerate() {
+            f(&core, s, at + i, c, core.cell_state(c));
+        }
+        if end >= s.cells.len() {
+            return true;
+        }
+        at = end;
+    }
+}
+
+/// Calls `f` with every job of sweep `name`; false when there is no such sweep.
+pub fn jobs(shared: &Shared, name: &str, mut f: impl FnMut(&Core, JobIdx)) -> bool {
+    let mut at = 0;
+    loop {
+        let core = shared.core();
+        let Some(s) = core.sweep(name) else {
+            return false;
+        };
+        let end = (at + CHUNK).min(s.jobs.len());
+        for &j in &s.jobs[at.min(end)..end] {
+            f(&core, j);
+        }
+        if end >= s.jobs.len() {
+            return true;
+        }
+        at = end;
+    }
+}
+
+/// [`Core::sweep_status`], read a chunk at a time; `None` when there is no such sweep.
+pub fn sweep_status(shared: &Shared, name: &str) -> Option<pb::SweepStatus> {
+    let mut tally = StatusTally::new(shared.core().sweep(name)?);
+    let found = cells(shared, name, |_, _, _, c, st| tally.cell(c, st))
+        && jobs(shared, name, |core, j| tally.job(core, j));
+    if !found {
+        return None;
+    }
+    let core = shared.core();
+    Some(tally.finish(&core, core.sweep(name)?))
+}
