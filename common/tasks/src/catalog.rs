@@ -199,7 +199,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The built-in catalog (`worker/tasks/catalog.toml`).
+    /// The built-in catalog (`common/tasks/catalog.toml`).
     pub fn builtin() -> Catalog {
         let mut catalog = Catalog::default();
         catalog
