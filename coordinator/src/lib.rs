@@ -38,7 +38,7 @@ pub mod tls;
 mod worker_api;
 mod writer;
 
-pub use config::{AuthConfig, CoordinatorConfig, ServerTls, TaskLanguages};
+pub use config::{AuthConfig, CoordinatorConfig, ServerTls};
 pub use error::CoordinatorError;
 pub use health::LIVENESS;
 pub use http::HttpListener;

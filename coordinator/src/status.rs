@@ -144,6 +144,24 @@ impl Core {
         keys
     }
 
+    /// The definitions of the tasks a sweep's grid brought, by name, as its jobs carry them
+    /// (`JobSpec::task_defs`): exactly what the sweep was planned with.
+    pub fn sweep_tasks(
+        &self,
+        s: &SweepEntry,
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut out = std::collections::BTreeMap::new();
+        for &j in &s.jobs {
+            let spec = &self.jobs[j as usize].record.spec;
+            if spec.kind != StageKind::Evaluate {
+                for (name, def) in &spec.task_defs {
+                    out.entry(name.clone()).or_insert_with(|| def.clone());
+                }
+            }
+        }
+        out
+    }
+
     pub fn sweep_status(&self, s: &SweepEntry) -> pb::SweepStatus {
         let axes = &s.axes;
         let mut per_axis: [Vec<[u64; 6]>; 5] = [
@@ -215,6 +233,14 @@ impl Core {
             failed,
             backend: s.record.backend.clone(),
             waiting: self.waiting(s),
+            tasks_json: {
+                let tasks = self.sweep_tasks(s);
+                if tasks.is_empty() {
+                    String::new()
+                } else {
+                    serde_json::to_string(&tasks).unwrap_or_default()
+                }
+            },
         }
     }
 
