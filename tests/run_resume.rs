@@ -297,8 +297,24 @@ fn tiny_example(model: &std::path::Path) -> String {
     )
     .unwrap();
     let recipe = "[recipe]\nlr = 2e-5\nbatch_size = 32\nepochs = 2\nmax_seq_len = 128\n";
-    assert!(text.contains(recipe), "the example's [recipe] changed: update this test");
+    for line in [
+        recipe,
+        "intermediate = [\"none\", \"imdb\", \"qqp\"]",
+        "target = [\"movie-reviews\", \"paraphrase-x\"]",
+    ] {
+        assert!(text.contains(line), "the example changed ({line}): update this test");
+    }
+    // The in-domain sentiment target is left out here: its model selection and evaluation read
+    // SST-2's 872 dev sentences, about 50 s per job on CI's debug build of the trainer.
     text.replace("seeds = [1, 2, 3]", "seeds = [1]")
+        .replace(
+            "intermediate = [\"none\", \"imdb\", \"qqp\"]",
+            "intermediate = [\"none\", \"imdb\"]",
+        )
+        .replace(
+            "target = [\"movie-reviews\", \"paraphrase-x\"]",
+            "target = [\"paraphrase-x\"]",
+        )
         .replace(
             "mbert = \"bert-base-multilingual-cased\"",
             &format!("mbert = {:?}", model.display().to_string()),
@@ -335,10 +351,9 @@ fn example_grid_with_its_own_tasks_trains_evaluates_and_reports_their_domains() 
         .output()
         .unwrap();
     let csv = output_ok(&out);
-    // 3 intermediates × (movie-reviews: en + paraphrase-x: 7 languages), one seed.
+    // 2 intermediates (none, imdb) × paraphrase-x's 7 languages, one seed.
     let rows: Vec<&str> = csv.lines().filter(|l| l.contains(",accuracy,")).collect();
-    assert_eq!(rows.len(), 3 * 8, "{csv}");
-    assert!(rows.iter().any(|r| r.contains(",movie-reviews,en,")), "{csv}");
+    assert_eq!(rows.len(), 2 * 7, "{csv}");
     assert!(rows.iter().any(|r| r.contains(",paraphrase-x,de,")), "{csv}");
 
     let report_dir = dir.path().join("report");
@@ -351,7 +366,6 @@ fn example_grid_with_its_own_tasks_trains_evaluates_and_reports_their_domains() 
         .unwrap();
     let md = output_ok(&out);
     for want in [
-        "| movie-reviews | sentiment |",
         "| paraphrase-x | paraphrase |",
         "| imdb | sentiment |",
     ] {
