@@ -72,7 +72,10 @@ fn reads<'c>(g: &Grid, catalog: &'c Catalog) -> Vec<(&'c TaskDef, Split, String,
         let phases: Vec<&TaskDef> = if t.english_train.is_empty() {
             vec![t]
         } else {
-            t.english_train.iter().filter_map(|n| catalog.get(n)).collect()
+            t.english_train
+                .iter()
+                .filter_map(|n| catalog.get(n))
+                .collect()
         };
         for p in phases {
             add(p, Split::Train, "en", StageKind::Target);

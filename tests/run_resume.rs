@@ -293,7 +293,8 @@ fn shared_data_and_minilm() -> Option<(std::path::PathBuf, std::path::PathBuf)> 
 /// The example grid as shipped, on the MiniLM test model with one seed and a few training steps.
 fn tiny_example(model: &std::path::Path) -> String {
     let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/domain-adaptation.toml"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/examples/domain-adaptation.toml"),
     )
     .unwrap();
     let recipe = "[recipe]\nlr = 2e-5\nbatch_size = 32\nepochs = 2\nmax_seq_len = 128\n";
@@ -302,7 +303,10 @@ fn tiny_example(model: &std::path::Path) -> String {
         "intermediate = [\"none\", \"imdb\", \"qqp\"]",
         "target = [\"movie-reviews\", \"paraphrase-x\"]",
     ] {
-        assert!(text.contains(line), "the example changed ({line}): update this test");
+        assert!(
+            text.contains(line),
+            "the example changed ({line}): update this test"
+        );
     }
     // The in-domain sentiment target is left out here: its model selection and evaluation read
     // SST-2's 872 dev sentences, about 50 s per job on CI's debug build of the trainer.
@@ -343,7 +347,10 @@ fn example_grid_with_its_own_tasks_trains_evaluates_and_reports_their_domains() 
         .output()
         .unwrap();
     output_ok(&out);
-    eprintln!("example grid ran in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "example grid ran in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let out = stilts()
         .args(["results", "--format", "csv", "--state-dir"])
         .arg(&state)
@@ -354,7 +361,10 @@ fn example_grid_with_its_own_tasks_trains_evaluates_and_reports_their_domains() 
     // 2 intermediates (none, imdb) × paraphrase-x's 7 languages, one seed.
     let rows: Vec<&str> = csv.lines().filter(|l| l.contains(",accuracy,")).collect();
     assert_eq!(rows.len(), 2 * 7, "{csv}");
-    assert!(rows.iter().any(|r| r.contains(",paraphrase-x,de,")), "{csv}");
+    assert!(
+        rows.iter().any(|r| r.contains(",paraphrase-x,de,")),
+        "{csv}"
+    );
 
     let report_dir = dir.path().join("report");
     let out = stilts()
@@ -365,10 +375,7 @@ fn example_grid_with_its_own_tasks_trains_evaluates_and_reports_their_domains() 
         .output()
         .unwrap();
     let md = output_ok(&out);
-    for want in [
-        "| paraphrase-x | paraphrase |",
-        "| imdb | sentiment |",
-    ] {
+    for want in ["| paraphrase-x | paraphrase |", "| imdb | sentiment |"] {
         assert!(md.contains(want), "{want} in the report:\n{md}");
     }
 }
@@ -378,8 +385,16 @@ fn own_task_with_a_missing_file_or_a_foreign_label_submits_nothing() {
     let dir = temp_dir();
     let data = dir.path().join("data");
     std::fs::create_dir_all(data.join("mine")).unwrap();
-    std::fs::write(data.join("mine/train.csv"), "text,label\ngood,pos\nbad,neg\n").unwrap();
-    std::fs::write(data.join("mine/test.csv"), "text,label\nfine,pos\nodd,meh\n").unwrap();
+    std::fs::write(
+        data.join("mine/train.csv"),
+        "text,label\ngood,pos\nbad,neg\n",
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("mine/test.csv"),
+        "text,label\nfine,pos\nodd,meh\n",
+    )
+    .unwrap();
     let grid_text = |test: &str| {
         format!(
             "[sweep]\nname = \"mine\"\nseeds = [1]\n[models]\nm = \"models/m\"\n[grid]\n\
@@ -408,6 +423,9 @@ fn own_task_with_a_missing_file_or_a_foreign_label_submits_nothing() {
         assert!(!out.status.success(), "{err}");
         assert!(err.contains("grid.toml:10:8: [tasks.mine]"), "{err}");
         assert!(err.contains(want), "{err}");
-        assert!(!state.join("state.db").exists(), "nothing was submitted: {err}");
+        assert!(
+            !state.join("state.db").exists(),
+            "nothing was submitted: {err}"
+        );
     }
 }

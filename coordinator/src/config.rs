@@ -7,9 +7,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Maps a task name to its languages, `None` for a task the catalog lacks. The binary passes the
-/// task catalog; the planner uses it to resolve `languages = "all"` and to reject unknown tasks.
-
 /// How the coordinator runs. In TOML, durations are integer milliseconds or strings with units
 /// (`"30s"`, `"1m"`).
 #[derive(Clone, Serialize, Deserialize)]

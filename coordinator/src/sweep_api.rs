@@ -114,9 +114,9 @@ impl<S: Store> SweepService for SweepApi<S> {
         let planned = tokio::task::spawn_blocking(move || {
             let files = |path: &str| catalog_files.get(path).cloned();
             match catalog.as_deref() {
-                Some(catalog) => stilts_common::plan::plan_with_catalog(
-                    &file, &text, catalog, &files, max_cells,
-                ),
+                Some(catalog) => {
+                    stilts_common::plan::plan_with_catalog(&file, &text, catalog, &files, max_cells)
+                }
                 None => stilts_common::plan::plan_capped(&file, &text, None, None, max_cells),
             }
         })

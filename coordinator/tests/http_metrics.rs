@@ -276,14 +276,22 @@ train = ["train.csv"]
         }
         complete_one(&mut h, &w, &a).await;
     }
-    assert_eq!(carried, 2 + 4, "2 target jobs and 4 evaluate jobs carry the definition");
+    assert_eq!(
+        carried,
+        2 + 4,
+        "2 target jobs and 4 evaluate jobs carry the definition"
+    );
     let sweep = get_json(http, "/api/sweeps/own").await;
     assert_eq!(sweep["own_tasks"]["reviews"]["domain"], "sentiment");
     let targets = sweep["delta"]["targets"].as_array().unwrap();
     assert_eq!(targets[0]["name"], "reviews");
     assert_eq!(targets[0]["domain"], "sentiment");
     let status = h.status("own").await;
-    assert!(status.tasks_json.contains("\"sentiment\""), "{}", status.tasks_json);
+    assert!(
+        status.tasks_json.contains("\"sentiment\""),
+        "{}",
+        status.tasks_json
+    );
 
     let clash = grid("clash", &["none"], r#"["xnli"]"#, "\"all\"")
         + &own.replace("tasks.reviews", "tasks.xnli");

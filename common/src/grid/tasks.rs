@@ -36,7 +36,12 @@ pub fn catalog_paths(text: &str) -> Vec<String> {
     toml::from_str::<CatalogKey>(text)
         .ok()
         .and_then(|k| k.catalog)
-        .map(|c| c.into_inner().into_iter().map(Spanned::into_inner).collect())
+        .map(|c| {
+            c.into_inner()
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect()
+        })
         .unwrap_or_default()
 }
 

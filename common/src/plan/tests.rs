@@ -348,7 +348,11 @@ train = ["train.tsv"]
 "#;
 
 fn plan_own(text: &str, shared: Option<&str>) -> Result<Plan, GridError> {
-    let files = |p: &str| (p == "shared.toml").then(|| shared.map(str::to_string)).flatten();
+    let files = |p: &str| {
+        (p == "shared.toml")
+            .then(|| shared.map(str::to_string))
+            .flatten()
+    };
     plan_with_catalog(
         "grid.toml",
         text,
@@ -361,7 +365,11 @@ fn plan_own(text: &str, shared: Option<&str>) -> Result<Plan, GridError> {
 #[test]
 fn a_grid_brings_its_own_tasks_and_their_definitions_travel_with_the_jobs() {
     let p = plan_own(OWN_TARGET, Some(SHARED)).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(p.axes.languages, ["en", "de"], "\"all\" from the grid's own task");
+    assert_eq!(
+        p.axes.languages,
+        ["en", "de"],
+        "\"all\" from the grid's own task"
+    );
     for j in &p.jobs {
         let names: Vec<&str> = j.spec.task_defs.keys().map(String::as_str).collect();
         match (j.spec.kind, j.spec.task.as_str()) {
@@ -371,7 +379,13 @@ fn a_grid_brings_its_own_tasks_and_their_definitions_travel_with_the_jobs() {
             other => panic!("unexpected job {other:?}"),
         }
     }
-    let def = &p.jobs.iter().find(|j| j.spec.task == "reviews").unwrap().spec.task_defs["reviews"];
+    let def = &p
+        .jobs
+        .iter()
+        .find(|j| j.spec.task == "reviews")
+        .unwrap()
+        .spec
+        .task_defs["reviews"];
     assert_eq!(def["domain"], "sentiment");
     assert_eq!(def["layout"][0]["columns"]["text"], "review");
 
@@ -379,9 +393,17 @@ fn a_grid_brings_its_own_tasks_and_their_definitions_travel_with_the_jobs() {
     let changed = OWN_TARGET.replace("domain = \"sentiment\"", "domain = \"reviews\"");
     let q = plan_own(&changed, Some(SHARED)).unwrap();
     let key = |p: &Plan, task: &str, kind| {
-        p.jobs.iter().find(|j| j.spec.task == task && j.spec.kind == kind).unwrap().key.clone()
+        p.jobs
+            .iter()
+            .find(|j| j.spec.task == task && j.spec.kind == kind)
+            .unwrap()
+            .key
+            .clone()
     };
-    assert_ne!(key(&p, "reviews", StageKind::Target), key(&q, "reviews", StageKind::Target));
+    assert_ne!(
+        key(&p, "reviews", StageKind::Target),
+        key(&q, "reviews", StageKind::Target)
+    );
     assert_eq!(
         key(&p, "demo-sentiment", StageKind::Intermediate),
         key(&q, "demo-sentiment", StageKind::Intermediate)
@@ -406,14 +428,25 @@ fn built_in_tasks_keep_their_keys_and_digest() {
 #[test]
 fn own_task_errors_name_file_line_and_column() {
     let e = plan_own(OWN_TARGET, None).unwrap_err().to_string();
-    assert!(e.starts_with("grid.toml:1:12: catalog: cannot read catalog file"), "{e}");
+    assert!(
+        e.starts_with("grid.toml:1:12: catalog: cannot read catalog file"),
+        "{e}"
+    );
     let typo = OWN_TARGET.replace("english_train", "english_trian");
     let e = plan_own(&typo, Some(SHARED)).unwrap_err().to_string();
-    assert!(e.starts_with("grid.toml:20:1:") && e.contains("english_trian"), "{e}");
+    assert!(
+        e.starts_with("grid.toml:20:1:") && e.contains("english_trian"),
+        "{e}"
+    );
     let clash = OWN_TARGET.replace("tasks.reviews", "tasks.xnli");
     let e = plan_own(&clash, Some(SHARED)).unwrap_err().to_string();
-    assert!(e.starts_with("grid.toml:13:8:") && e.contains("already defined"), "{e}");
+    assert!(
+        e.starts_with("grid.toml:13:8:") && e.contains("already defined"),
+        "{e}"
+    );
     let shared_typo = SHARED.replace("reader = \"tsv\"", "reader = \"tsvv\"");
-    let e = plan_own(OWN_TARGET, Some(&shared_typo)).unwrap_err().to_string();
+    let e = plan_own(OWN_TARGET, Some(&shared_typo))
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("shared.toml:9:10:"), "{e}");
 }

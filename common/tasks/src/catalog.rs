@@ -289,7 +289,8 @@ impl Catalog {
     /// error: a grid defines new tasks, it does not redefine shared ones. Every error names
     /// `file`, line and column.
     pub fn add_embedded(&mut self, text: &str, file: &str) -> Result<Vec<TaskDef>, CatalogError> {
-        let parsed: EmbeddedTasks = toml::from_str(text).map_err(|e| parse_error(text, file, &e))?;
+        let parsed: EmbeddedTasks =
+            toml::from_str(text).map_err(|e| parse_error(text, file, &e))?;
         let mut added = Vec::new();
         for (name, mut task) in parsed.tasks {
             let (line, column) = line_col(text, name.span().start);
@@ -307,7 +308,9 @@ impl Catalog {
             }
             task.name = name.clone();
             validate(&task, file).map_err(|e| match e {
-                CatalogError::Invalid { task, message, .. } => at(format!("task `{task}`: {message}")),
+                CatalogError::Invalid { task, message, .. } => {
+                    at(format!("task `{task}`: {message}"))
+                }
                 other => other,
             })?;
             self.tasks.insert(name, task.clone());

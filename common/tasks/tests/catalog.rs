@@ -175,7 +175,11 @@ fn grid_tasks_are_added_and_loaded_with_a_column_mapping() {
         "id,review,stars\n1,\"great, really\",pos\n2,awful,neg\n",
     )
     .unwrap();
-    std::fs::write(root.join("reviews/dev-de.csv"), "review,stars\ntoll,pos\nmies,bad\n").unwrap();
+    std::fs::write(
+        root.join("reviews/dev-de.csv"),
+        "review,stars\ntoll,pos\nmies,bad\n",
+    )
+    .unwrap();
     std::fs::write(root.join("reviews/test-de.csv"), "review\nunlabelled\n").unwrap();
     let stilts_tasks::Dataset::Pairs(train) = load(t, Split::Train, "en", root).unwrap() else {
         panic!("pairs expected")
@@ -189,7 +193,10 @@ fn grid_tasks_are_added_and_loaded_with_a_column_mapping() {
     assert_eq!(test[0].label, stilts_tasks::Label::None);
     // A label outside the task's label set names the data file and line.
     let e = load(t, Split::Dev, "de", root).unwrap_err().to_string();
-    assert!(e.contains("dev-de.csv:3") && e.contains("unknown label `bad`"), "{e}");
+    assert!(
+        e.contains("dev-de.csv:3") && e.contains("unknown label `bad`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -217,14 +224,21 @@ dev = ["dev.tsv"]
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("sim");
     std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("train.jsonl"), "{\"a\": \"x\", \"b\": \"y\", \"score\": 3.5}\n").unwrap();
+    std::fs::write(
+        root.join("train.jsonl"),
+        "{\"a\": \"x\", \"b\": \"y\", \"score\": 3.5}\n",
+    )
+    .unwrap();
     std::fs::write(root.join("dev.tsv"), "s1\ts2\ty\np\tq\tnot-a-number\n").unwrap();
-    let stilts_tasks::Dataset::Pairs(train) = load(t, Split::Train, "en", dir.path()).unwrap() else {
+    let stilts_tasks::Dataset::Pairs(train) = load(t, Split::Train, "en", dir.path()).unwrap()
+    else {
         panic!("pairs expected")
     };
     assert_eq!(train[0].text_b.as_deref(), Some("y"));
     assert_eq!(train[0].label, stilts_tasks::Label::Score(3.5));
-    let e = load(t, Split::Dev, "en", dir.path()).unwrap_err().to_string();
+    let e = load(t, Split::Dev, "en", dir.path())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("dev.tsv:2") && e.contains("not a number"), "{e}");
 }
 

@@ -168,7 +168,12 @@ pub async fn sweep(State(st): State<Arc<HttpState>>, Path(name): Path<String>) -
         let own = core.sweep_tasks(s);
         let own_tasks: BTreeMap<&String, Value> = own
             .iter()
-            .map(|(name, def)| (name, json!({ "domain": def["domain"], "role": def["role"] })))
+            .map(|(name, def)| {
+                (
+                    name,
+                    json!({ "domain": def["domain"], "role": def["role"] }),
+                )
+            })
             .collect();
         let body = json!({
             "own_tasks": own_tasks,

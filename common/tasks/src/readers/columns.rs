@@ -88,11 +88,7 @@ fn header_rows(
             return Err(TaskError::format(
                 path,
                 line,
-                format!(
-                    "{} fields, the header has {}",
-                    fields.len(),
-                    header.len()
-                ),
+                format!("{} fields, the header has {}", fields.len(), header.len()),
             ));
         }
         out.push(Row {
