@@ -1,8 +1,9 @@
-//! The task catalog as the binary uses it: the language resolver the planner needs for
-//! `languages = "all"`, `stilts tasks` and `stilts score`.
+//! The task catalog as the binary uses it: loaded once per process and handed to the planner,
+//! the coordinator (dashboard, report) and the executors; the files a grid's `catalog = [...]`
+//! names; `stilts tasks` and `stilts score`.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use stilts_tasks::catalog::Catalog;
@@ -16,14 +17,18 @@ pub fn load(extra: Option<&Path>) -> Result<Catalog> {
     }
 }
 
-/// Task name → its evaluation languages; `None` for a task the catalog does not know.
-pub type Resolver = Arc<dyn Fn(&str) -> Option<Vec<String>> + Send + Sync>;
-
-pub fn language_resolver(extra: Option<&Path>) -> Result<Resolver> {
-    let catalog = load(extra)?;
-    Ok(Arc::new(move |task: &str| {
-        catalog.get(task).map(|t| t.languages.clone())
-    }))
+/// The text of every file a grid's `catalog = [...]` names, by the path as written there, read
+/// relative to the grid file's folder. A file that cannot be read is left out: the planner
+/// then reports it at its position in the grid.
+pub fn grid_catalog_files(grid: &Path, text: &str) -> HashMap<String, String> {
+    let dir = grid.parent().unwrap_or(Path::new("."));
+    stilts_common::grid::catalog_paths(text)
+        .into_iter()
+        .filter_map(|p| {
+            let contents = std::fs::read_to_string(dir.join(&p)).ok()?;
+            Some((p, contents))
+        })
+        .collect()
 }
 
 /// `stilts tasks`: one line per task.

@@ -35,12 +35,17 @@ pub enum Command {
     /// Run a grid on this machine: coordinator, SQLite store and local workers in one process.
     #[command(after_help = "Examples:\n  \
         stilts run deploy/demo/grid.toml\n  \
-        stilts run grid.toml --state-dir /scratch/stilts --slots 8\n\n\
+        stilts run grid.toml --state-dir /scratch/stilts --slots 8\n  \
+        STILTS_DATA_DIR=/data stilts run deploy/examples/domain-adaptation.toml\n\n\
         Running the same command again resumes the sweep: jobs that succeeded are never run again,\n\
-        failed and cancelled jobs are retried.")]
+        failed and cancelled jobs are retried. A grid may define its own tasks ([tasks.NAME],\n\
+        catalog = [\"my-tasks.toml\"]); their files are read before anything is submitted (README\n\
+        \"Your own tasks\").")]
     Run(RunArgs),
     /// Expand and validate a grid without running it: cells, stage jobs, naive count, saving.
-    #[command(after_help = "Example:\n  stilts plan grid.toml")]
+    #[command(after_help = "Examples:\n  stilts plan grid.toml\n  \
+        STILTS_DATA_DIR=/data stilts plan deploy/examples/domain-adaptation.toml\n\n\
+        The files of the grid's own tasks ([tasks.NAME]) are read and checked here too.")]
     Plan {
         /// The grid file (TOML).
         grid: PathBuf,

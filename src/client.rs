@@ -98,6 +98,7 @@ pub async fn submit(
         .with_context(|| format!("cannot read grid file {}", grid.display()))?;
     let req = SubmitSweepRequest {
         file_name: grid.display().to_string(),
+        catalog_files: crate::catalog::grid_catalog_files(grid, &text),
         grid_toml: text,
         // Empty: the grid's `[executor] backend`.
         backend: backend.unwrap_or_default().to_string(),

@@ -54,28 +54,33 @@ pub fn check_backend(backend: TrainerBackend) -> Result<(), String> {
     Ok(())
 }
 
-/// The executors of this build: `command` always; `burn` with the `trainer` feature.
-pub fn local(backend: &str, model_cache: &Path) -> Result<Dispatch> {
+/// The executors of this build: `command` always; `burn` with the `trainer` feature, on the
+/// process's task catalog (jobs of grids with their own tasks carry those definitions).
+pub fn local(
+    backend: &str,
+    model_cache: &Path,
+    catalog: &Arc<stilts_tasks::Catalog>,
+) -> Result<Dispatch> {
     Ok(Dispatch {
         command: CommandExecutor::new(),
-        burn: burn(backend)?,
+        burn: burn(backend, catalog)?,
         backend: backend.to_string(),
         model_cache: model_cache.to_path_buf(),
     })
 }
 
 #[cfg(feature = "trainer")]
-fn burn(backend: &str) -> Result<Option<Arc<dyn Executor>>> {
+fn burn(backend: &str, catalog: &stilts_tasks::Catalog) -> Result<Option<Arc<dyn Executor>>> {
     use anyhow::Context as _;
     let backend = stilts_trainer::backend::Backend::parse(backend)
         .with_context(|| format!("--backend {backend}"))?;
-    Ok(Some(Arc::new(stilts_trainer::executor::BurnExecutor::new(
-        backend,
-    ))))
+    Ok(Some(Arc::new(
+        stilts_trainer::executor::BurnExecutor::new(backend).with_catalog(catalog.clone()),
+    )))
 }
 
 #[cfg(not(feature = "trainer"))]
-fn burn(_backend: &str) -> Result<Option<Arc<dyn Executor>>> {
+fn burn(_backend: &str, _catalog: &stilts_tasks::Catalog) -> Result<Option<Arc<dyn Executor>>> {
     Ok(None)
 }
 

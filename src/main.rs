@@ -6,6 +6,7 @@ mod client;
 mod executors;
 mod health_cmd;
 mod local_results;
+mod own_tasks;
 mod plan_cmd;
 mod progress;
 mod report_cmd;

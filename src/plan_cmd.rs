@@ -7,13 +7,16 @@ use anyhow::{Context, Result, bail};
 pub fn run(grid: &Path) -> Result<String> {
     let text = std::fs::read_to_string(grid)
         .with_context(|| format!("cannot read grid file {}", grid.display()))?;
-    let resolver = crate::catalog::language_resolver(None)?;
-    let resolve = |task: &str| resolver(task);
+    let catalog = crate::catalog::load(None)?;
+    let files = crate::catalog::grid_catalog_files(grid, &text);
+    let files = |p: &str| files.get(p).cloned();
     let file = grid.display().to_string();
-    let plan = match stilts_common::plan::plan(&file, &text, Some(&resolve), None) {
+    let max = stilts_common::plan::MAX_CELLS;
+    let plan = match stilts_common::plan::plan_with_catalog(&file, &text, &catalog, &files, max) {
         Ok(plan) => plan,
         Err(e) => bail!("{e}"),
     };
+    crate::own_tasks::check(grid, &text, &catalog)?;
     let a = &plan.axes;
     Ok(format!(
         "sweep {}\naxes:            {} models × {} intermediate × {} targets × {} languages × {} seeds\n{}\n",

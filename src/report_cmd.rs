@@ -16,9 +16,13 @@ pub async fn run(args: ReportArgs) -> Result<()> {
     let mut session = Session::open(args.coordinator.as_deref(), &args.state.state_dir).await?;
     let fetched = fetch(&mut session, args.sweep.as_deref()).await;
     session.close().await;
-    let (input, provenance) = fetched?;
+    let (input, provenance, own_tasks) = fetched?;
 
-    let catalog = crate::catalog::load(args.catalog.as_deref())?;
+    // The process's catalog plus the tasks the sweep's grid brought, as its jobs carry them.
+    let mut catalog = crate::catalog::load(args.catalog.as_deref())?;
+    for task in own_tasks {
+        catalog.insert(task);
+    }
     let tasks = report::catalog_tasks(&catalog);
     let report = report::build(&input, &tasks);
     let out = args
@@ -41,8 +45,13 @@ pub async fn run(args: ReportArgs) -> Result<()> {
     Ok(())
 }
 
-async fn fetch(session: &mut Session, sweep: Option<&str>) -> Result<(ReportInput, Provenance)> {
+type Fetched = (ReportInput, Provenance, Vec<stilts_tasks::TaskDef>);
+
+async fn fetch(session: &mut Session, sweep: Option<&str>) -> Result<Fetched> {
     let sweep = session.sweep_name(sweep).await?;
+    let status = crate::client::status(&mut session.client, &sweep).await?;
+    let own_tasks = own_tasks(&status.tasks_json)
+        .with_context(|| format!("reading the task definitions of sweep {sweep:?}"))?;
     let cells = crate::client::all_cells(&mut session.client, &sweep).await?;
     let rows = crate::client::all_results(&mut session.client, &sweep).await?;
     let mut provenance = Provenance::default();
@@ -70,7 +79,19 @@ async fn fetch(session: &mut Session, sweep: Option<&str>) -> Result<(ReportInpu
             results,
         },
         provenance,
+        own_tasks,
     ))
+}
+
+/// The definitions in `SweepStatus::tasks_json` (empty: none).
+fn own_tasks(json: &str) -> Result<Vec<stilts_tasks::TaskDef>> {
+    if json.is_empty() {
+        return Ok(Vec::new());
+    }
+    let defs: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_str(json)?;
+    defs.iter()
+        .map(|(name, def)| Ok(stilts_tasks::TaskDef::from_json(name, def)?))
+        .collect()
 }
 
 /// A sweep name as one safe path component: grids refuse unsafe names, but a store written by

@@ -71,7 +71,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
         artifacts_root: args.artifacts.clone(),
         max_attempts: args.max_attempts,
         max_cells: args.max_cells,
-        task_languages: Some(catalog::language_resolver(None)?),
+        catalog: Some(Arc::new(catalog::load(None)?)),
         ..CoordinatorConfig::default()
     };
     let shutdown = CancellationToken::new();
@@ -129,7 +129,8 @@ async fn listen(addr: &str) -> Result<TcpListener> {
 
 pub async fn worker(args: WorkerArgs) -> Result<()> {
     let models = args.artifacts.join("..").join("models");
-    let executor = executors::local(&args.backend, &models)?;
+    let catalog = Arc::new(catalog::load(None)?);
+    let executor = executors::local(&args.backend, &models, &catalog)?;
     let mut cfg = stilts_worker::WorkerConfig::new(args.coordinator.clone(), &args.artifacts);
     cfg.slots = args.slots;
     cfg.shutdown_grace = Duration::from_secs(args.grace);

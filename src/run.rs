@@ -79,6 +79,11 @@ fn local_backend(grid: &Path, requested: Option<&str>) -> Result<Option<String>>
 pub async fn run(args: RunArgs) -> Result<i32> {
     // Before anything is created or submitted: can this binary train the grid at all?
     let backend = local_backend(&args.grid, args.backend.as_deref())?;
+    // One catalog for the whole process: the planner, the dashboard and the local worker.
+    let catalog = Arc::new(crate::catalog::load(None)?);
+    if let Ok(text) = std::fs::read_to_string(&args.grid) {
+        crate::own_tasks::check(&args.grid, &text, &catalog)?;
+    }
     let state = StateDir::new(&args.state.state_dir);
     std::fs::create_dir_all(&state.root)
         .with_context(|| format!("cannot create state directory {}", state.root.display()))?;
@@ -94,7 +99,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         max_attempts: args.max_attempts,
         http_listener: crate::roles::http_listener(args.http)?,
         artifacts_root: Some(state.artifacts()),
-        task_languages: Some(crate::catalog::language_resolver(None)?),
+        catalog: Some(catalog.clone()),
         ..CoordinatorConfig::default()
     };
     // Every worker that held a lease before this process started was ours, and is gone.
@@ -107,7 +112,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         shutdown.clone(),
     ));
 
-    let result = drive(&args, backend, &state, &url, &shutdown).await;
+    let result = drive(&args, backend, &catalog, &state, &url, &shutdown).await;
     shutdown.cancel();
     match coordinator.await {
         Ok(Ok(())) => {}
@@ -120,6 +125,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
 async fn drive(
     args: &RunArgs,
     backend: Option<String>,
+    catalog: &Arc<stilts_tasks::Catalog>,
     state: &StateDir,
     url: &str,
     shutdown: &CancellationToken,
@@ -147,7 +153,11 @@ async fn drive(
         state.root.display()
     );
 
-    let executor = executors::local(backend.as_deref().unwrap_or("cpu"), &state.models())?;
+    let executor = executors::local(
+        backend.as_deref().unwrap_or("cpu"),
+        &state.models(),
+        catalog,
+    )?;
     let slots = args
         .slots
         .unwrap_or_else(|| executor.default_slots(backend.is_some()));

@@ -197,6 +197,7 @@ mod tests {
             parent: Some("abc".into()),
             data_version: "v1".into(),
             code_version: "c1".into(),
+            task_defs: Default::default(),
         }
     }
 

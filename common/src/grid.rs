@@ -37,6 +37,10 @@
 //!   `[recipe.evaluate.<task>]` (so `max_seq_len` set for training a target also applies when
 //!   evaluating it).
 //!
+//! A grid may bring its own tasks: `catalog = ["my-tasks.toml"]` (before the first table) names
+//! shared catalog files, and `[tasks.NAME]` sections (with `[[tasks.NAME.layout]]`) use the
+//! keys of the built-in catalog.toml; see `tasks.rs` and `plan::plan_with_catalog`.
+//!
 //! Tasks are checked against the catalog when the caller has one (`task_validator`);
 //! `languages = "all"` needs a `LanguageResolver`. Every error names file, line and column.
 
@@ -44,6 +48,7 @@ mod error;
 mod executor;
 mod load;
 mod spec;
+mod tasks;
 #[cfg(test)]
 mod tests;
 
@@ -57,6 +62,7 @@ pub use error::{GridError, Location};
 pub use executor::parse_duration;
 pub use load::{MAX_NAME_LEN, PRECISIONS, load, name_problem, pip_package_problem};
 pub use spec::GridSpec;
+pub use tasks::{CatalogFiles, GridCatalog, catalog_paths, grid_catalog};
 
 /// Maps a target task to its languages (from the task catalog), `None` for an unknown task.
 pub type LanguageResolver<'a> = &'a dyn Fn(&str) -> Option<Vec<String>>;
@@ -84,6 +90,11 @@ pub struct Grid {
     pub languages_per_job: u32,
     pub recipe: RecipeLayers,
     pub executor: Executor,
+    /// The definitions (JSON of `stilts_tasks::TaskDef`) of the tasks the grid brings itself
+    /// (`[tasks.NAME]`, `catalog` files), by name; empty when it brings none (and then absent
+    /// from the digest, which older sweeps were stored with).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tasks: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -96,4 +96,11 @@ pub struct JobSpec {
     /// Version of the code that runs the job: the grid's `code_version` for command jobs,
     /// the trainer's version for burn jobs.
     pub code_version: String,
+    /// The definitions (JSON of `stilts_tasks::TaskDef`, by name) of the tasks this job reads
+    /// that the grid brought itself (`[tasks.NAME]` or a `catalog` file): `task` and, for a
+    /// target, its `english_train` tasks. They travel to the worker with the job and enter the
+    /// key, so a changed definition is new work. Empty (and absent from the JSON, so keys stay
+    /// as they were) for built-in tasks.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub task_defs: BTreeMap<String, serde_json::Value>,
 }

@@ -65,6 +65,7 @@ mod tests {
             parent: Some("ab".repeat(32)),
             data_version: "xtreme-r-2021".into(),
             code_version: "git:abc123".into(),
+            task_defs: Default::default(),
         }
     }
 

@@ -121,6 +121,7 @@ mod tests {
             parent: None,
             data_version: "v".into(),
             code_version: "c".into(),
+            task_defs: Default::default(),
         }
     }
 

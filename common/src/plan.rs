@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::{JobSpec, StageKind};
 
-pub use expand::{MAX_CELLS, expand, plan, plan_capped};
+pub use expand::{MAX_CELLS, expand, plan, plan_capped, plan_with_catalog};
 
 /// A planned sweep. Cheap in memory: cells are small index records into [`Axes`] and `jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

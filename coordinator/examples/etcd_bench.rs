@@ -55,6 +55,7 @@ fn job(i: usize) -> JobRecord {
         parent: (kind != StageKind::Intermediate).then(|| format!("{:064x}", i + 1_000_000)),
         data_version: "xtreme-r-2021".into(),
         code_version: "0.1.0".into(),
+        task_defs: Default::default(),
     };
     JobRecord {
         key: format!("{i:064x}"),

@@ -49,6 +49,7 @@ fn job(key: String, kind: StageKind, parent: Option<&str>, seed: u64, task: &str
             parent: parent.map(str::to_owned),
             data_version: "v1".into(),
             code_version: "c1".into(),
+            task_defs: Default::default(),
         },
         status: JobStatus::new(parent.is_none()),
         max_attempts: 3,

@@ -7,10 +7,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Maps a task name to its languages, `None` for a task the catalog lacks. The binary passes the
-/// task catalog; the planner uses it to resolve `languages = "all"` and to reject unknown tasks.
-pub type TaskLanguages = Arc<dyn Fn(&str) -> Option<Vec<String>> + Send + Sync>;
-
 /// How the coordinator runs. In TOML, durations are integer milliseconds or strings with units
 /// (`"30s"`, `"1m"`).
 #[derive(Clone, Serialize, Deserialize)]
@@ -59,10 +55,11 @@ pub struct CoordinatorConfig {
     pub tls: Option<ServerTls>,
     /// Who may call which service. Default: no token.
     pub auth: AuthConfig,
-    /// Task catalog hook for the planner. Not configurable from a file. Default none: any task
-    /// name is accepted and `languages = "all"` is an error.
+    /// The task catalog (loaded once by the process) for the planner, the dashboard and the
+    /// report; a sweep's own tasks travel with its jobs. Not configurable from a file. Default
+    /// none: any task name is accepted and `languages = "all"` is an error.
     #[serde(skip)]
-    pub task_languages: Option<TaskLanguages>,
+    pub catalog: Option<Arc<stilts_tasks::Catalog>>,
 }
 
 impl Default for CoordinatorConfig {
@@ -82,7 +79,7 @@ impl Default for CoordinatorConfig {
             http_listener: None,
             tls: None,
             auth: AuthConfig::default(),
-            task_languages: None,
+            catalog: None,
         }
     }
 }
@@ -104,7 +101,7 @@ impl fmt::Debug for CoordinatorConfig {
             .field("http_listener", &self.http_listener)
             .field("tls", &self.tls)
             .field("auth", &self.auth)
-            .field("task_languages", &self.task_languages.is_some())
+            .field("catalog", &self.catalog.is_some())
             .finish()
     }
 }

@@ -39,7 +39,7 @@ pub mod tls;
 mod worker_api;
 mod writer;
 
-pub use config::{AuthConfig, CoordinatorConfig, ServerTls, TaskLanguages};
+pub use config::{AuthConfig, CoordinatorConfig, ServerTls};
 pub use error::CoordinatorError;
 pub use health::LIVENESS;
 pub use http::HttpListener;

@@ -121,6 +121,8 @@ pub struct StatusTally {
     jobs: [[u64; 6]; 3],
     failed: Vec<pb::JobSummary>,
     ready_by_need: [u64; Need::ALL.len()],
+    /// The definitions of the tasks the sweep's grid brought (see [`Core::sweep_tasks`]).
+    tasks: BTreeMap<String, serde_json::Value>,
 }
 
 impl StatusTally {
@@ -139,6 +141,7 @@ impl StatusTally {
             jobs: [[0; 6]; 3],
             failed: Vec::new(),
             ready_by_need: [0; Need::ALL.len()],
+            tasks: BTreeMap::new(),
         }
     }
 
@@ -165,6 +168,13 @@ impl StatusTally {
         }
         if st == JobState::Ready {
             self.ready_by_need[e.need.class() as usize] += 1;
+        }
+        if e.record.spec.kind != StageKind::Evaluate {
+            for (name, def) in &e.record.spec.task_defs {
+                self.tasks
+                    .entry(name.clone())
+                    .or_insert_with(|| def.clone());
+            }
         }
     }
 
@@ -206,6 +216,11 @@ impl StatusTally {
             failed: self.failed,
             backend: s.record.backend.clone(),
             waiting: core.waiting(&self.ready_by_need),
+            tasks_json: if self.tasks.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&self.tasks).unwrap_or_default()
+            },
         }
     }
 }
@@ -242,6 +257,24 @@ impl Core {
             .collect();
         keys.reverse();
         keys
+    }
+
+    /// The definitions of the tasks a sweep's grid brought, by name, as its jobs carry them
+    /// (`JobSpec::task_defs`): exactly what the sweep was planned with.
+    pub fn sweep_tasks(
+        &self,
+        s: &SweepEntry,
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut out = std::collections::BTreeMap::new();
+        for &j in &s.jobs {
+            let spec = &self.jobs[j as usize].record.spec;
+            if spec.kind != StageKind::Evaluate {
+                for (name, def) in &spec.task_defs {
+                    out.entry(name.clone()).or_insert_with(|| def.clone());
+                }
+            }
+        }
+        out
     }
 
     /// The status of a sweep in one hold of the lock (tests and small sweeps; the services

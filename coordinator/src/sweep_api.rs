@@ -107,16 +107,18 @@ impl<S: Store> SweepService for SweepApi<S> {
         } else {
             req.file_name
         };
-        let catalog = self.shared.cfg.task_languages.clone();
+        let catalog = self.shared.cfg.catalog.clone();
         let (file, text) = (file_name.clone(), req.grid_toml.clone());
+        let catalog_files = req.catalog_files;
         let max_cells = self.shared.cfg.max_cells;
         let planned = tokio::task::spawn_blocking(move || {
-            let resolver = catalog
-                .as_deref()
-                .map(|f| f as &dyn Fn(&str) -> Option<Vec<String>>);
-            let validator = catalog.as_deref().map(|f| move |t: &str| f(t).is_some());
-            let validator = validator.as_ref().map(|v| v as &dyn Fn(&str) -> bool);
-            stilts_common::plan::plan_capped(&file, &text, resolver, validator, max_cells)
+            let files = |path: &str| catalog_files.get(path).cloned();
+            match catalog.as_deref() {
+                Some(catalog) => {
+                    stilts_common::plan::plan_with_catalog(&file, &text, catalog, &files, max_cells)
+                }
+                None => stilts_common::plan::plan_capped(&file, &text, None, None, max_cells),
+            }
         })
         .await
         .map_err(|e| CoordinatorError::Internal(format!("planner task: {e}")))?;

@@ -242,3 +242,64 @@ async fn json_api_and_dashboard() {
     assert_eq!(chain[0]["logs"]["files"], serde_json::Value::Null);
     h.stop().await;
 }
+
+/// A grid's own target task, defined in the grid: its definition travels with the sweep's jobs,
+/// and the dashboard shows it with its domain; a clash with a built-in task is refused at submit
+/// with the grid position.
+#[tokio::test]
+async fn own_tasks_appear_in_the_dashboard_with_their_domain() {
+    let (mut cfg, http) = config_with_http();
+    cfg.catalog = Some(std::sync::Arc::new(stilts_tasks::Catalog::builtin()));
+    let mut h = Harness::start(SqliteFactory::default(), cfg).await;
+    let own = r#"
+[tasks.reviews]
+role = "target"
+domain = "sentiment"
+head = "classification"
+metric = "accuracy"
+languages = ["en", "de"]
+labels = ["neg", "pos"]
+[[tasks.reviews.layout]]
+reader = "csv"
+columns = { text = "review", label = "stars" }
+train = ["train.csv"]
+"#;
+    let text = grid("own", &["none", "sst2"], r#"["reviews"]"#, "\"all\"") + own;
+    h.submit("own.toml", &text).await;
+    let w = h.register("w1", &[]).await;
+    let mut carried = 0;
+    while let Some(a) = h.acquire(&w, 50).await {
+        let spec: serde_json::Value = serde_json::from_str(&a.spec_json).unwrap();
+        if spec["task"] == "reviews" {
+            assert_eq!(spec["task_defs"]["reviews"]["domain"], "sentiment");
+            carried += 1;
+        }
+        complete_one(&mut h, &w, &a).await;
+    }
+    assert_eq!(
+        carried,
+        2 + 4,
+        "2 target jobs and 4 evaluate jobs carry the definition"
+    );
+    let sweep = get_json(http, "/api/sweeps/own").await;
+    assert_eq!(sweep["own_tasks"]["reviews"]["domain"], "sentiment");
+    let targets = sweep["delta"]["targets"].as_array().unwrap();
+    assert_eq!(targets[0]["name"], "reviews");
+    assert_eq!(targets[0]["domain"], "sentiment");
+    let status = h.status("own").await;
+    assert!(
+        status.tasks_json.contains("\"sentiment\""),
+        "{}",
+        status.tasks_json
+    );
+
+    let clash = grid("clash", &["none"], r#"["xnli"]"#, "\"all\"")
+        + &own.replace("tasks.reviews", "tasks.xnli");
+    let e = h.submit_for("clash.toml", &clash, "").await.unwrap_err();
+    assert!(
+        e.message().starts_with("clash.toml:22:8:") && e.message().contains("already defined"),
+        "{}",
+        e.message()
+    );
+    h.stop().await;
+}

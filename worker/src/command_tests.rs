@@ -39,6 +39,7 @@ fn ctx(dir: &Path, kind: StageKind, template: &str, timeout_s: Option<u64>) -> J
         parent: None,
         data_version: "d".into(),
         code_version: "c".into(),
+        task_defs: Default::default(),
     };
     let output_dir = dir.join("job");
     std::fs::create_dir_all(&output_dir).unwrap();

@@ -40,6 +40,7 @@ fn assignment(key: &str, token: u64, kind: StageKind, template: &str) -> pb::Job
         parent: None,
         data_version: "d".into(),
         code_version: "c".into(),
+        task_defs: Default::default(),
     };
     pb::JobAssignment {
         job_key: key.into(),

@@ -139,6 +139,7 @@ impl Ctx<'_> {
             languages_per_job: spec.evaluate.map_or(0, |e| e.languages_per_job),
             recipe,
             executor,
+            tasks: Default::default(),
         };
         Ok(grid)
     }

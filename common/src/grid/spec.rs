@@ -13,6 +13,11 @@ pub type SpannedStr = Spanned<String>;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GridSpec {
+    /// Shared catalog files (same format as the built-in catalog.toml), relative to the grid's
+    /// folder. Read by `grid::tasks`, not here.
+    pub catalog: Option<Spanned<Vec<SpannedStr>>>,
+    /// `[tasks.NAME]`: the grid's own tasks. Read and validated by `grid::tasks`, not here.
+    pub tasks: Option<toml::Value>,
     pub sweep: Spanned<SweepSection>,
     /// Model name = HuggingFace directory or hub id.
     pub models: Spanned<Entries<SpannedStr>>,

@@ -27,6 +27,26 @@ pub fn plan(
     plan_capped(file_name, toml_text, resolver, task_validator, MAX_CELLS)
 }
 
+/// [`plan_capped`] with the tasks a grid may name: `catalog` (the process's catalog, loaded
+/// once), the grid's `catalog = [...]` files (their text from `catalog_files`, by the path as
+/// written) and its own `[tasks.NAME]` sections. The grid's own definitions travel with its
+/// jobs (`JobSpec::task_def`).
+pub fn plan_with_catalog(
+    file_name: &str,
+    toml_text: &str,
+    catalog: &stilts_tasks::Catalog,
+    catalog_files: grid::CatalogFiles<'_>,
+    max_cells: u64,
+) -> Result<Plan, GridError> {
+    let tasks = grid::grid_catalog(file_name, toml_text, catalog, catalog_files)?;
+    let merged = &tasks.catalog;
+    let resolve = |t: &str| merged.get(t).map(|d| d.languages.clone());
+    let known = |t: &str| merged.get(t).is_some();
+    let mut grid = grid::load(file_name, toml_text, Some(&resolve), Some(&known))?;
+    grid.tasks = tasks.own;
+    capped(file_name, grid, max_cells)
+}
+
 /// [`plan`] refusing grids of more than `max_cells` cells (at most [`MAX_CELLS`]) before they are
 /// expanded: a coordinator's cap on sweep size.
 pub fn plan_capped(
@@ -37,6 +57,10 @@ pub fn plan_capped(
     max_cells: u64,
 ) -> Result<Plan, GridError> {
     let grid = grid::load(file_name, toml_text, resolver, task_validator)?;
+    capped(file_name, grid, max_cells)
+}
+
+fn capped(file_name: &str, grid: Grid, max_cells: u64) -> Result<Plan, GridError> {
     let cells = grid.cell_count();
     let max = max_cells.min(MAX_CELLS);
     if cells > max {
@@ -54,6 +78,22 @@ pub fn plan_capped(
         });
     }
     Ok(expand(&grid))
+}
+
+/// The grid's own definitions a job on `task` reads: the task and its `english_train` tasks.
+fn own_defs(grid: &Grid, task: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(def) = grid.tasks.get(task) else {
+        return out;
+    };
+    out.insert(task.to_string(), def.clone());
+    let english = def["english_train"].as_array().into_iter().flatten();
+    for name in english.filter_map(|v| v.as_str()) {
+        if let Some(d) = grid.tasks.get(name) {
+            out.insert(name.to_string(), d.clone());
+        }
+    }
+    out
 }
 
 /// Expands a validated grid (at most [`MAX_CELLS`] cells) into its plan.
@@ -97,6 +137,7 @@ pub fn expand(grid: &Grid) -> Plan {
             parent: None,
             data_version: grid.data_version.clone(),
             code_version: grid.code_version.clone(),
+            task_defs: own_defs(grid, task),
         };
 
     // Intermediate jobs, [m][i][s]; None for the baseline.

@@ -304,3 +304,149 @@ fn oversized_grids_are_refused() {
     let e = plan("grid.toml", &text, None, None).unwrap_err();
     assert!(e.to_string().contains("split the grid"), "{e}");
 }
+
+/// A grid that trains the built-in demo intermediate task into its own target task.
+const OWN_TARGET: &str = r#"catalog = ["shared.toml"]
+
+[sweep]
+name = "own"
+seeds = [1]
+[models]
+m = "models/m"
+[grid]
+intermediate = ["none", "demo-sentiment", "shared-task"]
+target = ["reviews"]
+languages = "all"
+
+[tasks.reviews]
+role = "target"
+domain = "sentiment"
+head = "classification"
+metric = "accuracy"
+languages = ["en", "de"]
+labels = ["neg", "pos"]
+english_train = ["shared-task"]
+
+[[tasks.reviews.layout]]
+reader = "csv"
+columns = { text = "review", label = "stars" }
+train = ["train.csv"]
+test = ["test-{lang}.csv"]
+"#;
+
+const SHARED: &str = r#"[tasks.shared-task]
+role = "intermediate"
+domain = "sentiment"
+head = "classification"
+metric = "accuracy"
+languages = ["en"]
+labels = ["neg", "pos"]
+[[tasks.shared-task.layout]]
+reader = "tsv"
+columns = { text = "t", label = "l" }
+train = ["train.tsv"]
+"#;
+
+fn plan_own(text: &str, shared: Option<&str>) -> Result<Plan, GridError> {
+    let files = |p: &str| {
+        (p == "shared.toml")
+            .then(|| shared.map(str::to_string))
+            .flatten()
+    };
+    plan_with_catalog(
+        "grid.toml",
+        text,
+        &stilts_tasks::Catalog::builtin(),
+        &files,
+        MAX_CELLS,
+    )
+}
+
+#[test]
+fn a_grid_brings_its_own_tasks_and_their_definitions_travel_with_the_jobs() {
+    let p = plan_own(OWN_TARGET, Some(SHARED)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        p.axes.languages,
+        ["en", "de"],
+        "\"all\" from the grid's own task"
+    );
+    for j in &p.jobs {
+        let names: Vec<&str> = j.spec.task_defs.keys().map(String::as_str).collect();
+        match (j.spec.kind, j.spec.task.as_str()) {
+            (StageKind::Intermediate, "demo-sentiment") => assert!(names.is_empty()),
+            (StageKind::Intermediate, "shared-task") => assert_eq!(names, ["shared-task"]),
+            (_, "reviews") => assert_eq!(names, ["reviews", "shared-task"]),
+            other => panic!("unexpected job {other:?}"),
+        }
+    }
+    let def = &p
+        .jobs
+        .iter()
+        .find(|j| j.spec.task == "reviews")
+        .unwrap()
+        .spec
+        .task_defs["reviews"];
+    assert_eq!(def["domain"], "sentiment");
+    assert_eq!(def["layout"][0]["columns"]["text"], "review");
+
+    // A changed definition is new work for its jobs, and only for them.
+    let changed = OWN_TARGET.replace("domain = \"sentiment\"", "domain = \"reviews\"");
+    let q = plan_own(&changed, Some(SHARED)).unwrap();
+    let key = |p: &Plan, task: &str, kind| {
+        p.jobs
+            .iter()
+            .find(|j| j.spec.task == task && j.spec.kind == kind)
+            .unwrap()
+            .key
+            .clone()
+    };
+    assert_ne!(
+        key(&p, "reviews", StageKind::Target),
+        key(&q, "reviews", StageKind::Target)
+    );
+    assert_eq!(
+        key(&p, "demo-sentiment", StageKind::Intermediate),
+        key(&q, "demo-sentiment", StageKind::Intermediate)
+    );
+    assert_ne!(p.grid_digest, q.grid_digest);
+}
+
+#[test]
+fn built_in_tasks_keep_their_keys_and_digest() {
+    // No own tasks: the specs and the grid digest serialise as before (no `task_defs`, no
+    // `tasks`), so stored sweeps resume.
+    let text = "[sweep]\nname = \"b\"\nseeds = [1]\n[models]\nm = \"m\"\n[grid]\n\
+                intermediate = [\"none\"]\ntarget = [\"xnli\"]\nlanguages = [\"de\"]\n";
+    let a = plan("grid.toml", text, None, None).unwrap();
+    let b = plan_own(text, None).unwrap();
+    assert_eq!(a.grid_digest, b.grid_digest);
+    assert_eq!(a.jobs[0].key, b.jobs[0].key);
+    let json = String::from_utf8(crate::key::canonical_json(&a.jobs[0].spec)).unwrap();
+    assert!(!json.contains("task_defs"), "{json}");
+}
+
+#[test]
+fn own_task_errors_name_file_line_and_column() {
+    let e = plan_own(OWN_TARGET, None).unwrap_err().to_string();
+    assert!(
+        e.starts_with("grid.toml:1:12: catalog: cannot read catalog file"),
+        "{e}"
+    );
+    let typo = OWN_TARGET.replace("english_train", "english_trian");
+    let e = plan_own(&typo, Some(SHARED)).unwrap_err().to_string();
+    assert!(
+        e.starts_with("grid.toml:20:1:") && e.contains("english_trian"),
+        "{e}"
+    );
+    let clash = OWN_TARGET.replace("tasks.reviews", "tasks.xnli");
+    let e = plan_own(&clash, Some(SHARED)).unwrap_err().to_string();
+    assert!(
+        e.starts_with("grid.toml:13:8:") && e.contains("already defined"),
+        "{e}"
+    );
+    let shared_typo = SHARED.replace("reader = \"tsv\"", "reader = \"tsvv\"");
+    let e = plan_own(OWN_TARGET, Some(&shared_typo))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("shared.toml:9:10:"), "{e}");
+}

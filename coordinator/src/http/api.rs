@@ -125,7 +125,7 @@ impl Core {
 }
 
 pub async fn sweep(State(st): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {
-    let (mut body, seq, input) = {
+    let (mut body, seq, input, own) = {
         let core = st.shared.core();
         let Some(s) = core.sweep(&name) else {
             return error(StatusCode::NOT_FOUND, format!("unknown sweep {name:?}"));
@@ -165,7 +165,18 @@ pub async fn sweep(State(st): State<Arc<HttpState>>, Path(name): Path<String>) -
             Some(v) => Err(v),
             None => Ok(core.report_input(s)),
         };
+        let own = core.sweep_tasks(s);
+        let own_tasks: BTreeMap<&String, Value> = own
+            .iter()
+            .map(|(name, def)| {
+                (
+                    name,
+                    json!({ "domain": def["domain"], "role": def["role"] }),
+                )
+            })
+            .collect();
         let body = json!({
+            "own_tasks": own_tasks,
             "name": s.record.name,
             "file_name": s.record.file_name,
             "cancelled": s.record.cancelled,
@@ -185,7 +196,7 @@ pub async fn sweep(State(st): State<Arc<HttpState>>, Path(name): Path<String>) -
             "per_axis": per_axis,
             "cells": cells,
         });
-        (body, core.event_seq, input)
+        (body, core.event_seq, input, own)
     };
     // The Δ matrix and the serialisation grow with the sweep (seconds at 100,000+ cells): on
     // a blocking thread, so the runtime's threads keep serving heartbeats and acquires.
@@ -193,7 +204,7 @@ pub async fn sweep(State(st): State<Arc<HttpState>>, Path(name): Path<String>) -
         let delta = match input {
             Err(cached) => cached,
             Ok(input) => {
-                let v = Arc::new(delta_matrix(&st, &input));
+                let v = Arc::new(delta_matrix(&st, &input, own));
                 st.reports().insert(name, (seq, v.clone()));
                 v
             }
@@ -226,9 +237,18 @@ fn entry(e: &Entry) -> Value {
     }
 }
 
+/// The definitions of a sweep's own tasks, by name.
+type SweepTasks = BTreeMap<String, Value>;
+
 /// The Δ matrix per model.
-fn delta_matrix(st: &HttpState, input: &ReportInput) -> Value {
-    let lookup = report::catalog_tasks(&st.catalog);
+fn delta_matrix(st: &HttpState, input: &ReportInput, own: SweepTasks) -> Value {
+    let mut catalog = (*st.catalog).clone();
+    for (name, def) in &own {
+        if let Ok(task) = stilts_tasks::TaskDef::from_json(name, def) {
+            catalog.insert(task);
+        }
+    }
+    let lookup = report::catalog_tasks(&catalog);
     let r = report::build_with(input, &lookup, &ReportOptions::default());
     let models: Vec<Value> = r
         .models

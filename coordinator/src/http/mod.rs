@@ -100,7 +100,8 @@ pub async fn listener(
 /// What the handlers share.
 pub(crate) struct HttpState {
     pub shared: Arc<Shared>,
-    pub catalog: stilts_tasks::Catalog,
+    /// The process's catalog; a sweep's own tasks are added per sweep (`Core::sweep_tasks`).
+    pub catalog: Arc<stilts_tasks::Catalog>,
     /// The last Δ matrix computed, per sweep, with the event sequence it was computed at.
     pub reports: Mutex<std::collections::HashMap<String, (u64, Arc<serde_json::Value>)>>,
 }
@@ -112,9 +113,14 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> Result<(), CoordinatorError> {
     let addr = listener.local_addr().ok();
+    let catalog = shared
+        .cfg
+        .catalog
+        .clone()
+        .unwrap_or_else(|| Arc::new(stilts_tasks::Catalog::builtin()));
     let state = Arc::new(HttpState {
         shared,
-        catalog: stilts_tasks::Catalog::builtin(),
+        catalog,
         reports: Mutex::default(),
     });
     let app = Router::new()

@@ -31,6 +31,7 @@ fn spec(
         parent: parent.map(str::to_owned),
         data_version: "v1".into(),
         code_version: "c1".into(),
+        task_defs: Default::default(),
     }
 }
 

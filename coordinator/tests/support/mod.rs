@@ -141,6 +141,7 @@ impl<F: StoreFactory> Harness<F> {
                 file_name: name.into(),
                 grid_toml: toml.into(),
                 backend: backend.into(),
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner())

@@ -85,11 +85,30 @@ impl BurnExecutor {
             .unwrap_or_else(|| PathBuf::from("data"))
     }
 
-    fn task(&self, name: &str) -> Result<&TaskDef, Failure> {
-        self.catalog.get(name).ok_or_else(|| {
-            Failure::permanent(FailureReason::User, format!("unknown task `{name}`"))
-        })
+    /// The catalog a job sees: this executor's, plus the definitions the job carries (tasks
+    /// its grid defined; see `JobSpec::task_defs`).
+    fn catalog_for(&self, spec: &JobSpec) -> Result<std::borrow::Cow<'_, Catalog>, Failure> {
+        if spec.task_defs.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(&self.catalog));
+        }
+        let mut catalog = self.catalog.clone();
+        for (name, def) in &spec.task_defs {
+            let task = TaskDef::from_json(name, def).map_err(|e| {
+                Failure::permanent(
+                    FailureReason::User,
+                    format!("task `{name}`: the definition sent with the job is invalid: {e}"),
+                )
+            })?;
+            catalog.insert(task);
+        }
+        Ok(std::borrow::Cow::Owned(catalog))
     }
+}
+
+fn task<'c>(catalog: &'c Catalog, name: &str) -> Result<&'c TaskDef, Failure> {
+    catalog
+        .get(name)
+        .ok_or_else(|| Failure::permanent(FailureReason::User, format!("unknown task `{name}`")))
 }
 
 /// The head a catalog task needs, if this trainer implements it.
@@ -234,7 +253,8 @@ impl BurnExecutor {
     ) -> Result<serde_json::Value, Failure> {
         let spec = &ctx.spec;
         let cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed).map_err(failure)?;
-        let task = self.task(&spec.task)?;
+        let catalog = self.catalog_for(spec)?;
+        let task = task(&catalog, &spec.task)?;
         if task.head == TaskHead::Retrieval {
             return self.pass_through(ctx, task, &cfg);
         }
@@ -262,7 +282,7 @@ impl BurnExecutor {
             StageKind::Target if !task.english_train.is_empty() => task
                 .english_train
                 .iter()
-                .map(|n| self.task(n))
+                .map(|n| self::task(&catalog, n))
                 .collect::<Result<_, _>>()?,
             _ => vec![task],
         };
@@ -451,7 +471,8 @@ impl BurnExecutor {
     ) -> Result<serde_json::Value, Failure> {
         let spec = &ctx.spec;
         let cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed).map_err(failure)?;
-        let task = self.task(&spec.task)?;
+        let catalog = self.catalog_for(spec)?;
+        let task = task(&catalog, &spec.task)?;
         let root = self.data_root(spec);
         let device = self.backend.device();
         let best = self.parent_best(ctx)?.expect("evaluate jobs have a parent");

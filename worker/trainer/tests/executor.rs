@@ -54,6 +54,7 @@ fn spec(
         parent: parent.map(String::from),
         data_version: "demo".into(),
         code_version: "test".into(),
+        task_defs: Default::default(),
     }
 }
 

@@ -62,6 +62,7 @@ pub fn burn_spec(
         parent: parent.map(String::from),
         data_version: "shared".into(),
         code_version: "test".into(),
+        task_defs: Default::default(),
     }
 }
 

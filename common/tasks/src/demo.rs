@@ -1,4 +1,4 @@
-//! The synthetic demo corpus (`worker/tasks/demo/`, see its README), embedded so that the demo
+//! The synthetic demo corpus (`common/tasks/demo/`, see its README), embedded so that the demo
 //! tasks load on any machine. `generate.py` there writes the files; regenerate this list when
 //! adding one.
 

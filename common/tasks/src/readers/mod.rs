@@ -2,6 +2,7 @@
 //! reports malformed input as [`TaskError::Format`] with file and 1-based line.
 
 mod choice;
+mod columns;
 mod conllu;
 mod csv;
 mod imdb;
@@ -104,6 +105,7 @@ pub fn read_text(ctx: &ReadCtx<'_>, path: &Path, text: &str) -> Result<Dataset, 
         R::Conllu => conllu::read_as_tagging(ctx.lang, path, text, &ctx.task.labels),
         R::XtremeTagTsv => tagging::read_xtreme_tags(path, text, &ctx.task.labels),
         R::PanxOriginal => tagging::read_panx_original(path, text, &ctx.task.labels),
+        R::Csv | R::Tsv | R::Jsonl => columns::read(ctx, path, text),
         R::ImdbDir | R::TatoebaLaser | R::LareqaJson | R::MewslixJsonl => {
             Err(TaskError::Unsupported {
                 task: ctx.task.name.clone(),

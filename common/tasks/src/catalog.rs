@@ -53,7 +53,7 @@ pub enum Metric {
 }
 
 /// Which file family a layout reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LayoutKind {
     /// What google-research/xtreme's `download_data.sh` writes (test labels removed).
@@ -65,7 +65,7 @@ pub enum LayoutKind {
 }
 
 /// The reader (file format) of a layout. See `readers/` for each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReaderKind {
     /// `s1<TAB>s2<TAB>label` (2 columns = unlabelled test), no header: XTREME xnli/pawsx, demo.
@@ -116,14 +116,46 @@ pub enum ReaderKind {
     LareqaJson,
     /// Mewsli-X `wikinews_mentions` jsonl + `candidate_set_entities.jsonl` in the same folder or its parent.
     MewslixJsonl,
+    /// Any comma-separated file with a header row; `columns` names the text, pair and label
+    /// columns (classification and regression).
+    Csv,
+    /// Any tab-separated file with a header row; `columns` as for `csv`.
+    Tsv,
+    /// JSON Lines, one object per line; `columns` names the keys.
+    Jsonl,
+}
+
+impl ReaderKind {
+    /// The generic readers that need a `columns` mapping.
+    pub fn needs_columns(self) -> bool {
+        matches!(self, Self::Csv | Self::Tsv | Self::Jsonl)
+    }
+}
+
+/// Which columns (csv/tsv header names, or JSON keys) of a generic file hold what.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Columns {
+    /// The input text (the first sentence of a pair).
+    pub text: String,
+    /// The second sentence of a pair task (NLI, paraphrase, similarity); absent for one text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<String>,
+    /// The gold label (one of `labels`) or, for `head = "regression"`, a number. Absent, or
+    /// missing from a file: that file is unlabelled (test sets without gold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// One way the task's files can be laid out under the data root.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Layout {
-    /// Short name shown in errors and logs.
+    /// Short name shown in errors and logs. Default "files".
+    #[serde(default = "default_layout_name")]
     pub name: String,
+    /// Default `original` (a user's own files, labelled test sets).
+    #[serde(default = "default_layout_kind")]
     pub kind: LayoutKind,
     pub reader: ReaderKind,
     /// Folders relative to the data root tried in order (default: the task name).
@@ -140,10 +172,24 @@ pub struct Layout {
     pub dev: Vec<String>,
     #[serde(default)]
     pub test: Vec<String>,
+    /// Column mapping of the generic `csv`, `tsv` and `jsonl` readers (required there, refused
+    /// elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Columns>,
 }
 
-/// One task of the catalog.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+fn default_layout_name() -> String {
+    "files".into()
+}
+
+fn default_layout_kind() -> LayoutKind {
+    LayoutKind::Original
+}
+
+/// One task of the catalog. Serialised (JSON) it travels with the jobs of a grid that defines
+/// it, so that every worker, the dashboard and the report see the definition the sweep was
+/// planned with.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskDef {
     /// Filled from the table key.
@@ -192,6 +238,13 @@ struct CatalogFile {
     tasks: BTreeMap<String, TaskDef>,
 }
 
+/// `[tasks.NAME]` sections inside another TOML document (a grid file); other keys are ignored.
+#[derive(Deserialize)]
+struct EmbeddedTasks {
+    #[serde(default)]
+    tasks: BTreeMap<toml::Spanned<String>, TaskDef>,
+}
+
 /// The set of known tasks, keyed by name.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -199,7 +252,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The built-in catalog (`worker/tasks/catalog.toml`).
+    /// The built-in catalog (`common/tasks/catalog.toml`).
     pub fn builtin() -> Catalog {
         let mut catalog = Catalog::default();
         catalog
@@ -222,21 +275,54 @@ impl Catalog {
 
     /// Adds the tasks of a TOML document (same format as `catalog.toml`); `file` names it in errors.
     pub fn merge_str(&mut self, text: &str, file: &str) -> Result<(), CatalogError> {
-        let parsed: CatalogFile = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-            CatalogError::Parse {
-                file: file.to_string(),
-                line,
-                column,
-                message: e.message().to_string(),
-            }
-        })?;
+        let parsed: CatalogFile = toml::from_str(text).map_err(|e| parse_error(text, file, &e))?;
         for (name, mut task) in parsed.tasks {
             task.name = name.clone();
             validate(&task, file)?;
             self.tasks.insert(name, task);
         }
         Ok(())
+    }
+
+    /// Adds the `[tasks.NAME]` sections of another TOML document (a grid file: its other keys
+    /// are not looked at) and returns the added tasks. A name this catalog knows already is an
+    /// error: a grid defines new tasks, it does not redefine shared ones. Every error names
+    /// `file`, line and column.
+    pub fn add_embedded(&mut self, text: &str, file: &str) -> Result<Vec<TaskDef>, CatalogError> {
+        let parsed: EmbeddedTasks =
+            toml::from_str(text).map_err(|e| parse_error(text, file, &e))?;
+        let mut added = Vec::new();
+        for (name, mut task) in parsed.tasks {
+            let (line, column) = line_col(text, name.span().start);
+            let at = |message: String| CatalogError::Parse {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            };
+            let name = name.into_inner();
+            if self.tasks.contains_key(&name) {
+                return Err(at(format!(
+                    "task `{name}` is already defined (built in or in a `catalog` file); pick another name"
+                )));
+            }
+            task.name = name.clone();
+            validate(&task, file).map_err(|e| match e {
+                CatalogError::Invalid { task, message, .. } => {
+                    at(format!("task `{task}`: {message}"))
+                }
+                other => other,
+            })?;
+            self.tasks.insert(name, task.clone());
+            added.push(task);
+        }
+        Ok(added)
+    }
+
+    /// Adds one definition as it travelled with a job or sweep (JSON of [`TaskDef`]), replacing
+    /// a task of the same name.
+    pub fn insert(&mut self, task: TaskDef) {
+        self.tasks.insert(task.name.clone(), task);
     }
 
     /// The task called `name`.
@@ -247,6 +333,25 @@ impl Catalog {
     /// All tasks, sorted by name.
     pub fn tasks(&self) -> impl Iterator<Item = &TaskDef> {
         self.tasks.values()
+    }
+}
+
+fn parse_error(text: &str, file: &str, e: &toml::de::Error) -> CatalogError {
+    let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+    CatalogError::Parse {
+        file: file.to_string(),
+        line,
+        column,
+        message: e.message().to_string(),
+    }
+}
+
+impl TaskDef {
+    /// A definition as it travelled with a job (`serde_json::to_value` of a [`TaskDef`]).
+    pub fn from_json(name: &str, value: &serde_json::Value) -> Result<TaskDef, serde_json::Error> {
+        let mut task: TaskDef = serde_json::from_value(value.clone())?;
+        task.name = name.to_string();
+        Ok(task)
     }
 }
 
@@ -269,6 +374,29 @@ fn validate(task: &TaskDef, file: &str) -> Result<(), CatalogError> {
     for layout in &task.layouts {
         if layout.train.is_empty() && layout.dev.is_empty() && layout.test.is_empty() {
             return Err(invalid(format!("layout `{}` lists no files", layout.name)));
+        }
+        match (&layout.columns, layout.reader.needs_columns()) {
+            (None, true) => {
+                return Err(invalid(format!(
+                    "layout `{}`: reader {:?} needs `columns = {{ text = \"…\", pair = \"…\", label = \"…\" }}`",
+                    layout.name, layout.reader
+                )));
+            }
+            (Some(_), false) => {
+                return Err(invalid(format!(
+                    "layout `{}`: `columns` is only read by the csv, tsv and jsonl readers",
+                    layout.name
+                )));
+            }
+            _ => {}
+        }
+        if layout.reader.needs_columns()
+            && !matches!(task.head, Head::Classification | Head::Regression)
+        {
+            return Err(invalid(format!(
+                "layout `{}`: the csv, tsv and jsonl readers read classification and regression tasks, not {:?}",
+                layout.name, task.head
+            )));
         }
     }
     Ok(())
