@@ -103,7 +103,13 @@ fn serve(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::R
             return respond(&mut stream, "404 Not Found", "", b"Entry not found");
         };
         let mut sha = hex::encode(Sha256::digest(&bytes));
-        if state.lock().unwrap().wrong_sha.iter().any(|p| path.ends_with(p)) {
+        if state
+            .lock()
+            .unwrap()
+            .wrong_sha
+            .iter()
+            .any(|p| path.ends_with(p))
+        {
             sha = "0".repeat(64);
         }
         let extra = format!("Location: /cdn/{repo}/{file}\r\nX-Linked-Etag: \"{sha}\"\r\n");
@@ -152,7 +158,10 @@ fn serve(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::R
 
 fn squad_json(lang: &str, pad: usize) -> String {
     // `pad` makes the file big enough that half of it is a real partial download.
-    let context = format!("Paris is the capital of France. {}", "More text. ".repeat(pad));
+    let context = format!(
+        "Paris is the capital of France. {}",
+        "More text. ".repeat(pad)
+    );
     serde_json::json!({
         "version": "1.1",
         "data": [{"title": format!("t-{lang}"), "paragraphs": [{
@@ -173,7 +182,11 @@ fn mirror_tree(root: &Path) {
     let xquad = root.join("google/xquad");
     std::fs::create_dir_all(&xquad).unwrap();
     for lang in &Catalog::builtin().get("xquad").unwrap().languages {
-        std::fs::write(xquad.join(format!("xquad.{lang}.json")), squad_json(lang, 1)).unwrap();
+        std::fs::write(
+            xquad.join(format!("xquad.{lang}.json")),
+            squad_json(lang, 1),
+        )
+        .unwrap();
     }
 }
 
@@ -230,8 +243,15 @@ fn fetch_lands_in_the_reader_layout_resumes_and_verifies() {
     assert_eq!(ranged.len(), 1, "one resumed request: {seen:#?}");
     assert!(ranged[0].path.ends_with("train-v1.1.json"), "{seen:#?}");
     let half = squad_json("en", 2000).len() / 2;
-    assert_eq!(ranged[0].range.as_deref(), Some(format!("bytes={half}-").as_str()));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("resumed"), "{}", text(&out));
+    assert_eq!(
+        ranged[0].range.as_deref(),
+        Some(format!("bytes={half}-").as_str())
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("resumed"),
+        "{}",
+        text(&out)
+    );
     // The token goes to the mirror's host (hub and CDN hops alike here: same host).
     assert!(
         seen.iter()
@@ -251,7 +271,11 @@ fn fetch_lands_in_the_reader_layout_resumes_and_verifies() {
     assert_eq!(load(squad, Split::Dev, "en", &data).unwrap().len(), 1);
     let xquad = catalog.get("xquad").unwrap();
     for lang in ["de", "ro", "zh"] {
-        assert_eq!(load(xquad, Split::Test, lang, &data).unwrap().len(), 1, "{lang}");
+        assert_eq!(
+            load(xquad, Split::Test, lang, &data).unwrap().len(),
+            1,
+            "{lang}"
+        );
     }
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(data.join(".stilts-fetch.json")).unwrap())
@@ -264,21 +288,32 @@ fn fetch_lands_in_the_reader_layout_resumes_and_verifies() {
 
     // Again, through HF_ENDPOINT instead of --mirror: nothing is downloaded.
     let before = mirror.seen().len();
-    let out = fetch(&["squad", "xquad", "--to", to], &[("HF_ENDPOINT", &mirror.base)]);
+    let out = fetch(
+        &["squad", "xquad", "--to", to],
+        &[("HF_ENDPOINT", &mirror.base)],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("0 downloaded (0 bytes), 14 already present"),
         "{}",
         text(&out)
     );
-    assert_eq!(mirror.seen().len(), before, "a re-run must not touch the network");
+    assert_eq!(
+        mirror.seen().len(),
+        before,
+        "a re-run must not touch the network"
+    );
 
     // A file changed on disk since the fetch is refused, not silently replaced.
     std::fs::write(data.join("xquad/xquad.de.json"), "{}").unwrap();
     let out = fetch(&["xquad", "--to", to, "--mirror", &mirror.base], &[]);
     assert!(!out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("xquad.de.json changed since it was fetched"), "{}", text(&out));
+    assert!(
+        err.contains("xquad.de.json changed since it was fetched"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -302,7 +337,11 @@ fn checksum_mismatch_404_and_unknown_tasks_are_clear_errors() {
     let got = hex::encode(Sha256::digest(squad_json("en", 1).as_bytes()));
     assert!(err.contains("checksum mismatch"), "{}", text(&out));
     assert!(err.contains("squad/dev-v1.1.json"), "{}", text(&out));
-    assert!(err.contains(&"0".repeat(64)) && err.contains(&got), "{}", text(&out));
+    assert!(
+        err.contains(&"0".repeat(64)) && err.contains(&got),
+        "{}",
+        text(&out)
+    );
     assert!(!data.join("squad/dev-v1.1.json").exists());
     assert!(!data.join("squad/dev-v1.1.json.part").exists());
 
@@ -323,7 +362,9 @@ fn checksum_mismatch_404_and_unknown_tasks_are_clear_errors() {
     assert!(!out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("unknown task \"nosuchtask\"") && err.contains("xnli") && err.contains("squad"),
+        err.contains("unknown task \"nosuchtask\"")
+            && err.contains("xnli")
+            && err.contains("squad"),
         "{}",
         text(&out)
     );
@@ -343,7 +384,11 @@ fn checksum_mismatch_404_and_unknown_tasks_are_clear_errors() {
     let out = fetch(&["squad", "--to", to, "--mirror", &dead], &[]);
     assert!(!out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot reach") && err.contains("--mirror"), "{}", text(&out));
+    assert!(
+        err.contains("cannot reach") && err.contains("--mirror"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -356,7 +401,9 @@ fn sources_lists_every_catalog_task() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     for task in Catalog::builtin().tasks() {
         assert!(
-            stdout.lines().any(|l| l.starts_with(&format!("{} ", task.name))),
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{} ", task.name))),
             "{} missing:\n{stdout}",
             task.name
         );

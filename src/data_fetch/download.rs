@@ -80,8 +80,9 @@ impl Client {
                             dest.display()
                         );
                     }
-                    std::fs::rename(&part, dest)
-                        .with_context(|| format!("renaming {} to {}", part.display(), dest.display()))?;
+                    std::fs::rename(&part, dest).with_context(|| {
+                        format!("renaming {} to {}", part.display(), dest.display())
+                    })?;
                     return Ok(Fetched {
                         sha256,
                         bytes,
@@ -117,8 +118,13 @@ impl Client {
         let total = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok());
         let mut file = match status {
             206 => {
-                let start = header(&response, "content-range")
-                    .and_then(|v| v.strip_prefix("bytes ")?.split('-').next()?.parse::<u64>().ok());
+                let start = header(&response, "content-range").and_then(|v| {
+                    v.strip_prefix("bytes ")?
+                        .split('-')
+                        .next()?
+                        .parse::<u64>()
+                        .ok()
+                });
                 if start != Some(offset) {
                     bail!(
                         "{final_url} answered a range request for byte {offset} with \
@@ -135,7 +141,8 @@ impl Client {
             200 => File::create(part).with_context(|| format!("creating {}", part.display()))?,
             416 if offset > 0 => {
                 // The `.part` is as long as (or longer than) the file: start over.
-                std::fs::remove_file(part).with_context(|| format!("removing {}", part.display()))?;
+                std::fs::remove_file(part)
+                    .with_context(|| format!("removing {}", part.display()))?;
                 return Ok(Attempt::Interrupted("range not satisfiable".into()));
             }
             _ => bail!(status_problem(status, &final_url)),
@@ -262,7 +269,10 @@ fn join_location(base: &str, location: &str) -> String {
     if location.starts_with('/') {
         format!("{}{location}", &base[..origin_end])
     } else {
-        let dir_end = base.rfind('/').filter(|&i| i >= origin_end).unwrap_or(origin_end);
+        let dir_end = base
+            .rfind('/')
+            .filter(|&i| i >= origin_end)
+            .unwrap_or(origin_end);
         format!("{}/{location}", &base[..dir_end])
     }
 }
@@ -310,8 +320,14 @@ mod tests {
             "http://h:1/cdn/x"
         );
         assert_eq!(join_location("http://h/a/b", "c"), "http://h/a/c");
-        assert_eq!(join_location("http://h/a", "https://cdn/z"), "https://cdn/z");
-        assert_eq!(host_of("https://huggingface.co/datasets/x"), "huggingface.co");
+        assert_eq!(
+            join_location("http://h/a", "https://cdn/z"),
+            "https://cdn/z"
+        );
+        assert_eq!(
+            host_of("https://huggingface.co/datasets/x"),
+            "huggingface.co"
+        );
         assert_eq!(
             part_path(Path::new("/d/xquad.de.json")),
             Path::new("/d/xquad.de.json.part")

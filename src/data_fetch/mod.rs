@@ -38,7 +38,11 @@ pub fn fetch(args: &DataFetchArgs) -> Result<Summary> {
         let Some(task) = catalog.get(name) else {
             bail!(
                 "unknown task {name:?}; known tasks: {}",
-                catalog.tasks().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                catalog
+                    .tasks()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         };
         match sources::remotes(task) {

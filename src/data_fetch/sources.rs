@@ -87,7 +87,10 @@ pub fn source(task: &str) -> Option<Source> {
         "xcopa" => files(
             "cambridgeltl/xcopa",
             "xcopa",
-            &["data/{lang}/val.{lang}.jsonl", "data/{lang}/test.{lang}.jsonl"],
+            &[
+                "data/{lang}/val.{lang}.jsonl",
+                "data/{lang}/test.{lang}.jsonl",
+            ],
         ),
         "xquad" => files("google/xquad", "xquad", &["xquad.{lang}.json"]),
         "mlqa" => files(
@@ -132,7 +135,11 @@ pub fn source(task: &str) -> Option<Source> {
                 "MNLI/test_matched.tsv",
             ],
         ),
-        "qqp" => files(GLUE, "glue", &["QQP/train.tsv", "QQP/dev.tsv", "QQP/test.tsv"]),
+        "qqp" => files(
+            GLUE,
+            "glue",
+            &["QQP/train.tsv", "QQP/dev.tsv", "QQP/test.tsv"],
+        ),
         "sst2" => files(
             GLUE,
             "glue",
@@ -284,7 +291,11 @@ mod tests {
         let catalog = Catalog::builtin();
         for task in catalog.tasks() {
             let row = source(&task.name);
-            assert!(row.is_some(), "no source row for catalog task {}", task.name);
+            assert!(
+                row.is_some(),
+                "no source row for catalog task {}",
+                task.name
+            );
             if let Ok(remotes) = remotes(task) {
                 assert!(!remotes.is_empty(), "{}", task.name);
                 for r in remotes {
@@ -294,7 +305,11 @@ mod tests {
                             .iter()
                             .any(|d| r.dest.starts_with(&format!("{d}/")) || d == ".")
                     });
-                    assert!(in_layout, "{}: {} is in none of its layout dirs", task.name, r.dest);
+                    assert!(
+                        in_layout,
+                        "{}: {} is in none of its layout dirs",
+                        task.name, r.dest
+                    );
                 }
             }
         }
