@@ -290,7 +290,7 @@ fn fetch_lands_in_the_reader_layout_resumes_and_verifies() {
     let before = mirror.seen().len();
     let out = fetch(
         &["squad", "xquad", "--to", to],
-        &[("HF_ENDPOINT", &mirror.base)],
+        &[("HF_ENDPOINT", mirror.base.as_str())],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(

@@ -1,5 +1,5 @@
 //! One file over HTTP(S): `.part` file, resume with a `Range` request (also within one run after
-//! a dropped connection), sha256 while streaming, redirects followed by hand so the hub's
+//! a dropped connection), sha256 of the completed file, redirects followed by hand so the hub's
 //! `X-Linked-Etag` (the sha256 of an LFS file) is seen before the CDN hop.
 
 use std::fs::{File, OpenOptions};
@@ -28,8 +28,11 @@ pub struct Client {
 pub struct Fetched {
     pub sha256: String,
     pub bytes: u64,
-    /// Bytes the server sent this run (less than `bytes` after a resume).
+    /// Bytes the server sent this run (less than `bytes` when an earlier run's `.part` was
+    /// continued).
     pub transferred: u64,
+    /// The byte a `Range` request first continued from, if one did.
+    pub resumed_from: Option<u64>,
 }
 
 impl Client {
@@ -64,10 +67,11 @@ impl Client {
         }
         let part = part_path(dest);
         let mut transferred = 0u64;
+        let mut resumed_from = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.attempt(url, &part, bar, &mut transferred)? {
+            match self.attempt(url, &part, bar, &mut transferred, &mut resumed_from)? {
                 Attempt::Complete { server_sha256 } => {
                     let (sha256, bytes) = hash_file(&part)?;
                     if let Some(want) = expected.or(server_sha256.as_deref())
@@ -87,13 +91,19 @@ impl Client {
                         sha256,
                         bytes,
                         transferred,
+                        resumed_from,
                     });
                 }
                 Attempt::Interrupted(e) if attempt < ATTEMPTS => {
-                    bar.println(format!(
+                    let line = format!(
                         "connection lost while fetching {url} ({e}); resuming from byte {}",
                         len_of(&part)
-                    ));
+                    );
+                    if bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
                 }
                 Attempt::Interrupted(e) => bail!(
                     "fetching {url} was interrupted {ATTEMPTS} times (last: {e}); {} bytes are \
@@ -111,6 +121,7 @@ impl Client {
         part: &Path,
         bar: &ProgressBar,
         transferred: &mut u64,
+        resumed_from: &mut Option<u64>,
     ) -> Result<Attempt> {
         let offset = len_of(part);
         let (response, server_sha256, final_url) = self.get(url, offset)?;
@@ -148,6 +159,9 @@ impl Client {
             _ => bail!(status_problem(status, &final_url)),
         };
         let already = if status == 206 { offset } else { 0 };
+        if status == 206 {
+            resumed_from.get_or_insert(offset);
+        }
         bar.set_length(already + total.unwrap_or(0));
         bar.set_position(already);
         let mut body = response.into_body().into_reader();

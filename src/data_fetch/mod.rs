@@ -98,10 +98,9 @@ pub fn fetch(args: &DataFetchArgs) -> Result<Summary> {
             "fetched {} ({} bytes{})",
             remote.dest,
             fetched.bytes,
-            if fetched.transferred < fetched.bytes {
-                format!(", resumed: {} transferred", fetched.transferred)
-            } else {
-                String::new()
+            match fetched.resumed_from {
+                Some(at) => format!(", resumed at byte {at}"),
+                None => String::new(),
             }
         );
         summary.downloaded += 1;

@@ -59,12 +59,14 @@ const GLUE: &str = "nyu-mll/glue";
 /// The table: catalog task name → source. Tasks not listed have no known source.
 pub fn source(task: &str) -> Option<Source> {
     use Source::*;
-    let files = |repo, dir, files| Files {
-        repo,
-        rev: "main",
-        dir,
-        files,
-    };
+    fn files(repo: &'static str, dir: &'static str, files: &'static [&'static str]) -> Source {
+        Source::Files {
+            repo,
+            rev: "main",
+            dir,
+            files,
+        }
+    }
     Some(match task {
         "xnli" => files(
             "facebook/xnli",
