@@ -248,7 +248,7 @@ fn fetch_lands_in_the_reader_layout_resumes_and_verifies() {
         Some(format!("bytes={half}-").as_str())
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("resumed"),
+        String::from_utf8_lossy(&out.stderr).contains(&format!("resumed at byte {half}")),
         "{}",
         text(&out)
     );
