@@ -46,6 +46,9 @@ pub fn fetch(args: &DataFetchArgs) -> Result<Summary> {
             );
         };
         match sources::remotes(task) {
+            Ok(remotes) if remotes.is_empty() => {
+                eprintln!("{name}: embedded in the binary, nothing to fetch");
+            }
             Ok(remotes) => {
                 for r in remotes {
                     if !plan.iter().any(|p| p.dest == r.dest) {
@@ -160,6 +163,9 @@ pub fn list(catalog: &Catalog) -> String {
         let line = match (sources::source(&task.name), sources::remotes(task)) {
             (Some(Source::Files { repo, rev, dir, .. }), Ok(files)) => {
                 format!("{repo}@{rev}, {} files → {dir}/", files.len())
+            }
+            (Some(Source::Embedded), _) => {
+                "embedded in the binary (synthetic demo corpus): nothing to fetch".to_string()
             }
             (_, Err(why)) => why,
             (_, Ok(_)) => unreachable!("remotes are Ok only for Files rows"),

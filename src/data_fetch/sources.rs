@@ -52,6 +52,8 @@ pub enum Source {
     },
     /// Why the task cannot be fetched yet, and how to get its data by hand.
     NotFetchable(&'static str),
+    /// The data ships inside the binary: nothing to fetch.
+    Embedded,
 }
 
 const GLUE: &str = "nyu-mll/glue";
@@ -216,14 +218,13 @@ pub fn source(task: &str) -> Option<Source> {
             "aclImdb is one archive of 100,000 small files (aclImdb_v1.tar.gz) and unpacking \
              archives is not built; unpack it under DIR/imdb/",
         ),
-        "demo-nli" | "demo-sentiment" | "demo-nli-x" => {
-            NotFetchable("synthetic demo corpus embedded in the binary: nothing to fetch")
-        }
+        "demo-nli" | "demo-sentiment" | "demo-nli-x" => Embedded,
         _ => return None,
     })
 }
 
-/// The files of `task`, expanded over its catalog languages; `Err` says why there are none.
+/// The files of `task`, expanded over its catalog languages (none for an embedded task); `Err`
+/// says why they cannot be fetched.
 pub fn remotes(task: &TaskDef) -> Result<Vec<Remote>, String> {
     let (repo, rev, dir, files) = match source(&task.name) {
         Some(Source::Files {
@@ -233,6 +234,7 @@ pub fn remotes(task: &TaskDef) -> Result<Vec<Remote>, String> {
             files,
         }) => (repo, rev, dir, files),
         Some(Source::NotFetchable(why)) => return Err(format!("not fetchable yet: {why}")),
+        Some(Source::Embedded) => return Ok(Vec::new()),
         None => {
             return Err(
                 "no download source is known for this task (a task from a user catalog?); \
@@ -299,7 +301,8 @@ mod tests {
                 task.name
             );
             if let Ok(remotes) = remotes(task) {
-                assert!(!remotes.is_empty(), "{}", task.name);
+                let embedded = matches!(row, Some(Source::Embedded));
+                assert_eq!(remotes.is_empty(), embedded, "{}", task.name);
                 for r in remotes {
                     // Some layout of the task reads from a folder the file lands in.
                     let in_layout = task.layouts.iter().any(|l| {
