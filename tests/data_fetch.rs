@@ -32,6 +32,8 @@ struct State {
     drop_once: Vec<String>,
     /// Paths whose `X-Linked-Etag` is a wrong digest.
     wrong_sha: Vec<String>,
+    /// Repositories answered 401 (gated).
+    gated: Vec<String>,
 }
 
 /// A mirror serving `root/<repo>/<path>`.
@@ -99,6 +101,9 @@ fn serve(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::R
             return respond(&mut stream, "400 Bad Request", "", b"");
         }
         let (repo, file) = (format!("{}/{}", parts[0], parts[1]), parts[4]);
+        if state.lock().unwrap().gated.contains(&repo) {
+            return respond(&mut stream, "401 Unauthorized", "", b"");
+        }
         let Ok(bytes) = std::fs::read(root.join(&repo).join(file)) else {
             return respond(&mut stream, "404 Not Found", "", b"Entry not found");
         };
@@ -314,6 +319,17 @@ fn fetch_lands_in_the_reader_layout_resumes_and_verifies() {
         "{}",
         text(&out)
     );
+
+    // A file stilts did not fetch is kept as it is.
+    std::fs::remove_file(data.join(".stilts-fetch.json")).unwrap();
+    let out = fetch(&["squad", "--to", to, "--mirror", &mirror.base], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("squad/dev-v1.1.json: kept the file"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(mirror.seen().len(), before);
 }
 
 #[test]
@@ -354,6 +370,23 @@ fn checksum_mismatch_404_and_unknown_tasks_are_clear_errors() {
             "{}/datasets/aps/super_glue/resolve/main/COPA/train.jsonl: HTTP 404",
             mirror.base
         )) && err.contains("--mirror"),
+        "{}",
+        text(&out)
+    );
+
+    // A gated repository: 401 names the URL and asks for HF_TOKEN.
+    mirror
+        .state
+        .lock()
+        .unwrap()
+        .gated
+        .push("google/xquad".into());
+    let out = fetch(&["xquad", "--to", to, "--mirror", &mirror.base], &[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/datasets/google/xquad/resolve/main/xquad.en.json: HTTP 401")
+            && err.contains("HF_TOKEN"),
         "{}",
         text(&out)
     );

@@ -121,8 +121,9 @@ pub fn fetch(args: &DataFetchArgs) -> Result<Summary> {
     Ok(summary)
 }
 
-/// Whether `dest` is already there and good: its sha256 matches the manifest (and the table's
-/// pin). A file that changed since it was fetched is an error, never silently replaced.
+/// Whether the file is already there: its sha256 matches the manifest (and the table's pin). A
+/// file that changed since it was fetched is an error, never silently replaced; a file stilts
+/// did not fetch is kept.
 fn present(root: &Path, manifest: &Manifest, remote: &Remote) -> Result<bool> {
     let dest = root.join(&remote.dest);
     if !dest.is_file() {
@@ -147,9 +148,21 @@ fn present(root: &Path, manifest: &Manifest, remote: &Remote) -> Result<bool> {
             entry.sha256
         ),
         Some(_) => Ok(true),
-        // There, but not fetched by us and not pinned: fetch it again (through `.part`, so the
-        // file is only replaced once the new copy is complete).
-        None => Ok(remote.sha256.is_some()),
+        // There, but not fetched by stilts (an earlier manual download): kept, never replaced
+        // (stilts deletes nothing it did not create). Interrupted downloads never reach the
+        // final name, they stay `.part`.
+        None => {
+            eprintln!(
+                "{}: kept the file already there (not fetched by stilts, so not verified{})",
+                remote.dest,
+                if remote.sha256.is_some() {
+                    " against a manifest; it matches the pinned sha256"
+                } else {
+                    ""
+                }
+            );
+            Ok(true)
+        }
     }
 }
 
