@@ -118,6 +118,57 @@ pub enum Command {
         #[arg(long)]
         catalog: Option<PathBuf>,
     },
+    /// Download task data: original files from HuggingFace hub dataset repositories (or a
+    /// mirror) into the layout the task readers read.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Download the files of TASK… under DIR, in the layout the readers read (`xnli/`,
+    /// `squad/`, `glue/MNLI/`, …).
+    #[command(after_help = "Examples:\n  \
+        stilts data fetch xnli xquad mlqa squad mnli --to data/\n  \
+        stilts data fetch squad --to data/ --mirror http://mirror.internal:8080   # air-gapped\n  \
+        HF_TOKEN=hf_... stilts data fetch xcopa siqa copa --to data/            # gated repos\n  \
+        stilts run grid.toml   # the trainer reads ./data (recipe data_dir, STILTS_DATA_DIR)\n\n\
+        URLs are <base>/datasets/<repo>/resolve/<rev>/<path>; <base> is --mirror, else \
+        HF_ENDPOINT,\nelse https://huggingface.co. HF_TOKEN is sent as a Bearer token to that \
+        host.\nFiles download to <file>.part and continue with an HTTP Range request after a \
+        dropped\nconnection or an interrupted run; DIR/.stilts-fetch.json records every \
+        file's sha256 and a\nre-run verifies instead of downloading. The server's sha256 \
+        (the hub's X-Linked-Etag) is checked\nwhen it sends one.\n\n\
+        Which tasks can be fetched: `stilts data sources`. UD-POS, PAN-X, Tatoeba, LAReQA, \
+        Mewsli-X and IMDB\ncannot (archives or sources outside the hub). The table's paths \
+        are the original distributions'\nfile names and were not checked against the live \
+        hub; repositories that hold only parquet\nconversions answer 404 there: use a mirror \
+        of the original files.")]
+    Fetch(DataFetchArgs),
+    /// Print which hub repository and files each catalog task is fetched from, or why it cannot be.
+    #[command(after_help = "Example:\n  stilts data sources")]
+    Sources {
+        /// Extra task definitions (TOML) to add to the built-in catalog.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DataFetchArgs {
+    /// Catalog task names (`stilts tasks`).
+    #[arg(required = true)]
+    pub tasks: Vec<String>,
+    /// The data root the files go under.
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Base URL replacing https://huggingface.co (a mirror laid out as
+    /// datasets/<repo>/resolve/<rev>/<path>); default: HF_ENDPOINT, else the hub.
+    #[arg(long)]
+    pub mirror: Option<String>,
+    /// Extra task definitions (TOML) to add to the built-in catalog.
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,6 +3,7 @@
 mod catalog;
 mod cli;
 mod client;
+mod data_fetch;
 mod executors;
 mod health_cmd;
 mod local_results;
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DataCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -93,6 +94,19 @@ async fn dispatch(command: Command) -> Result<u8> {
         Command::Encode(args) => roles::encode(args).map(|()| 0),
         Command::Score(args) => {
             println!("{}", catalog::score(&args)?);
+            Ok(0)
+        }
+        Command::Data(DataCommand::Fetch(args)) => {
+            let to = args.to.display().to_string();
+            let s = tokio::task::spawn_blocking(move || data_fetch::fetch(&args)).await??;
+            println!(
+                "{} downloaded ({} bytes), {} already present and verified, under {to}",
+                s.downloaded, s.bytes, s.present
+            );
+            Ok(0)
+        }
+        Command::Data(DataCommand::Sources { catalog: extra }) => {
+            print!("{}", data_fetch::list(&catalog::load(extra.as_deref())?));
             Ok(0)
         }
         Command::Tasks { catalog: extra } => {
