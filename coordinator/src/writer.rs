@@ -165,7 +165,9 @@ impl<S: Store> Writer<S> {
                     continue;
                 }
                 match intent {
-                    Intent::Submit { sweep, plan, reply } => self.submits.push_back((sweep, plan, reply)),
+                    Intent::Submit { sweep, plan, reply } => {
+                        self.submits.push_back((sweep, plan, reply))
+                    }
                     other => match core.plan_intent(other, now, cfg) {
                         Planned::Done => {}
                         Planned::Defer(i) => self.deferred.push_back(i),
