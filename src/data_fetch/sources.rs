@@ -1,6 +1,6 @@
 //! Where each catalog task's files come from: a HuggingFace hub dataset repository, a revision,
 //! and the files under their original distribution names, placed under the data root where the
-//! catalog's original-format layouts (`worker/tasks/catalog.toml`) look for them.
+//! catalog's original-format layouts (`common/tasks/catalog.toml`) look for them.
 //!
 //! The repository paths follow the original distributions (XNLI-1.0, MLQA_V1, GLUE, …). They
 //! were written without access to the hub: several repositories (`google/xquad`, `facebook/xnli`)
