@@ -93,6 +93,9 @@ pub enum Command {
     /// Talk to a running coordinator: submit, status, results, retry, cancel.
     #[command(subcommand)]
     Sweep(SweepCommand),
+    /// Export a sweep's training curves (see `stilts export tensorboard --help`).
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Ask one coordinator process its gRPC health (grpc.health.v1); exit 0 when SERVING.
     #[command(after_help = "Examples:\n  \
         stilts health                                # does 127.0.0.1:50051 serve the API (leader)?\n  \
@@ -176,6 +179,31 @@ pub enum Format {
     Table,
     Csv,
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// TensorBoard event files, one run per job attempt (`OUT/<stage>/<run>/attempt-N/`), tags
+    /// train/loss, train/lr, train/grad_norm and dev/metric; the same series as OUT/curves.json
+    /// and OUT/curves.csv.
+    #[command(after_help = "Examples:\n  \
+        stilts export tensorboard demo --out runs/demo && tensorboard --logdir runs/demo\n  \
+        stilts export tensorboard domain-alignment --out tb --coordinator http://head:50051")]
+    Tensorboard(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Sweep name (default: the most recent sweep).
+    pub sweep: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Read from a running coordinator instead of the local state directory.
+    #[arg(long, env = "STILTS_COORDINATOR")]
+    pub coordinator: Option<String>,
+    /// Output directory (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

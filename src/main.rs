@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod data_fetch;
 mod executors;
+mod export_cmd;
 mod health_cmd;
 mod local_results;
 mod own_tasks;
@@ -90,6 +91,7 @@ async fn dispatch(command: Command) -> Result<u8> {
         Command::Coordinator(args) => roles::coordinator(args).await.map(|()| 0),
         Command::Worker(args) => roles::worker(args).await.map(|()| 0),
         Command::Sweep(cmd) => client::run(cmd).await.map(|()| 0),
+        Command::Export(cmd) => export_cmd::run(cmd).await.map(|()| 0),
         Command::Health(args) => health_cmd::run(&args).await,
         Command::Encode(args) => roles::encode(args).map(|()| 0),
         Command::Score(args) => {

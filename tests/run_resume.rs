@@ -429,3 +429,85 @@ fn own_task_with_a_missing_file_or_a_foreign_label_submits_nothing() {
         );
     }
 }
+
+/// Target jobs print `STILTS_METRIC` lines (one malformed); the curves reach the store through
+/// heartbeats or the final report, `stilts export tensorboard` writes one run per job attempt
+/// plus JSON and CSV, and TensorBoard's own reader (when `PYTHON` has the `tensorboard` wheel,
+/// .ci/requirements.txt) reads the events back. The malformed line is only a warning.
+#[test]
+fn export_tensorboard_writes_curves_that_read_back() {
+    let dir = temp_dir();
+    let metrics = "for i in 1 2 3 4 5; do echo STILTS_METRIC step=$i loss=0.$i lr=2e-5; done; \
+                   echo STILTS_METRIC step=5 dev=70.5; echo STILTS_METRIC step=bad; ";
+    let grid = command_grid("curves", 1, 0.0, 0.0)
+        .replace("target = \"", &format!("target = \"{metrics}"));
+    let grid = write(dir.path(), "grid.toml", &grid);
+    let state = dir.path().join("state");
+    let out = stilts()
+        .args(["run", "--no-progress", "--state-dir"])
+        .arg(&state)
+        .arg(&grid)
+        .env("STILTS_TEST_LOG", dir.path().join("log"))
+        .output()
+        .unwrap();
+    output_ok(&out);
+    let tb = dir.path().join("tb");
+    let out = stilts()
+        .args(["export", "tensorboard", "curves", "--state-dir"])
+        .arg(&state)
+        .arg("--out")
+        .arg(&tb)
+        .output()
+        .unwrap();
+    output_ok(&out);
+    let runs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tb.join("curves.json")).unwrap()).unwrap();
+    let runs = runs.as_array().unwrap();
+    // 2 models × 3 intermediates × 2 targets × 2 seeds target jobs, one attempt each.
+    assert_eq!(runs.len(), 24, "{runs:?}");
+    for r in runs {
+        assert_eq!(r["stage"], "target");
+        assert_eq!(r["attempt"], 1);
+        let points = r["points"].as_array().unwrap();
+        assert_eq!(points.len(), 6, "{r}");
+        assert_eq!(points[4]["loss"], 0.5);
+        assert_eq!(points[5]["dev"], 70.5);
+    }
+    let csv = std::fs::read_to_string(tb.join("curves.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 24 * 6);
+    let key = runs[0]["job_key"].as_str().unwrap();
+    let warnings = state
+        .join("artifacts")
+        .join(key)
+        .join("logs/attempt-1/warnings.log");
+    let warnings = std::fs::read_to_string(&warnings).unwrap();
+    assert!(warnings.contains("step=\"bad\""), "{warnings}");
+
+    let run_dir = std::fs::read_dir(tb.join("target"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("attempt-1");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = "import sys\n\
+        from tensorboard.backend.event_processing import event_accumulator as ea\n\
+        a = ea.EventAccumulator(sys.argv[1]); a.Reload()\n\
+        print(len(a.Scalars('train/loss')), a.Scalars('train/loss')[-1].step, a.Scalars('dev/metric')[0].value)\n";
+    match std::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(&run_dir)
+        .output()
+    {
+        Ok(o) if o.status.success() => {
+            assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "5 5 70.5");
+        }
+        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named 'tensorboard'") => {
+            eprintln!(
+                "skipping the read-back: {python} has no tensorboard (pip install tensorboard)"
+            );
+        }
+        other => panic!("reading {} back failed: {other:?}", run_dir.display()),
+    }
+}

@@ -7,6 +7,7 @@ use thiserror::Error;
 use crate::failure::{Failure, FailureReason};
 use crate::job::JobSpec;
 use crate::progress::Progress;
+use crate::series::Point;
 
 /// A wire message that does not map onto a domain value.
 #[derive(Debug, Error)]
@@ -110,6 +111,30 @@ impl From<pb::Progress> for Progress {
             total: p.total,
             loss: p.loss,
             phase: p.phase,
+        }
+    }
+}
+
+impl From<Point> for pb::CurvePoint {
+    fn from(p: Point) -> Self {
+        Self {
+            step: p.step,
+            loss: p.loss,
+            lr: p.lr,
+            grad_norm: p.grad_norm,
+            dev: p.dev,
+        }
+    }
+}
+
+impl From<pb::CurvePoint> for Point {
+    fn from(p: pb::CurvePoint) -> Self {
+        Self {
+            step: p.step,
+            loss: p.loss,
+            lr: p.lr,
+            grad_norm: p.grad_norm,
+            dev: p.dev,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod key;
 pub mod metrics;
 pub mod plan;
 pub mod progress;
+pub mod series;
 pub mod state;
 pub mod store;
 pub mod template;

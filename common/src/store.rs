@@ -14,6 +14,7 @@ use thiserror::Error;
 
 use crate::failure::Failure;
 use crate::job::JobSpec;
+use crate::series::Point;
 use crate::state::JobStatus;
 
 /// A submitted grid.
@@ -95,6 +96,17 @@ pub struct EventRecord {
     pub worker_id: String,
     pub message: String,
     pub at_ms: u64,
+}
+
+/// The training curve of one job attempt: a bounded, downsampled series
+/// ([`crate::series`]), replaced whole by each heartbeat that carries it. Each attempt keeps its
+/// own curve; a retry starts a new one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurveRecord {
+    pub job_key: String,
+    pub attempt: u32,
+    /// Points in step order (at most a few thousand; NaN/inf values kept, see `Point`).
+    pub points: Vec<Point>,
 }
 
 /// A compare-and-set write of one job, with the event it logs.
@@ -211,4 +223,14 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<EventRecord>, StoreError>> + Send;
+
+    /// Creates or replaces the curve of one job attempt. The caller has checked that the attempt
+    /// is current (fencing token); a curve is a display record, so the write is not fenced again.
+    fn put_curve(&self, curve: CurveRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The curves of a job, one per attempt that reported one, oldest attempt first.
+    fn curves(
+        &self,
+        job_key: &str,
+    ) -> impl Future<Output = Result<Vec<CurveRecord>, StoreError>> + Send;
 }

@@ -143,6 +143,7 @@ async fn worker(
             metrics_json: metrics,
             artifact: "/dev/null".into(),
             duration_s: 0.0,
+            curve: vec![],
         })
         .await?;
         done.fetch_add(1, Ordering::Relaxed);

@@ -8,8 +8,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use stilts_common::progress::Progress;
+use stilts_common::series::{MAX_STORED_POINTS, Point};
 use stilts_common::state::JobState;
-use stilts_common::store::Store;
+use stilts_common::store::{CurveRecord, Store};
 use stilts_proto::v1 as pb;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +40,8 @@ impl Core {
         }
     }
 
-    /// Renews the lease, records progress of current assignments, and lists the reported jobs
+    /// Renews the lease, records progress of current assignments (and returns their curves, to
+    /// be stored), and lists the reported jobs
     /// the worker must cancel: those it no longer holds (reassigned after a lost lease,
     /// cancelled, unknown). A listed job whose attempt and fencing token are the current ones is
     /// never cancelled, whichever worker id it comes under (the lost-lease race: see below).
@@ -55,9 +57,10 @@ impl Core {
         running: Vec<pb::RunningJob>,
         now_ms: u64,
         ttl_ms: u64,
-    ) -> (pb::HeartbeatResponse, Vec<(JobIdx, u32)>) {
+    ) -> (pb::HeartbeatResponse, Vec<(JobIdx, u32)>, Vec<CurveRecord>) {
         let known = self.renew(worker, now_ms, ttl_ms);
         let mut cancel_job_keys = Vec::new();
+        let mut curves = Vec::new();
         let mut listed = HashSet::with_capacity(running.len());
         for r in running {
             let Some(idx) = self.job(&r.job_key) else {
@@ -72,6 +75,15 @@ impl Core {
                 e.unseen = 0;
                 if let Some(p) = r.progress {
                     e.progress = Some(Progress::from(p));
+                }
+                // Only the current attempt's curve is kept (the token proved it above).
+                if !r.curve.is_empty() {
+                    let skip = r.curve.len().saturating_sub(MAX_STORED_POINTS);
+                    curves.push(CurveRecord {
+                        job_key: r.job_key,
+                        attempt: r.attempt,
+                        points: r.curve.into_iter().skip(skip).map(Point::from).collect(),
+                    });
                 }
             } else if e.in_flight || (same && rec.status.state == JobState::Succeeded) {
                 // A write is on its way (its outcome decides), or the report already landed.
@@ -110,7 +122,7 @@ impl Core {
             cancel_job_keys,
             known,
         };
-        (reply, lost)
+        (reply, lost, curves)
     }
 
     /// Removes the workers whose lease ran out by `now_ms`.

@@ -134,7 +134,8 @@ pub(crate) async fn serve<S: Store>(
     let tasks_stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     if let Some(l) = http_listener {
-        tasks.spawn(http::serve(l, shared.clone(), tasks_stop.clone()));
+        let curves = Arc::new(http::curves::StoreCurves(store.clone()));
+        tasks.spawn(http::serve(l, shared.clone(), curves, tasks_stop.clone()));
     }
     let writer = Writer::new(store.clone(), shared.clone(), rx, repairs);
     tasks.spawn(writer.run(tasks_stop.clone()));

@@ -290,6 +290,27 @@ impl<S: Store> SweepService for SweepApi<S> {
         }))
     }
 
+    async fn get_curves(
+        &self,
+        request: Request<pb::GetCurvesRequest>,
+    ) -> Result<Response<pb::GetCurvesResponse>, Status> {
+        let key = request.into_inner().job_key;
+        let curves = self
+            .store
+            .curves(&key)
+            .await
+            .map_err(CoordinatorError::from)?;
+        Ok(Response::new(pb::GetCurvesResponse {
+            curves: curves
+                .into_iter()
+                .map(|c| pb::AttemptCurve {
+                    attempt: c.attempt,
+                    points: c.points.into_iter().map(Into::into).collect(),
+                })
+                .collect(),
+        }))
+    }
+
     type StreamEventsStream = EventStream;
 
     async fn stream_events(

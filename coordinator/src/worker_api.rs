@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::propagation::Injector;
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer};
 use stilts_common::failure::Failure;
-use stilts_common::store::{Store, WorkerRecord};
+use stilts_common::series::{MAX_STORED_POINTS, Point};
+use stilts_common::store::{CurveRecord, Store, WorkerRecord};
 use stilts_proto::v1 as pb;
 use stilts_proto::v1::worker_service_server::WorkerService;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
-use tracing::{Span, info, info_span};
+use tracing::{Span, info, info_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::CoordinatorError;
@@ -76,6 +77,33 @@ fn record_queue_wait(attempt: &Span, ready_since_ms: u64, assigned_at_ms: u64) {
         .with_start_time(at(ready_since_ms))
         .start_with_context(&tracer, &cx)
         .end_with_timestamp(at(assigned_at_ms));
+}
+
+impl<S: Store> WorkerApi<S> {
+    /// Stores a curve. Curves are display records: a failed write is logged, never fails the
+    /// call that carried it (a running job's next heartbeat with a new point brings it again).
+    async fn put_curve(&self, curve: CurveRecord) {
+        let (job, attempt) = (curve.job_key.clone(), curve.attempt);
+        if let Err(e) = self.store.put_curve(curve).await {
+            warn!(job = %job, attempt, error = %e, "storing a training curve failed");
+        }
+    }
+
+    /// Stores the final curve a report carried, once the report was accepted (its token was
+    /// current); an empty one means heartbeats delivered it all.
+    async fn store_curve(&self, (job_key, attempt, points): (String, u32, Vec<pb::CurvePoint>)) {
+        if points.is_empty() {
+            return;
+        }
+        let skip = points.len().saturating_sub(MAX_STORED_POINTS);
+        let points = points.into_iter().skip(skip).map(Point::from).collect();
+        self.put_curve(CurveRecord {
+            job_key,
+            attempt,
+            points,
+        })
+        .await;
+    }
 }
 
 #[tonic::async_trait]
@@ -188,10 +216,13 @@ impl<S: Store> WorkerService for WorkerApi<S> {
         self.shared
             .metrics
             .heartbeat(&req.worker_id, &req.running, now);
-        let (reply, lost) =
+        let (reply, lost, curves) =
             self.shared
                 .core()
                 .heartbeat(&req.worker_id, req.running, now, self.shared.ttl_ms());
+        for curve in curves {
+            self.put_curve(curve).await;
+        }
         for (job, attempt) in lost {
             let intent = Intent::Release {
                 job,
@@ -225,6 +256,7 @@ impl<S: Store> WorkerService for WorkerApi<S> {
                 })?,
             )
         };
+        let final_curve = (req.job_key.clone(), req.attempt, req.curve);
         let report = Report {
             worker: req.worker_id,
             key: req.job_key,
@@ -241,6 +273,7 @@ impl<S: Store> WorkerService for WorkerApi<S> {
             })
             .await
             .inspect_err(|e| self.shared.metrics.report_rejected(true, e))?;
+        self.store_curve(final_curve).await;
         Ok(Response::new(pb::ReportResponse {
             state: state.as_str().to_string(),
         }))
@@ -254,6 +287,7 @@ impl<S: Store> WorkerService for WorkerApi<S> {
         self.renew(&req.worker_id);
         let failure = req.failure.ok_or_else(|| invalid("failure is required"))?;
         let failure = Failure::try_from(failure).map_err(|e| invalid(e.to_string()))?;
+        let final_curve = (req.job_key.clone(), req.attempt, req.curve);
         let report = Report {
             worker: req.worker_id,
             key: req.job_key,
@@ -269,6 +303,7 @@ impl<S: Store> WorkerService for WorkerApi<S> {
             })
             .await
             .inspect_err(|e| self.shared.metrics.report_rejected(false, e))?;
+        self.store_curve(final_curve).await;
         Ok(Response::new(pb::ReportResponse {
             state: state.as_str().to_string(),
         }))

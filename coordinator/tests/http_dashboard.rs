@@ -1,7 +1,8 @@
 //! The dashboard in headless Chromium against a real coordinator (in-process, loopback gRPC,
 //! SQLite on a temporary file) with a sweep in progress: the page's DOM shows more succeeded cells
 //! after jobs complete over gRPC, task names are shown as text (never markup), the cell page shows
-//! a failure, and a screenshot is saved as `target/ci-artifacts/dashboard.png`.
+//! a failure and a running job's training curve (sent with a heartbeat, stored, plotted), and
+//! screenshots are saved as `target/ci-artifacts/dashboard.png` and `dashboard-cell.png`.
 //!
 //! Needs Debian's `chromium` (or `STILTS_CHROMIUM=/path/to/chrome`); without it the test prints
 //! `skipping: chromium not installed` and passes.
@@ -187,6 +188,7 @@ async fn dashboard_updates_live_in_chromium() {
                     loss: 0.37,
                     phase: "train".into(),
                 }),
+                curve: curve_points(420),
             }],
         })
         .await
@@ -238,5 +240,76 @@ async fn dashboard_updates_live_in_chromium() {
     assert!(cell.contains("exit status 3: CUDA out of memory"));
     assert!(cell.contains(&bad.job_key));
     assert!(cell.contains("logs on worker"));
+
+    // The cell page of a cell whose chain holds the running job plots its curve (loss and dev,
+    // the NaN point marked), from the store; a screenshot is saved as `dashboard-cell.png`.
+    let mut with_curve = None;
+    for i in 0..sweep["cells"].as_array().unwrap().len() {
+        let c = get_json(http, &format!("/api/sweeps/{SWEEP}/cells/{i}")).await;
+        let job = c["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["key"] == running.job_key.as_str())
+            .cloned();
+        if let Some(job) = job {
+            with_curve = Some((i, job));
+            break;
+        }
+    }
+    let (idx, job) = with_curve.expect("a cell's chain holds the running job");
+    let curves = job["curves"].as_array().expect("curves listed");
+    assert_eq!(curves.len(), 1, "{job}");
+    assert_eq!(curves[0]["attempt"], running.attempt);
+    assert_eq!(curves[0]["points"].as_array().unwrap().len(), 43);
+    assert_eq!(curves[0]["non_finite"], 1);
+    assert_eq!(curves[0]["points"][7]["loss"], "NaN");
+    let url = format!("http://{http}/#sweep={SWEEP}&cell={idx}");
+    let page = dump(&bin, profile.path(), &url).await;
+    assert!(page.contains("data-metric=\"loss\""), "loss curve drawn");
+    assert!(page.contains("data-metric=\"dev\""), "dev curve drawn");
+    assert!(page.contains("class=\"nonfinite\""), "NaN point marked");
+    let png = dir.join("dashboard-cell.png");
+    let _ = std::fs::remove_file(&png);
+    chrome(
+        &bin,
+        profile.path(),
+        &url,
+        &[
+            format!("--screenshot={}", png.display()),
+            "--window-size=1440,1100".to_string(),
+        ],
+    )
+    .await;
+    let bytes = std::fs::read(&png).expect("cell screenshot written");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000);
+    println!("screenshot: {}", png.display());
     h.stop().await;
+}
+
+/// A training curve up to `last` step: 40 loss points (the 8th is NaN) and 3 dev points.
+fn curve_points(last: u64) -> Vec<pb::CurvePoint> {
+    let mut points: Vec<pb::CurvePoint> = (1..=40u64)
+        .map(|i| pb::CurvePoint {
+            step: i * last / 40,
+            loss: Some(if i == 8 {
+                f64::NAN
+            } else {
+                2.0 / (1.0 + i as f64 / 8.0)
+            }),
+            lr: Some(2e-5),
+            grad_norm: Some(1.0),
+            dev: None,
+        })
+        .collect();
+    for (i, dev) in [(1u64, 61.5), (2, 70.25), (3, 72.0)] {
+        points.push(pb::CurvePoint {
+            step: i * last / 3,
+            loss: None,
+            lr: None,
+            grad_norm: None,
+            dev: Some(dev),
+        });
+    }
+    points
 }

@@ -31,6 +31,7 @@ fn progress(a: &pb::JobAssignment, step: u64) -> pb::RunningJob {
             loss: 0.5,
             phase: "train".into(),
         }),
+        curve: vec![],
     }
 }
 

@@ -232,25 +232,47 @@ async fn full_synchronous_mode_opens_and_writes() {
     assert_eq!(store.load().await.unwrap().jobs.len(), 6);
 }
 
-/// A version-1 file (before sweeps recorded their backend) opens, is upgraded in place, and
-/// keeps its sweeps and jobs; its sweeps need no particular backend.
+/// A version-1 file (before sweeps recorded their backend) and a version-2 file (before curves)
+/// open, are upgraded in place step by step, and keep their sweeps and jobs; old sweeps need no
+/// particular backend, and curves can be written after the upgrade.
 #[tokio::test]
-async fn a_version_1_file_is_upgraded_in_place() {
-    let (f, store) = with_sweep().await;
-    drop(store);
-    let db = sql(&f.path());
-    db.execute_batch("ALTER TABLE sweeps DROP COLUMN backend; PRAGMA user_version = 1")
-        .unwrap();
-    drop(db);
-    let store = SqliteStore::open(f.path()).unwrap();
-    let snap = store.load().await.unwrap();
-    assert_eq!(snap.sweeps.len(), 1);
-    assert_eq!(snap.sweeps[0].backend, "");
-    assert_eq!(snap.jobs.len(), 6);
-    let version: i64 = sql(&f.path())
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, stilts_coordinator::store::sqlite::SCHEMA_VERSION);
+async fn version_1_and_2_files_are_upgraded_in_place() {
+    for (version, downgrade) in [
+        (
+            1,
+            "ALTER TABLE sweeps DROP COLUMN backend; DROP TABLE curves; PRAGMA user_version = 1",
+        ),
+        (2, "DROP TABLE curves; PRAGMA user_version = 2"),
+    ] {
+        let (f, store) = with_sweep().await;
+        drop(store);
+        let db = sql(&f.path());
+        db.execute_batch(downgrade).unwrap();
+        drop(db);
+        let store = SqliteStore::open(f.path()).unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(snap.sweeps.len(), 1, "from version {version}");
+        if version == 1 {
+            // Before version 2 a sweep recorded no backend: it needs none in particular.
+            assert_eq!(snap.sweeps[0].backend, "");
+        }
+        assert_eq!(snap.jobs.len(), 6);
+        let curve = stilts_common::store::CurveRecord {
+            job_key: snap.jobs[0].0.key.clone(),
+            attempt: 1,
+            points: vec![stilts_common::series::Point {
+                step: 1,
+                loss: Some(0.5),
+                ..Default::default()
+            }],
+        };
+        store.put_curve(curve.clone()).await.unwrap();
+        assert_eq!(store.curves(&curve.job_key).await.unwrap(), vec![curve]);
+        let found: i64 = sql(&f.path())
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(found, stilts_coordinator::store::sqlite::SCHEMA_VERSION);
+    }
 }
 
 fn backend_source(e: StoreError) -> SqliteError {

@@ -31,7 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -45,7 +45,13 @@ use crate::executor::{CancelFlag, Executor, JobContext, JobOutput, ProgressSink}
 use crate::log_tail::tail_lines;
 use crate::metrics::read_metrics;
 use crate::process::{Ending, GroupChild};
-use crate::progress_line::pump_stdout;
+use crate::progress_line::{StdoutUpdate, pump_stdout};
+
+/// File in the attempt's log directory where ignored malformed `STILTS_METRIC` lines are noted.
+pub const WARNINGS_LOG: &str = "warnings.log";
+
+/// Recipe key: `true` fails the job (not retryable) at the first NaN or infinite loss reported.
+pub const STOP_ON_NAN: &str = "stop_on_nan";
 
 /// Lines of stderr quoted in a failure message.
 const STDERR_TAIL_LINES: usize = 20;
@@ -190,6 +196,16 @@ impl Executor for CommandExecutor {
                 "the command executor got a job whose spec is not `kind = \"command\"`",
             ));
         };
+        let stop_on_nan = match ctx.spec.recipe.get(STOP_ON_NAN) {
+            None => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(Failure::permanent(
+                    FailureReason::User,
+                    format!("recipe key {STOP_ON_NAN} must be true or false, not {other}"),
+                ));
+            }
+        };
         let vars = template_vars(ctx);
         let rendered = template::render(template, &shell_words(&vars)).map_err(|e| {
             Failure::permanent(
@@ -241,15 +257,32 @@ impl Executor for CommandExecutor {
                 "cannot start the stdout reader: {e}"
             )));
         }
+        let warnings = log_dir.join(WARNINGS_LOG);
+        // The first step whose loss was NaN or infinite; with `stop_on_nan` it stops the command.
+        let mut bad_loss: Option<u64> = None;
+        let stop = CancelFlag::new();
         let mut forward = || {
-            while let Ok(p) = rx.try_recv() {
-                progress.report(p);
+            while let Ok(update) = rx.try_recv() {
+                let bad = forward_update(update, progress, &ctx.key, &warnings);
+                bad_loss = bad_loss.or(bad);
+            }
+            if cancel.is_cancelled() || (stop_on_nan && bad_loss.is_some()) {
+                stop.cancel();
             }
         };
         let ending = child
-            .wait(deadline, cancel, self.kill_grace, &mut forward)
+            .wait(deadline, &stop, self.kill_grace, &mut forward)
             .map_err(|e| spawn_failure(format!("waiting for the command failed: {e}")))?;
-        drain_progress(&rx, progress, &ctx.key);
+        let bad_loss = bad_loss.or(drain_progress(&rx, progress, &ctx.key, &warnings));
+        if let Some(step) = bad_loss.filter(|_| stop_on_nan && !cancel.is_cancelled()) {
+            return Err(Failure::permanent(
+                FailureReason::Data,
+                format!(
+                    "the loss is NaN or infinite at step {step} and the recipe sets \
+                     {STOP_ON_NAN} = true; the command was stopped"
+                ),
+            ));
+        }
 
         let tail = || tail_lines(&stderr_path, STDERR_TAIL_LINES);
         match ending {
@@ -280,21 +313,57 @@ impl Executor for CommandExecutor {
     }
 }
 
-/// Forwards the last progress updates once the job has ended, waiting a little for the stdout
-/// reader (a process that escaped the group may hold the pipe open; it is not waited for).
-fn drain_progress(
-    rx: &mpsc::Receiver<stilts_common::progress::Progress>,
+/// Hands one stdout update to the sink; a malformed metric line becomes a warning in the worker's
+/// log and a line in the attempt's `warnings.log`, never a failure. Returns the step of a point
+/// whose loss is NaN or infinite (the point is forwarded like any other).
+fn forward_update(
+    update: StdoutUpdate,
     sink: &dyn ProgressSink,
     key: &str,
-) {
+    warnings: &Path,
+) -> Option<u64> {
+    match update {
+        StdoutUpdate::Progress(p) => sink.report(p),
+        StdoutUpdate::Point(point) => {
+            sink.point(point);
+            if point.loss_non_finite() {
+                return Some(point.step);
+            }
+        }
+        StdoutUpdate::Malformed { line, why } => {
+            warn!(job = %key, line, reason = %why, "ignored a malformed STILTS_METRIC line");
+            let text = format!("stdout.log line {line}: ignored STILTS_METRIC line: {why}\n");
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(warnings)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+            if let Err(e) = written {
+                warn!(job = %key, path = %warnings.display(), error = %e, "cannot write the warnings log");
+            }
+        }
+    }
+    None
+}
+
+/// Forwards the last progress updates once the job has ended, waiting a little for the stdout
+/// reader (a process that escaped the group may hold the pipe open; it is not waited for).
+/// Returns the first step with a NaN or infinite loss among them.
+fn drain_progress(
+    rx: &mpsc::Receiver<StdoutUpdate>,
+    sink: &dyn ProgressSink,
+    key: &str,
+    warnings: &Path,
+) -> Option<u64> {
     let until = Instant::now() + STDOUT_DRAIN;
+    let mut bad_loss = None;
     loop {
         match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            Ok(p) => sink.report(p),
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Ok(update) => bad_loss = bad_loss.or(forward_update(update, sink, key, warnings)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return bad_loss,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 warn!(job = %key, "job stdout still open after the job ended; not waiting for it");
-                return;
+                return bad_loss;
             }
         }
     }

@@ -11,11 +11,14 @@ use super::*;
 use crate::executor::Progress;
 
 #[derive(Default)]
-struct Recorder(Mutex<Vec<Progress>>);
+struct Recorder(Mutex<Vec<Progress>>, Mutex<Vec<crate::executor::Point>>);
 
 impl ProgressSink for Recorder {
     fn report(&self, progress: Progress) {
         self.0.lock().unwrap().push(progress);
+    }
+    fn point(&self, point: crate::executor::Point) {
+        self.1.lock().unwrap().push(point);
     }
 }
 
@@ -152,6 +155,69 @@ fn success_keeps_stdout_and_stderr_and_forwards_progress() {
             phase: "eval".into()
         }]
     );
+}
+
+#[test]
+fn metric_lines_become_points_and_malformed_ones_only_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = ctx(
+        dir.path(),
+        StageKind::Target,
+        "echo STILTS_METRIC step=1 loss=2.5 lr=1e-5; echo STILTS_METRIC step=2 loss=nan; \
+         echo STILTS_METRIC step=oops; echo STILTS_METRIC step=3 dev=70.5",
+        None,
+    );
+    let sink = Recorder::default();
+    exec().run(&c, &sink, &CancelFlag::new()).unwrap();
+    let points = sink.1.lock().unwrap().clone();
+    let steps: Vec<u64> = points.iter().map(|p| p.step).collect();
+    assert_eq!(steps, vec![1, 2, 3]);
+    assert_eq!((points[0].loss, points[0].lr), (Some(2.5), Some(1e-5)));
+    assert!(points[1].loss_non_finite());
+    assert_eq!(points[2].dev, Some(70.5));
+    let warnings = std::fs::read_to_string(c.log_dir.join(WARNINGS_LOG)).unwrap();
+    assert!(
+        warnings.starts_with("stdout.log line 3: ignored STILTS_METRIC line: step=\"oops\""),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn stop_on_nan_stops_the_command_at_the_first_bad_loss_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = "echo STILTS_METRIC step=1 loss=0.5; echo STILTS_METRIC step=2 loss=inf; \
+                    sleep 30; echo survived > {output_dir}/late";
+    let mut c = ctx(dir.path(), StageKind::Target, template, None);
+    c.spec
+        .recipe
+        .insert(STOP_ON_NAN.to_string(), serde_json::json!(true));
+    let sink = Recorder::default();
+    let started = Instant::now();
+    let err = exec().run(&c, &sink, &CancelFlag::new()).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(20), "stopped early");
+    assert_eq!(err.reason, FailureReason::Data);
+    assert!(!err.retryable);
+    assert!(err.message.contains("step 2"), "{}", err.message);
+    assert!(!c.output_dir.join("late").exists());
+    assert_eq!(sink.1.lock().unwrap().len(), 2, "the bad point is kept");
+
+    // Without the key the same lines are only points; a key of the wrong type is a user error.
+    let c = ctx(
+        dir.path(),
+        StageKind::Target,
+        "echo STILTS_METRIC step=1 loss=nan",
+        None,
+    );
+    exec()
+        .run(&c, &Recorder::default(), &CancelFlag::new())
+        .unwrap();
+    let mut c = ctx(dir.path(), StageKind::Target, "true", None);
+    c.spec
+        .recipe
+        .insert(STOP_ON_NAN.to_string(), serde_json::json!("yes"));
+    let err = run(&c).unwrap_err();
+    assert_eq!(err.reason, FailureReason::User);
+    assert!(err.message.contains("stop_on_nan"), "{}", err.message);
 }
 
 #[test]

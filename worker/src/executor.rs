@@ -10,6 +10,8 @@ use stilts_common::job::JobSpec;
 /// Progress a running job reports; carried to the coordinator by heartbeats. Defined in
 /// `stilts-common` so the proto conversions can reach it.
 pub use stilts_common::progress::Progress;
+/// One point of a training curve; see [`ProgressSink::point`].
+pub use stilts_common::series::Point;
 
 /// Everything an executor needs to run one assignment.
 #[derive(Debug, Clone)]
@@ -34,6 +36,12 @@ pub struct JobContext {
 /// Receives progress updates from a running job. Cheap to call often.
 pub trait ProgressSink: Send + Sync {
     fn report(&self, progress: Progress);
+    /// One point of the job's training curve (step, loss, lr, grad norm, dev metric), in step
+    /// order. The agent's sink keeps a bounded, downsampled series and sends it with heartbeats;
+    /// sinks that keep no curve (tests, benchmarks) ignore points.
+    fn point(&self, point: Point) {
+        let _ = point;
+    }
 }
 
 /// Cooperative cancellation: executors poll it between steps (and the command executor turns it

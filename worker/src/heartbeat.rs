@@ -47,6 +47,7 @@ pub(crate) async fn heartbeat_loop(agent: Arc<Agent>, stop: CancellationToken) {
         {
             Ok(reply) => {
                 debug!(worker_id = %session.worker_id, jobs, "heartbeat");
+                agent.jobs.curves_delivered();
                 if !reply.known {
                     warn!(worker_id = %session.worker_id, jobs, "coordinator no longer knows this worker; registering again (running jobs keep running)");
                     agent.link.forget(&session.worker_id).await;

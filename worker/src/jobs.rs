@@ -14,12 +14,13 @@ use std::time::Instant;
 
 use stilts_common::convert::job_spec_from_json;
 use stilts_common::failure::{Failure, FailureReason};
+use stilts_common::series::Series;
 use stilts_proto::v1 as pb;
 use tokio::sync::watch;
 use tracing::{error, info, info_span, warn};
 
 use crate::agent::Agent;
-use crate::executor::{CancelFlag, JobContext, JobOutput, Progress, ProgressSink};
+use crate::executor::{CancelFlag, JobContext, JobOutput, Point, Progress, ProgressSink};
 use crate::reports::{Outcome, Report, ReportQueue};
 use crate::trace_ctx;
 
@@ -37,13 +38,43 @@ pub(crate) fn handed_back(message: impl Into<String>) -> Failure {
     Failure::preempted(message)
 }
 
-/// Latest progress of one job, written by its executor, read by heartbeats.
+/// Latest progress and the curve of one job, written by its executor, read by heartbeats.
 #[derive(Debug, Default)]
-struct SharedProgress(Mutex<Progress>);
+struct SharedProgress {
+    progress: Mutex<Progress>,
+    curve: Mutex<Curve>,
+}
+
+/// A job's bounded curve and what of it the coordinator has.
+#[derive(Debug, Default)]
+struct Curve {
+    series: Series,
+    /// Points offered when the last heartbeat that reached the coordinator was taken.
+    delivered: u64,
+    /// Points offered when the last heartbeat was taken (delivered once it is answered).
+    pending: u64,
+}
 
 impl ProgressSink for SharedProgress {
     fn report(&self, progress: Progress) {
-        *self.0.lock().expect("progress lock") = progress;
+        *self.progress.lock().expect("progress lock") = progress;
+    }
+
+    fn point(&self, point: Point) {
+        self.curve.lock().expect("curve lock").series.push(point);
+    }
+}
+
+impl SharedProgress {
+    /// The whole curve when it changed since the last delivered heartbeat, else nothing.
+    fn curve_update(&self) -> Vec<pb::CurvePoint> {
+        let mut curve = self.curve.lock().expect("curve lock");
+        let offered = curve.series.offered();
+        if offered == curve.delivered {
+            return Vec::new();
+        }
+        curve.pending = offered;
+        curve.series.points().into_iter().map(Into::into).collect()
     }
 }
 
@@ -104,7 +135,15 @@ impl Jobs {
                 job_key: key.clone(),
                 attempt: e.attempt,
                 fencing_token: e.token,
-                progress: Some(e.progress.0.lock().expect("progress lock").clone().into()),
+                progress: Some(
+                    e.progress
+                        .progress
+                        .lock()
+                        .expect("progress lock")
+                        .clone()
+                        .into(),
+                ),
+                curve: e.progress.curve_update(),
             })
             .collect();
         // A key that runs again here (a newer attempt) is listed once, as running.
@@ -118,9 +157,20 @@ impl Jobs {
                     attempt,
                     fencing_token,
                     progress: None,
+                    curve: Vec::new(),
                 }),
         );
         out
+    }
+
+    /// Marks the curves sent with the last heartbeat as delivered (called once it is answered),
+    /// so that only changed curves ride on the next ones.
+    pub(crate) fn curves_delivered(&self) {
+        let map = self.map.lock().expect("jobs lock");
+        for entry in map.values() {
+            let mut curve = entry.progress.curve.lock().expect("curve lock");
+            curve.delivered = curve.pending;
+        }
     }
 
     /// Raises the cancel flag of job `key`; false when it does not run here.
@@ -172,6 +222,7 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
             attempt,
             token,
             outcome: Outcome::Fail(failure),
+            curve: Vec::new(),
             trace: trace.clone(),
         });
     };
@@ -360,6 +411,7 @@ fn finish(agent: &Agent, key: &str, result: Result<JobOutput, Failure>, started:
         attempt: entry.attempt,
         token: entry.token,
         outcome,
+        curve: entry.progress.curve_update(),
         trace: entry.trace,
     });
     agent.jobs.publish(&map);

@@ -37,6 +37,8 @@ pub(crate) struct Report {
     pub attempt: u32,
     pub token: u64,
     pub outcome: Outcome,
+    /// The attempt's curve when heartbeats have not delivered all of it (else empty).
+    pub curve: Vec<pb::CurvePoint>,
     /// The attempt's trace context; delivery runs in a `report` span of that trace.
     pub trace: opentelemetry::Context,
 }
@@ -140,6 +142,7 @@ pub(crate) async fn deliver_reports(agent: Arc<Agent>, stop: CancellationToken) 
                     metrics_json,
                     artifact,
                     duration_s,
+                    curve: report.curve.clone(),
                 };
                 agent
                     .link
@@ -154,6 +157,7 @@ pub(crate) async fn deliver_reports(agent: Arc<Agent>, stop: CancellationToken) 
                     attempt,
                     fencing_token: token,
                     failure: Some(failure.into()),
+                    curve: report.curve.clone(),
                 };
                 agent
                     .link

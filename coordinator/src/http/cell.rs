@@ -1,5 +1,6 @@
 //! One cell for the dashboard's cell page: its chain of jobs (first stage first), each with its
-//! state, attempts, transitions since this coordinator started, metrics, and the tail of the
+//! state, attempts, transitions since this coordinator started, metrics, training curves per
+//! attempt (from the store), and the tail of the
 //! current attempt's logs when the coordinator can read the artifact directory
 //! (`artifacts_root`); otherwise the page says the logs are on the worker.
 
@@ -12,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::curves::curves_json;
 use super::{HttpState, error, json};
 
 /// Bytes of each log file shown, from its end.
@@ -90,6 +92,9 @@ pub async fn cell(
         });
         (body, logs)
     };
+    for (job, at) in body["jobs"].as_array_mut().into_iter().flatten().zip(&logs) {
+        job["curves"] = curves_json(&*st.curves, &at.key).await;
+    }
     let root = st.shared.cfg.artifacts_root.clone();
     let tails = match root {
         None => None,

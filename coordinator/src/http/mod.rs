@@ -7,7 +7,7 @@
 //! | `/metrics` | Prometheus text exposition ([`metrics`]) |
 //! | `/api/sweeps` | every sweep with its cell counts |
 //! | `/api/sweeps/{name}` | one sweep: axes, cells, per-axis progress, the live Δ matrix |
-//! | `/api/sweeps/{name}/cells/{index}` | one cell: its chain of jobs, attempts, logs tail |
+//! | `/api/sweeps/{name}/cells/{index}` | one cell: its chain of jobs, attempts, training curves ([`curves`]), logs tail |
 //! | `/api/workers` | connected workers, their jobs and throughput |
 //! | `/healthz` | `ok` |
 //!
@@ -17,6 +17,7 @@
 
 mod api;
 mod cell;
+pub mod curves;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -102,6 +103,8 @@ pub(crate) struct HttpState {
     pub shared: Arc<Shared>,
     /// The process's catalog; a sweep's own tasks are added per sweep (`Core::sweep_tasks`).
     pub catalog: Arc<stilts_tasks::Catalog>,
+    /// Where the cell page reads training curves (the store).
+    pub curves: Arc<dyn curves::CurveReader>,
     /// The last Δ matrix computed, per sweep, with the event sequence it was computed at.
     pub reports: Mutex<std::collections::HashMap<String, (u64, Arc<serde_json::Value>)>>,
 }
@@ -110,6 +113,7 @@ pub(crate) struct HttpState {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
+    curves: Arc<dyn curves::CurveReader>,
     stop: CancellationToken,
 ) -> Result<(), CoordinatorError> {
     let addr = listener.local_addr().ok();
@@ -121,6 +125,7 @@ pub async fn serve(
     let state = Arc::new(HttpState {
         shared,
         catalog,
+        curves,
         reports: Mutex::default(),
     });
     let app = Router::new()

@@ -19,6 +19,7 @@
 //! | `markdown.rs`, `csv.rs`, `json.rs` | renderers |
 //! | `plots.rs` | Δ heatmap per model, per-language bar chart per (model, target); SVG + PNG |
 //! | `export.rs` | results as CSV, JSON Lines and Parquet with provenance columns |
+//! | `tensorboard.rs` | training curves as TensorBoard event files (TFRecord of `Event` protobufs) |
 //!
 //! Numbers are used as the workers report them (per-language metrics ×100, XTREME-R.md §2.2).
 
@@ -35,6 +36,7 @@ mod matrix;
 pub mod plots;
 pub mod student_t;
 mod tasks;
+pub mod tensorboard;
 
 use std::path::{Path, PathBuf};
 

@@ -16,6 +16,7 @@
 //! | `cells/<sweep>/<chunk, 6 digits>` | up to 1,000 cells as `[model, intermediate, target, language, seed, evaluate_job]` |
 //! | `workers/<id>` | [`WorkerRecord`], optionally attached to an etcd lease |
 //! | `events/<seq, 20 digits>` | [`EventRecord`] |
+//! | `curves/<job key>/<attempt, 10 digits>` | the attempt's training curve ([`CurveRecord`] points, JSON; bounded to about a thousand points, ~80 KB of JSON) |
 //!
 //! Membership keys live in their own range rather than under `sweeps/<name>/…` so that listing
 //! sweeps does not stream every membership key. [`EtcdStore::footprint`] reports what a sweep
@@ -85,15 +86,17 @@ use etcd_client::{
     Client, Compare, CompareOp, GetOptions, KeyValue, KvClient, Txn, TxnOp, TxnResponse,
 };
 use stilts_common::store::{
-    CellRecord, Conflict, EventRecord, JobUpdate, Snapshot, Store, StoreError, SubmitOutcome,
-    SweepRecord, WorkerRecord,
+    CellRecord, Conflict, CurveRecord, EventRecord, JobUpdate, Snapshot, Store, StoreError,
+    SubmitOutcome, SweepRecord, WorkerRecord,
 };
 
+use self::codec::{decode, encode};
 pub use self::config::{
     ENV_ENDPOINTS, ENV_PASSWORD, ENV_PREFIX, ENV_USERNAME, EtcdConfig, EtcdTlsConfig,
 };
 use self::endpoints::EndpointWatch;
 pub use self::error::EtcdError;
+use self::error::corrupt;
 pub use self::fence::Fence;
 use self::keys::{Keys, LAYOUT, prefix_end};
 pub use self::lease::{LeaseGrant, LeaseKeepAlive};
@@ -390,5 +393,41 @@ impl Store for EtcdStore {
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         self.read_events(after, limit).await
+    }
+
+    async fn put_curve(&self, curve: CurveRecord) -> Result<(), StoreError> {
+        let key = self.keys().curve(&curve.job_key, curve.attempt);
+        let value = encode(
+            || format!("curve of job {} attempt {}", curve.job_key, curve.attempt),
+            &curve.points,
+        )?;
+        let txn = Txn::new()
+            .when(self.guarded(Vec::new()))
+            .and_then([TxnOp::put(key, value, None)]);
+        self.txn("put curve", txn).await?;
+        Ok(())
+    }
+
+    async fn curves(&self, job_key: &str) -> Result<Vec<CurveRecord>, StoreError> {
+        let prefix = self.keys().curves_of(job_key);
+        let (kvs, _) = self
+            .range_all("read curves", &prefix, 0, PAGE, false)
+            .await?;
+        kvs.iter()
+            .map(|kv| -> Result<CurveRecord, StoreError> {
+                let what = || format!("curve at {}", String::from_utf8_lossy(kv.key()));
+                let attempt = kv.key()[prefix.len()..]
+                    .iter()
+                    .map(|&b| b as char)
+                    .collect::<String>()
+                    .parse::<u32>()
+                    .map_err(|e| corrupt(what(), e))?;
+                Ok(CurveRecord {
+                    job_key: job_key.to_owned(),
+                    attempt,
+                    points: decode(what, kv.value())?,
+                })
+            })
+            .collect()
     }
 }

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use stilts_common::store::{
-    CellRecord, Conflict, EventRecord, JobRecord, JobUpdate, Snapshot, Store, StoreError,
-    SubmitOutcome, SweepRecord, WorkerRecord,
+    CellRecord, Conflict, CurveRecord, EventRecord, JobRecord, JobUpdate, Snapshot, Store,
+    StoreError, SubmitOutcome, SweepRecord, WorkerRecord,
 };
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use self::ops::OpError;
 
 /// Schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
 /// Jobs per transaction in the first steps of a submit (about 20–50 ms of writing each).
 const SUBMIT_CHUNK_JOBS: usize = 5_000;
@@ -240,7 +240,22 @@ fn open_connection(path: &Path, opts: &SqliteOptions) -> Result<Connection, Sqli
     Ok(conn)
 }
 
-/// Creates the schema in an empty file, accepts a file of this version, refuses anything else.
+/// In-place upgrades: entry `i` takes a file from version `i + 1` to `i + 2`. A new schema
+/// version appends one entry (and changes `sqlite_schema.sql` to match).
+const MIGRATIONS: [&str; (SCHEMA_VERSION - 1) as usize] = [
+    // 1 -> 2: the sweep's backend requirement; old sweeps need none.
+    "ALTER TABLE sweeps ADD COLUMN backend TEXT NOT NULL DEFAULT '';",
+    // 2 -> 3: training curves per job attempt.
+    "CREATE TABLE curves (
+        job_key     TEXT NOT NULL,
+        attempt     INTEGER NOT NULL,
+        points_json TEXT NOT NULL,
+        PRIMARY KEY (job_key, attempt)
+    ) STRICT, WITHOUT ROWID;",
+];
+
+/// Creates the schema in an empty file, upgrades a file of an older version in place (see
+/// [`MIGRATIONS`]), accepts a file of this version, refuses anything else.
 fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), SqliteError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -257,12 +272,12 @@ fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), SqliteError> {
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         }
         SCHEMA_VERSION => {}
-        1 => {
-            // Version 2 added the sweep's backend requirement; old sweeps need none.
-            tx.execute_batch(&format!(
-                "ALTER TABLE sweeps ADD COLUMN backend TEXT NOT NULL DEFAULT ''; \
-                 PRAGMA user_version = {SCHEMA_VERSION}"
-            ))?;
+        found if (1..SCHEMA_VERSION).contains(&found) => {
+            // One step per version, in order, so a file of any older version upgrades.
+            for step in &MIGRATIONS[(found - 1) as usize..] {
+                tx.execute_batch(step)?;
+            }
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         }
         found if found > SCHEMA_VERSION => {
             return Err(SqliteError::NewerSchema {
@@ -370,5 +385,14 @@ impl Store for SqliteStore {
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         self.call(move |conn| ops::events_after(conn, after, limit))
             .await
+    }
+
+    async fn put_curve(&self, curve: CurveRecord) -> Result<(), StoreError> {
+        self.call(move |conn| ops::put_curve(conn, &curve)).await
+    }
+
+    async fn curves(&self, job_key: &str) -> Result<Vec<CurveRecord>, StoreError> {
+        let job_key = job_key.to_owned();
+        self.call(move |conn| ops::curves(conn, &job_key)).await
     }
 }

@@ -1,4 +1,4 @@
--- stilts coordinator state, schema version 2 (kept in `PRAGMA user_version`).
+-- stilts coordinator state, schema version 3 (kept in `PRAGMA user_version`).
 --
 -- One file, WAL mode. Integers that are u64 in Rust are stored as i64 (two's complement), so
 -- values above 2^63 read back exactly but show negative in SQL tools.
@@ -99,3 +99,12 @@ SELECT c.sweep, c.model, c.intermediate, c.target, c.language, c.seed,
        r.metric, r.value, c.evaluate_job
 FROM cells AS c
 JOIN results AS r ON r.job_key = c.evaluate_job AND r.language = c.language;
+
+-- Training curves, one row per job attempt (version 3; the same DDL is the 2 -> 3 migration in
+-- sqlite.rs). points_json: a JSON array of {step, loss?, lr?, grad_norm?, dev?}, NaN as "NaN".
+CREATE TABLE curves (
+    job_key     TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    points_json TEXT NOT NULL,
+    PRIMARY KEY (job_key, attempt)
+) STRICT, WITHOUT ROWID;

@@ -14,8 +14,9 @@ pub mod fixtures;
 
 use std::future::Future;
 
+use stilts_common::series::Point;
 use stilts_common::state::JobState;
-use stilts_common::store::{Conflict, JobRecord, Snapshot, Store, StoreError};
+use stilts_common::store::{Conflict, CurveRecord, JobRecord, Snapshot, Store, StoreError};
 
 use self::fixtures::{LANGUAGES, completed, evaluate_key, failed, grid, intermediate_key};
 use self::fixtures::{transition, worker};
@@ -49,6 +50,7 @@ macro_rules! store_conformance_suite {
             cells_keep_submission_order,
             set_sweep_cancelled_round_trips,
             state_persists_across_reopen,
+            curves_are_per_attempt_replaced_and_survive_reopen,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -441,4 +443,51 @@ pub async fn state_persists_across_reopen<F: StoreFactory>(mut f: F) {
     let last = store.events_after(before.last_event_seq, 10).await.unwrap();
     assert_eq!(last.len(), 1);
     assert!(last[0].seq > before.last_event_seq);
+}
+
+/// Curves: one per attempt, a put replaces the attempt's curve, NaN survives, a job's curves come
+/// back oldest attempt first, other jobs' curves stay apart, and everything survives a reopen.
+pub async fn curves_are_per_attempt_replaced_and_survive_reopen<F: StoreFactory>(mut f: F) {
+    let store = f.open().await;
+    let job = intermediate_key(1);
+    let curve = |attempt: u32, steps: u64| CurveRecord {
+        job_key: job.clone(),
+        attempt,
+        points: (1..=steps)
+            .map(|step| Point {
+                step,
+                loss: Some(if step == 2 {
+                    f64::NAN
+                } else {
+                    1.0 / step as f64
+                }),
+                lr: Some(1e-5),
+                grad_norm: None,
+                dev: (step == steps).then_some(80.5),
+            })
+            .collect(),
+    };
+    assert!(store.curves(&job).await.unwrap().is_empty());
+    store.put_curve(curve(2, 3)).await.unwrap();
+    store.put_curve(curve(1, 2)).await.unwrap();
+    store.put_curve(curve(1, 5)).await.unwrap();
+    store
+        .put_curve(CurveRecord {
+            job_key: format!("{job}x"),
+            ..curve(1, 1)
+        })
+        .await
+        .unwrap();
+    let check = |got: Vec<CurveRecord>| {
+        let attempts: Vec<(u32, usize)> = got.iter().map(|c| (c.attempt, c.points.len())).collect();
+        assert_eq!(attempts, vec![(1, 5), (2, 3)]);
+        assert!(got.iter().all(|c| c.job_key == job));
+        let p = got[0].points[1];
+        assert!(p.loss.unwrap().is_nan(), "NaN kept: {p:?}");
+        assert_eq!(got[0].points[4].dev, Some(80.5));
+        assert_eq!(got[1].points[0], curve(2, 3).points[0]);
+    };
+    check(store.curves(&job).await.unwrap());
+    let store = f.reopen(store).await;
+    check(store.curves(&job).await.unwrap());
 }

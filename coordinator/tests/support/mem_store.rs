@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use stilts_common::store::{
-    CellRecord, Conflict, EventRecord, JobRecord, JobUpdate, Snapshot, Store, StoreError,
-    SubmitOutcome, SweepRecord, WorkerRecord,
+    CellRecord, Conflict, CurveRecord, EventRecord, JobRecord, JobUpdate, Snapshot, Store,
+    StoreError, SubmitOutcome, SweepRecord, WorkerRecord,
 };
 
 #[derive(Debug, Default)]
@@ -19,6 +19,8 @@ struct State {
     workers: HashMap<String, WorkerRecord>,
     events: Vec<EventRecord>,
     revision: u64,
+    /// Curves by (job key, attempt).
+    curves: std::collections::BTreeMap<(String, u32), CurveRecord>,
 }
 
 /// Clones share one state: "reopening" a clone is a restart with the data kept.
@@ -158,6 +160,22 @@ impl Store for MemStore {
             .iter()
             .filter(|e| e.seq > after)
             .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn put_curve(&self, curve: CurveRecord) -> Result<(), StoreError> {
+        let key = (curve.job_key.clone(), curve.attempt);
+        self.state().curves.insert(key, curve);
+        Ok(())
+    }
+
+    async fn curves(&self, job_key: &str) -> Result<Vec<CurveRecord>, StoreError> {
+        Ok(self
+            .state()
+            .curves
+            .values()
+            .filter(|c| c.job_key == job_key)
             .cloned()
             .collect())
     }

@@ -196,6 +196,7 @@ impl<F: StoreFactory> Harness<F> {
                 metrics_json: metrics_json.into(),
                 artifact: format!("/artifacts/{}", a.job_key),
                 duration_s: 0.0,
+                curve: vec![],
             })
             .await
             .map(|r| r.into_inner().state)
@@ -230,6 +231,7 @@ impl<F: StoreFactory> Harness<F> {
                     counts_against_budget: true,
                     message: message.into(),
                 }),
+                curve: vec![],
             })
             .await
             .map(|r| r.into_inner().state)
@@ -250,6 +252,7 @@ impl<F: StoreFactory> Harness<F> {
                         attempt: a.attempt,
                         fencing_token: a.fencing_token,
                         progress: None,
+                        curve: vec![],
                     })
                     .collect(),
             })

@@ -9,7 +9,7 @@ use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOpti
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use stilts_worker::executor::{CancelFlag, Progress, ProgressSink};
+use stilts_worker::executor::{CancelFlag, Point, Progress, ProgressSink};
 
 use crate::batch::{Padding, TokenBatch, train_batches};
 use crate::checkpoint::{
@@ -360,11 +360,19 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
                 accum.accumulate(&model, grads);
             }
             let mut grads = accum.grads();
-            clip_global_norm(&model, &mut grads, cfg.max_grad_norm);
+            let grad_norm = clip_global_norm(&model, &mut grads, cfg.max_grad_norm);
             let lr = cfg.lr_at(state.step + 1, total);
             model = optim.step(lr, model, grads);
             state.step += 1;
             state.last_loss = loss_sum;
+            // The curve gets the point before a bad loss ends the job, so it shows where.
+            run.progress.point(Point {
+                step: state.step,
+                loss: Some(loss_sum),
+                lr: Some(lr),
+                grad_norm: Some(grad_norm),
+                dev: None,
+            });
             if !loss_sum.is_finite() {
                 return Err(TrainerError::Data(format!(
                     "loss is {loss_sum} at step {}",
@@ -436,6 +444,11 @@ fn select(run: &TrainRun, model: &TaskModel, state: &mut TrainState) -> Result<(
             &plain,
         )?;
         let (score, metrics) = dev_metrics(run.kind, run.dev, &scores, &run.eval)?;
+        run.progress.point(Point {
+            step: state.step,
+            dev: Some(score),
+            ..Point::default()
+        });
         (Some(score), metrics)
     };
     let improved = match (score, state.best_score) {

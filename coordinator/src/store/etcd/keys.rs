@@ -89,6 +89,16 @@ impl Keys {
         self.key(&["workers", &escape(id)])
     }
 
+    /// All curves of one job (`curves/<job>/<attempt>`).
+    pub(crate) fn curves_of(&self, job: &str) -> Vec<u8> {
+        self.key(&["curves", &escape(job), ""])
+    }
+
+    /// Zero-padded so that key order is attempt order.
+    pub(crate) fn curve(&self, job: &str, attempt: u32) -> Vec<u8> {
+        self.key(&["curves", &escape(job), &format!("{attempt:010}")])
+    }
+
     pub(crate) fn events(&self) -> Vec<u8> {
         self.key(&["events", ""])
     }

@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use stilts_common::store::{
-    CellRecord, Conflict, EventRecord, JobRecord, JobUpdate, Snapshot, StoreError, SubmitOutcome,
-    SweepRecord, WorkerRecord,
+    CellRecord, Conflict, CurveRecord, EventRecord, JobRecord, JobUpdate, Snapshot, StoreError,
+    SubmitOutcome, SweepRecord, WorkerRecord,
 };
 
 use super::SqliteError;
@@ -460,6 +460,39 @@ pub(super) fn events_after(
         )?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(events)
+}
+
+pub(super) fn put_curve(conn: &mut Connection, curve: &CurveRecord) -> Result<(), OpError> {
+    let points = serde_json::to_string(&curve.points)?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO curves (job_key, attempt, points_json) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![curve.job_key, curve.attempt, points])?;
+    Ok(())
+}
+
+pub(super) fn curves(conn: &mut Connection, job_key: &str) -> Result<Vec<CurveRecord>, OpError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT attempt, points_json FROM curves WHERE job_key = ?1 ORDER BY attempt",
+        )?
+        .query_map([job_key], |r| {
+            Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(attempt, json)| -> Result<CurveRecord, OpError> {
+            let points = serde_json::from_str(&json).map_err(|e| OpError::Corrupt {
+                what: format!("curve of job {job_key} attempt {attempt}"),
+                detail: e.to_string(),
+            })?;
+            Ok(CurveRecord {
+                job_key: job_key.to_owned(),
+                attempt,
+                points,
+            })
+        })
+        .collect()
 }
 
 /// Problems `integrity_check` and `foreign_key_check` report, one per line; empty when none.
