@@ -249,14 +249,7 @@ fn report_marks_failed_cells_and_computes_the_rest() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let report_dir = dir.path().join("report");
-    let out = stilts()
-        .args(["report", "--state-dir"])
-        .arg(&state)
-        .arg("--out")
-        .arg(&report_dir)
-        .output()
-        .unwrap();
-    let md = output_ok(&out);
+    let md = report(&state, &report_dir);
     assert!(md.contains("Δ vs `none`"), "{md}");
     assert!(
         md.contains("failed ("),
@@ -367,14 +360,7 @@ fn example_grid_with_its_own_tasks_trains_evaluates_and_reports_their_domains() 
     );
 
     let report_dir = dir.path().join("report");
-    let out = stilts()
-        .args(["report", "--state-dir"])
-        .arg(&state)
-        .arg("--out")
-        .arg(&report_dir)
-        .output()
-        .unwrap();
-    let md = output_ok(&out);
+    let md = report(&state, &report_dir);
     for want in ["| paraphrase-x | paraphrase |", "| imdb | sentiment |"] {
         assert!(md.contains(want), "{want} in the report:\n{md}");
     }
@@ -510,4 +496,16 @@ fn export_tensorboard_writes_curves_that_read_back() {
         }
         other => panic!("reading {} back failed: {other:?}", run_dir.display()),
     }
+}
+
+/// `stilts report` of the sweep in `state`, plots and exports under `out`; its Markdown.
+fn report(state: &std::path::Path, out: &std::path::Path) -> String {
+    let run = stilts()
+        .args(["report", "--state-dir"])
+        .arg(state)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    output_ok(&run)
 }
