@@ -423,10 +423,11 @@ impl<S: Store> Writer<S> {
             let mut records = Vec::with_capacity(plan.jobs.len());
             let mut fresh = Vec::new();
             let mut already_done = 0;
-            for chunk in (0..plan.jobs.len()).collect::<Vec<_>>().chunks(LOCK_CHUNK) {
+            for start in (0..plan.jobs.len()).step_by(LOCK_CHUNK) {
+                let chunk = start..(start + LOCK_CHUNK).min(plan.jobs.len());
                 {
                     let core = self.shared.core();
-                    for &n in chunk {
+                    for n in chunk.clone() {
                         let j = &plan.jobs[n];
                         if let Some(i) = core.job(&j.key) {
                             let record = &core.jobs[i as usize].record;
@@ -563,11 +564,12 @@ impl<S: Store> Writer<S> {
         let s = self.shared.core().add_sweep(sweep.clone());
         let mut fresh = fresh.into_iter().peekable();
         let mut idx_of = Vec::with_capacity(plan.jobs.len());
-        for chunk in (0..plan.jobs.len()).collect::<Vec<_>>().chunks(LOCK_CHUNK) {
+        for start in (0..plan.jobs.len()).step_by(LOCK_CHUNK) {
+            let chunk = start..(start + LOCK_CHUNK).min(plan.jobs.len());
             {
                 let mut core = self.shared.core();
                 let first_new = core.jobs.len();
-                for &n in chunk {
+                for n in chunk.clone() {
                     if let Some(&(f, parents_done)) = fresh.peek()
                         && f == n
                     {
@@ -581,7 +583,7 @@ impl<S: Store> Writer<S> {
                     }
                 }
                 core.link_parents(first_new);
-                for &n in chunk {
+                for n in chunk.clone() {
                     let key = &plan.jobs[n].key;
                     let i = core.job(key).ok_or_else(|| StoreError::Corrupt {
                         what: format!("job {key}"),
