@@ -31,6 +31,25 @@ pub fn grid_catalog_files(grid: &Path, text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// The grid with the tasks it may name (the process's catalog, its `catalog` files and its own
+/// `[tasks.NAME]`), loaded as the planner will; `None` when it does not load (the planner then
+/// reports why, at its position).
+pub fn grid_with_tasks(
+    grid: &Path,
+    text: &str,
+    catalog: &Catalog,
+) -> Option<(stilts_common::grid::GridCatalog, stilts_common::grid::Grid)> {
+    let file = grid.display().to_string();
+    let files = grid_catalog_files(grid, text);
+    let files = |p: &str| files.get(p).cloned();
+    let tasks = stilts_common::grid::grid_catalog(&file, text, catalog, &files).ok()?;
+    let merged = &tasks.catalog;
+    let resolve = |t: &str| merged.get(t).map(|d| d.languages.clone());
+    let known = |t: &str| merged.get(t).is_some();
+    let g = stilts_common::grid::load(&file, text, Some(&resolve), Some(&known)).ok()?;
+    Some((tasks, g))
+}
+
 /// `stilts tasks`: one line per task.
 pub fn list(extra: Option<&Path>) -> Result<String> {
     let catalog = load(extra)?;

@@ -386,6 +386,29 @@ pub enum SweepCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Delete a sweep: its record, cells and memberships. Its jobs' results stay stored (another
+    /// sweep, or the same grid submitted again, reuses them) unless --purge.
+    ///
+    /// Examples:
+    ///   stilts sweep delete old-sweep                   # says what would go, deletes nothing
+    ///   stilts sweep delete old-sweep --yes
+    ///   stilts sweep delete old-sweep --yes --purge --compact
+    #[command(verbatim_doc_comment)]
+    Delete {
+        sweep: String,
+        /// Really delete (without it, only say what would be deleted).
+        #[arg(long)]
+        yes: bool,
+        /// Also remove every job record no sweep contains and no worker holds (results,
+        /// curves) and its artifact under the coordinator's artifact root.
+        #[arg(long)]
+        purge: bool,
+        /// Then give the space back: SQLite VACUUM, etcd compaction and defragmentation.
+        #[arg(long)]
+        compact: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }
 
 #[derive(Debug, Args)]

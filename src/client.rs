@@ -5,8 +5,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use stilts_proto::v1::sweep_service_client::SweepServiceClient;
 use stilts_proto::v1::{
-    CancelSweepRequest, Cell, GetResultsRequest, GetSweepRequest, ListCellsRequest, ResultRow,
-    RetryFailedRequest, SubmitSweepRequest, SubmitSweepResponse, SweepStatus,
+    CancelSweepRequest, Cell, DeleteSweepRequest, GetResultsRequest, GetSweepRequest,
+    ListCellsRequest, ResultRow, RetryFailedRequest, SubmitSweepRequest, SubmitSweepResponse,
+    SweepStatus,
 };
 use stilts_worker::tls::BearerAuth;
 use tonic::service::interceptor::InterceptedService;
@@ -88,16 +89,26 @@ pub async fn connect_as(url: &str, security: &ClientSecurity) -> Result<Client> 
 }
 
 /// Reads a grid file and submits it; grid errors come back naming file, line and column.
-/// Submits a grid file; `backend` overrides its `[executor] backend` (None: the grid's).
+/// `backend` overrides its `[executor] backend` (None: the grid's). With `data_version =
+/// "auto"` the digests of its data are computed here, where the data is readable.
 pub async fn submit(
     client: &mut Client,
     grid: &Path,
     backend: Option<&str>,
+    catalog: &stilts_tasks::Catalog,
 ) -> Result<SubmitSweepResponse> {
     let text = std::fs::read_to_string(grid)
         .with_context(|| format!("cannot read grid file {}", grid.display()))?;
+    let data_digests = match crate::catalog::grid_with_tasks(grid, &text, catalog) {
+        Some((tasks, g)) => crate::data_digest::for_grid(&g, &tasks.catalog)
+            .with_context(|| format!("{}: nothing was submitted", grid.display()))?
+            .into_iter()
+            .collect(),
+        None => Default::default(),
+    };
     let req = SubmitSweepRequest {
         file_name: grid.display().to_string(),
+        data_digests,
         catalog_files: crate::catalog::grid_catalog_files(grid, &text),
         grid_toml: text,
         // Empty: the grid's `[executor] backend`.
@@ -232,7 +243,14 @@ pub async fn run(cmd: SweepCommand) -> Result<()> {
             remote,
         } => {
             let mut c = open(&remote).await?;
-            let r = submit(&mut c, &grid, backend.as_deref()).await?;
+            let catalog = crate::catalog::load(None)?;
+            let r = submit(&mut c, &grid, backend.as_deref(), &catalog).await?;
+            if r.replanned {
+                println!(
+                    "the data of sweep {} changed since it was submitted: planned again",
+                    r.sweep
+                );
+            }
             println!(
                 "submitted sweep {}: {} cells, {} jobs ({} already done)",
                 r.sweep, r.cells, r.jobs, r.jobs_already_done
@@ -273,6 +291,47 @@ pub async fn run(cmd: SweepCommand) -> Result<()> {
                 "sweep {sweep}: {} jobs cancelled",
                 r.into_inner().jobs_cancelled
             );
+        }
+        SweepCommand::Delete {
+            sweep,
+            yes,
+            purge,
+            compact,
+            remote,
+        } => {
+            let mut c = open(&remote).await?;
+            if !yes {
+                let s = status(&mut c, &sweep).await?;
+                let jobs: u64 = s.jobs.iter().flat_map(|k| &k.jobs).map(|n| n.count).sum();
+                println!(
+                    "would delete sweep {sweep}: {} cells, {jobs} jobs ({}); nothing was deleted. \
+                     Run again with --yes{}",
+                    s.cells_total,
+                    if purge {
+                        "with --purge, the records of jobs no other sweep contains go too"
+                    } else {
+                        "their results stay stored and are reused by any sweep that needs them"
+                    },
+                    if purge { " --purge" } else { "" }
+                );
+                return Ok(());
+            }
+            let r = c
+                .delete_sweep(DeleteSweepRequest {
+                    sweep: sweep.clone(),
+                    purge,
+                    compact,
+                })
+                .await
+                .map_err(|s| anyhow::anyhow!("deleting sweep {sweep:?}: {}", s.message()))?
+                .into_inner();
+            println!(
+                "deleted sweep {sweep}: {} cells, {} jobs ({} job records and {} artifacts purged)",
+                r.cells, r.jobs, r.jobs_purged, r.artifacts_removed
+            );
+            if !r.compacted.is_empty() {
+                println!("{}", r.compacted);
+            }
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 mod catalog;
 mod cli;
 mod client;
+mod data_digest;
 mod data_fetch;
 mod executors;
 mod export_cmd;

@@ -12,7 +12,13 @@ pub fn run(grid: &Path) -> Result<String> {
     let files = |p: &str| files.get(p).cloned();
     let file = grid.display().to_string();
     let max = stilts_common::plan::MAX_CELLS;
-    let plan = match stilts_common::plan::plan_with_catalog(&file, &text, &catalog, &files, max) {
+    let digests = match crate::catalog::grid_with_tasks(grid, &text, &catalog) {
+        Some((tasks, g)) => crate::data_digest::for_grid(&g, &tasks.catalog)?,
+        None => Default::default(),
+    };
+    let plan =
+        stilts_common::plan::plan_with_catalog(&file, &text, &catalog, &files, &digests, max);
+    let plan = match plan {
         Ok(plan) => plan,
         Err(e) => bail!("{e}"),
     };

@@ -131,7 +131,14 @@ async fn drive(
     shutdown: &CancellationToken,
 ) -> Result<i32> {
     let mut client = client::connect(url).await?;
-    let submitted = client::submit(&mut client, &args.grid, args.backend.as_deref()).await?;
+    let submitted =
+        client::submit(&mut client, &args.grid, args.backend.as_deref(), catalog).await?;
+    if submitted.replanned {
+        eprintln!(
+            "the data of sweep {} changed since the last run: planned again; jobs whose data changed run again",
+            submitted.sweep
+        );
+    }
     let revived = client
         .retry_failed(RetryFailedRequest {
             sweep: submitted.sweep.clone(),

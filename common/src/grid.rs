@@ -95,6 +95,11 @@ pub struct Grid {
     /// from the digest, which older sweeps were stored with).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tasks: BTreeMap<String, serde_json::Value>,
+    /// With `data_version = "auto"`: the digest of each input the grid's jobs read, by
+    /// `plan::data::input_key`, computed by the client that submits; empty otherwise (and
+    /// then absent from the digest).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub data_digests: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

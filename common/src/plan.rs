@@ -1,6 +1,7 @@
 //! The plan: a grid expanded into deduplicated stage jobs (a DAG in topological order) and the
 //! cells that read their results from it.
 
+pub mod data;
 mod expand;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,9 @@ pub struct Plan {
     pub cells: Vec<Cell>,
     /// The axis value tables that cells index into.
     pub axes: Axes,
+    /// The grid's job keys hold digests of its data (`data_version = "auto"`): a submit of the
+    /// same grid text whose digest differs means changed data, and plans the sweep again.
+    pub replan_on_new_inputs: bool,
 }
 
 /// One deduplicated stage job.

@@ -143,6 +143,18 @@ pub struct SubmitOutcome {
     pub already_stored: Vec<String>,
 }
 
+/// What `delete_sweep` did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteOutcome {
+    /// Cells the sweep had.
+    pub cells: u64,
+    /// Memberships removed: the jobs the sweep contained.
+    pub jobs: u64,
+    /// Keys of the job records removed with `purge` (their results and curves went with them),
+    /// sorted; the caller removes their artifacts.
+    pub purged: Vec<String>,
+}
+
 /// Everything the coordinator rebuilds its memory from on start.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -227,6 +239,23 @@ pub trait Store: Send + Sync + 'static {
     /// Creates or replaces the curve of one job attempt. The caller has checked that the attempt
     /// is current (fencing token); a curve is a display record, so the write is not fenced again.
     fn put_curve(&self, curve: CurveRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes a sweep: its record, its cells and its memberships, all at once. Its jobs stay
+    /// (they are shared by key: another sweep, or this one submitted again, reuses their
+    /// results), and a job that no sweep contains any more is never scheduled. With `purge`,
+    /// every job record that belongs to no sweep and is not leased is removed too, with its
+    /// results and curves (events stay: the log is append-only). `SweepNotFound` when no sweep
+    /// has this name.
+    fn delete_sweep(
+        &self,
+        sweep: &str,
+        purge: bool,
+    ) -> impl Future<Output = Result<DeleteOutcome, StoreError>> + Send;
+
+    /// Gives the space of deleted records back: SQLite rewrites its file (`VACUUM`), etcd
+    /// compacts its history up to the current revision and defragments. Returns a line saying
+    /// what it did, for the operator.
+    fn compact(&self) -> impl Future<Output = Result<String, StoreError>> + Send;
 
     /// The curves of a job, one per attempt that reported one, oldest attempt first.
     fn curves(

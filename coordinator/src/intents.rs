@@ -8,7 +8,7 @@ use stilts_common::convert::job_spec_to_json;
 use stilts_common::failure::{Failure, FailureReason};
 use stilts_common::plan::Plan;
 use stilts_common::state::{Event, JobState, JobStatus, backoff_ms, transition};
-use stilts_common::store::{EventRecord, JobRecord, JobUpdate, SweepRecord};
+use stilts_common::store::{DeleteOutcome, EventRecord, JobRecord, JobUpdate, SweepRecord};
 use tokio::sync::oneshot;
 
 use crate::cache::{Core, JobIdx};
@@ -49,6 +49,8 @@ pub struct SubmitSummary {
     pub cells: u64,
     pub jobs: u64,
     pub jobs_already_done: u64,
+    /// The sweep was stored from the same grid with other inputs and was planned again.
+    pub replanned: bool,
 }
 
 /// Why an assignment is taken back without spending budget.
@@ -107,6 +109,12 @@ pub enum Intent {
         sweep: SweepRecord,
         plan: Box<Plan>,
         reply: Reply<SubmitSummary>,
+    },
+    /// Remove a sweep (see `Store::delete_sweep`); handled in turn with submits.
+    DeleteSweep {
+        name: String,
+        purge: bool,
+        reply: Reply<DeleteOutcome>,
     },
 }
 
@@ -380,6 +388,12 @@ impl Core {
                 reply,
                 Err(CoordinatorError::InvalidArgument(
                     "a submission is not a job write".into(),
+                )),
+            ),
+            Intent::DeleteSweep { reply, .. } => answer(
+                reply,
+                Err(CoordinatorError::InvalidArgument(
+                    "a delete is not a job write".into(),
                 )),
             ),
         }

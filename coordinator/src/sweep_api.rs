@@ -110,13 +110,15 @@ impl<S: Store> SweepService for SweepApi<S> {
         let catalog = self.shared.cfg.catalog.clone();
         let (file, text) = (file_name.clone(), req.grid_toml.clone());
         let catalog_files = req.catalog_files;
+        let digests: std::collections::BTreeMap<String, String> =
+            req.data_digests.into_iter().collect();
         let max_cells = self.shared.cfg.max_cells;
         let planned = tokio::task::spawn_blocking(move || {
             let files = |path: &str| catalog_files.get(path).cloned();
             match catalog.as_deref() {
-                Some(catalog) => {
-                    stilts_common::plan::plan_with_catalog(&file, &text, catalog, &files, max_cells)
-                }
+                Some(catalog) => stilts_common::plan::plan_with_catalog(
+                    &file, &text, catalog, &files, &digests, max_cells,
+                ),
                 None => stilts_common::plan::plan_capped(&file, &text, None, None, max_cells),
             }
         })
@@ -147,6 +149,7 @@ impl<S: Store> SweepService for SweepApi<S> {
             cells: summary.cells,
             jobs: summary.jobs,
             jobs_already_done: summary.jobs_already_done,
+            replanned: summary.replanned,
         }))
     }
 
@@ -265,9 +268,10 @@ impl<S: Store> SweepService for SweepApi<S> {
             let mut core = self.shared.core();
             core.set_cancelled(&name, true);
             let core = &*core;
-            let sweep = core
-                .sweep(&name)
-                .expect("checked above; sweeps are never removed");
+            // Deleted meanwhile: nothing left to cancel.
+            let Some(sweep) = core.sweep(&name) else {
+                return Err(CoordinatorError::UnknownSweep(name).into());
+            };
             sweep
                 .jobs
                 .iter()
@@ -287,6 +291,41 @@ impl<S: Store> SweepService for SweepApi<S> {
         info!(sweep = %name, cancelled, "sweep cancelled");
         Ok(Response::new(pb::CancelSweepResponse {
             jobs_cancelled: cancelled,
+        }))
+    }
+
+    async fn delete_sweep(
+        &self,
+        request: Request<pb::DeleteSweepRequest>,
+    ) -> Result<Response<pb::DeleteSweepResponse>, Status> {
+        let req = request.into_inner();
+        let (name, purge) = (req.sweep.clone(), req.purge);
+        let outcome = self
+            .shared
+            .call(|reply| Intent::DeleteSweep { name, purge, reply })
+            .await?;
+        let artifacts_removed = match &self.shared.cfg.artifacts_root {
+            Some(root) if !outcome.purged.is_empty() => {
+                let root = root.clone();
+                let keys = outcome.purged.clone();
+                tokio::task::spawn_blocking(move || remove_artifacts(&root, &keys))
+                    .await
+                    .map_err(|e| CoordinatorError::Internal(format!("artifact removal: {e}")))?
+            }
+            _ => 0,
+        };
+        let compacted = if req.compact {
+            self.store.compact().await.map_err(CoordinatorError::from)?
+        } else {
+            String::new()
+        };
+        info!(sweep = %req.sweep, purged = outcome.purged.len(), artifacts_removed, "sweep deleted");
+        Ok(Response::new(pb::DeleteSweepResponse {
+            cells: outcome.cells,
+            jobs: outcome.jobs,
+            jobs_purged: outcome.purged.len() as u64,
+            artifacts_removed,
+            compacted,
         }))
     }
 
@@ -345,4 +384,21 @@ impl crate::cache::Core {
             self.sweeps[s as usize].record.cancelled = cancelled;
         }
     }
+}
+
+/// Removes `root/<key>` of each purged job (keys are checked hex: never a path outside `root`);
+/// returns how many directories were removed. A failure is logged and skipped.
+fn remove_artifacts(root: &std::path::Path, keys: &[String]) -> u64 {
+    let mut removed = 0;
+    for key in keys.iter().filter(|k| stilts_common::key::is_job_key(k)) {
+        let dir = root.join(key);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the artifact of a purged job")
+            }
+        }
+    }
+    removed
 }

@@ -20,7 +20,7 @@ use futures::future::BoxFuture;
 use stilts_common::plan::{Plan, PlannedJob};
 use stilts_common::state::{JobState, JobStatus};
 use stilts_common::store::{
-    CellRecord, Conflict, JobRecord, Store, StoreError, SubmitOutcome, SweepRecord,
+    CellRecord, Conflict, DeleteOutcome, JobRecord, Store, StoreError, SubmitOutcome, SweepRecord,
 };
 use stilts_proto::v1 as pb;
 use tokio::sync::mpsc;
@@ -52,7 +52,15 @@ struct Submitting {
     write: BoxFuture<'static, Result<SubmitOutcome, StoreError>>,
 }
 
-type Submit = (SweepRecord, Box<Plan>, Reply<SubmitSummary>);
+/// A change of the sweeps themselves, one at a time and in arrival order.
+enum Change {
+    Submit(SweepRecord, Box<Plan>, Reply<SubmitSummary>),
+    Delete {
+        name: String,
+        purge: bool,
+        reply: Reply<DeleteOutcome>,
+    },
+}
 
 /// A batch sent to the store whose result has not been applied yet.
 struct InFlight {
@@ -71,8 +79,8 @@ pub struct Writer<S> {
     deferred: VecDeque<Intent>,
     /// Batches at the store, oldest first.
     in_flight: VecDeque<InFlight>,
-    /// Submits waiting for the one at the store.
-    submits: VecDeque<Submit>,
+    /// Submits and deletes waiting for the submit at the store.
+    submits: VecDeque<Change>,
     submitting: Option<Submitting>,
 }
 
@@ -134,7 +142,7 @@ impl<S: Store> Writer<S> {
                 }
                 result = Self::submitted(&mut self.submitting), if submitting => {
                     self.end_submit(result).await?;
-                    self.start_submit().await;
+                    self.start_submit().await?;
                 }
                 next = self.rx.recv(), if room => match next {
                     Some(intent) => self.carry.push_back(intent),
@@ -166,8 +174,11 @@ impl<S: Store> Writer<S> {
                 }
                 match intent {
                     Intent::Submit { sweep, plan, reply } => {
-                        self.submits.push_back((sweep, plan, reply))
+                        self.submits.push_back(Change::Submit(sweep, plan, reply))
                     }
+                    Intent::DeleteSweep { name, purge, reply } => self
+                        .submits
+                        .push_back(Change::Delete { name, purge, reply }),
                     other => match core.plan_intent(other, now, cfg) {
                         Planned::Done => {}
                         Planned::Defer(i) => self.deferred.push_back(i),
@@ -180,8 +191,7 @@ impl<S: Store> Writer<S> {
         if !batch.is_empty() {
             self.send(batch, now).await;
         }
-        self.start_submit().await;
-        Ok(())
+        self.start_submit().await
     }
 
     /// Sends a batch to the store. It is polled once here so that it reaches the store now, in
@@ -410,11 +420,29 @@ impl<S: Store> Writer<S> {
     /// Starts the next queued submit when none is at the store: answers at once when the sweep
     /// is known, else builds its records (a chunk of jobs per hold of the cache lock) and sends
     /// them to the store. The writer goes on with job writes meanwhile; see [`Self::end_submit`].
-    async fn start_submit(&mut self) {
+    /// A delete waits for its turn like a submit and is done here (see [`Self::delete`]).
+    async fn start_submit(&mut self) -> Result<(), CoordinatorError> {
         while self.submitting.is_none() {
-            let Some((sweep, plan, reply)) = self.submits.pop_front() else {
-                return;
+            let (sweep, plan, reply) = match self.submits.pop_front() {
+                None => return Ok(()),
+                Some(Change::Delete { name, purge, reply }) => {
+                    let result = self.delete(&name, purge).await?;
+                    let _ = reply.send(result);
+                    continue;
+                }
+                Some(Change::Submit(sweep, plan, reply)) => (sweep, plan, reply),
             };
+            let mut replanned = false;
+            if self.inputs_changed(&sweep, &plan) {
+                // Same grid file, new data (`data_version = "auto"`): the old plan goes, its jobs
+                // stay, and the new plan reuses every one whose inputs did not change.
+                info!(sweep = %sweep.name, "the sweep's data changed since it was submitted: planning it again");
+                if let Err(e) = self.delete(&sweep.name, false).await? {
+                    let _ = reply.send(Err(e));
+                    continue;
+                }
+                replanned = true;
+            }
             if let Some(answer) = self.known_sweep(&sweep, &plan) {
                 let _ = reply.send(answer);
                 continue;
@@ -471,6 +499,7 @@ impl<S: Store> Writer<S> {
                     cells: plan.cells.len() as u64,
                     jobs: plan.jobs.len() as u64,
                     jobs_already_done: already_done,
+                    replanned,
                 },
                 sweep,
                 plan,
@@ -478,6 +507,43 @@ impl<S: Store> Writer<S> {
                 reply,
                 write,
             });
+        }
+        Ok(())
+    }
+
+    /// Whether `sweep` is stored under its name from the same grid text but planned from other
+    /// inputs, and the grid asks for that to mean new work (`data_version = "auto"`).
+    fn inputs_changed(&self, sweep: &SweepRecord, plan: &Plan) -> bool {
+        plan.replan_on_new_inputs
+            && self.shared.core().sweep(&sweep.name).is_some_and(|e| {
+                e.record.grid_digest != sweep.grid_digest
+                    && e.record.grid_toml == sweep.grid_toml
+                    && e.record.backend == sweep.backend
+            })
+    }
+
+    /// Deletes a sweep at the store once every write at the store has returned, then reloads
+    /// the cache (rare and simple beats a second way of removing things from the cache).
+    async fn delete(
+        &mut self,
+        name: &str,
+        purge: bool,
+    ) -> Result<Result<DeleteOutcome, CoordinatorError>, CoordinatorError> {
+        self.drain_then_reload(false).await?;
+        let result = self.store.delete_sweep(name, purge).await;
+        match result {
+            Ok(outcome) => {
+                info!(sweep = %name, cells = outcome.cells, purged = outcome.purged.len(), "sweep deleted");
+                self.drain_then_reload(true).await?;
+                Ok(Ok(outcome))
+            }
+            Err(StoreError::SweepNotFound(n)) => Ok(Err(CoordinatorError::UnknownSweep(n))),
+            Err(e) => {
+                // Ambiguous: read back what the store holds.
+                let e = CoordinatorError::from(e);
+                self.drain_then_reload(true).await?;
+                Ok(Err(e))
+            }
         }
     }
 
@@ -515,6 +581,7 @@ impl<S: Store> Writer<S> {
                 cells: plan.cells.len() as u64,
                 jobs: plan.jobs.len() as u64,
                 jobs_already_done: done,
+                replanned: false,
             })
         })
     }

@@ -140,6 +140,7 @@ impl Ctx<'_> {
             recipe,
             executor,
             tasks: Default::default(),
+            data_digests: Default::default(),
         };
         Ok(grid)
     }

@@ -3,10 +3,10 @@
 //! Work is proportional to distinct jobs, not cells: each distinct job's spec is built and
 //! hashed once; a cell is six integers found by index arithmetic, with no per-cell string.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
-use super::{Axes, Cell, Plan, PlannedJob};
+use super::{Axes, Cell, Plan, PlannedJob, data};
 use crate::grid::{
     self, Grid, GridError, LanguageResolver, Location, NO_INTERMEDIATE, TaskValidator,
 };
@@ -31,11 +31,15 @@ pub fn plan(
 /// once), the grid's `catalog = [...]` files (their text from `catalog_files`, by the path as
 /// written) and its own `[tasks.NAME]` sections. The grid's own definitions travel with its
 /// jobs (`JobSpec::task_def`).
+///
+/// `data_digests` are the client's digests of the data (`data_version = "auto"`, see
+/// [`super::data`]); ignored otherwise.
 pub fn plan_with_catalog(
     file_name: &str,
     toml_text: &str,
     catalog: &stilts_tasks::Catalog,
     catalog_files: grid::CatalogFiles<'_>,
+    data_digests: &BTreeMap<String, String>,
     max_cells: u64,
 ) -> Result<Plan, GridError> {
     let tasks = grid::grid_catalog(file_name, toml_text, catalog, catalog_files)?;
@@ -44,6 +48,10 @@ pub fn plan_with_catalog(
     let known = |t: &str| merged.get(t).is_some();
     let mut grid = grid::load(file_name, toml_text, Some(&resolve), Some(&known))?;
     grid.tasks = tasks.own;
+    if grid.data_version == data::DATA_AUTO {
+        grid.data_digests = data::retain_needed(&grid, data_digests);
+    }
+    data::check(&grid, file_name, toml_text)?;
     capped(file_name, grid, max_cells)
 }
 
@@ -57,6 +65,7 @@ pub fn plan_capped(
     max_cells: u64,
 ) -> Result<Plan, GridError> {
     let grid = grid::load(file_name, toml_text, resolver, task_validator)?;
+    data::check(&grid, file_name, toml_text)?;
     capped(file_name, grid, max_cells)
 }
 
@@ -81,8 +90,8 @@ fn capped(file_name: &str, grid: Grid, max_cells: u64) -> Result<Plan, GridError
 }
 
 /// The grid's own definitions a job on `task` reads: the task and its `english_train` tasks.
-fn own_defs(grid: &Grid, task: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let mut out = std::collections::BTreeMap::new();
+fn own_defs(grid: &Grid, task: &str) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
     let Some(def) = grid.tasks.get(task) else {
         return out;
     };
@@ -135,7 +144,7 @@ pub fn expand(grid: &Grid) -> Plan {
             recipe: recipe.clone(),
             executor: grid.executor.spec(kind),
             parent: None,
-            data_version: grid.data_version.clone(),
+            data_version: data::job_data_version(grid, kind, task, &[]),
             code_version: grid.code_version.clone(),
             task_defs: own_defs(grid, task),
         };
@@ -220,6 +229,8 @@ pub fn expand(grid: &Grid) -> Plan {
             );
             job.languages = langs.to_vec();
             job.languages.sort();
+            job.data_version =
+                data::job_data_version(grid, StageKind::Evaluate, &job.task, &job.languages);
             eval_jobs.push(b.add(job, Some(parent)));
         }
     }
@@ -292,6 +303,7 @@ pub fn expand(grid: &Grid) -> Plan {
             languages,
             seeds: grid.seeds.clone(),
         },
+        replan_on_new_inputs: grid.data_version == data::DATA_AUTO,
     }
 }
 

@@ -358,6 +358,7 @@ fn plan_own(text: &str, shared: Option<&str>) -> Result<Plan, GridError> {
         text,
         &stilts_tasks::Catalog::builtin(),
         &files,
+        &Default::default(),
         MAX_CELLS,
     )
 }
@@ -449,4 +450,113 @@ fn own_task_errors_name_file_line_and_column() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("shared.toml:9:10:"), "{e}");
+}
+
+/// `data_version = "auto"`: each job's key holds the digests of exactly the inputs it reads.
+#[test]
+fn auto_data_version_gives_new_keys_to_the_jobs_whose_data_changed() {
+    let text = "[sweep]\nname = \"d\"\nseeds = [1]\ndata_version = \"auto\"\n[models]\nm = \"x\"\n\
+                [grid]\nintermediate = [\"mnli\"]\ntarget = [\"xnli\"]\nlanguages = [\"de\", \"fr\"]\n\
+                [evaluate]\nlanguages_per_job = 1\n";
+    let digests = |changed: &str| -> std::collections::BTreeMap<String, String> {
+        [
+            "intermediate/mnli",
+            "target/xnli",
+            "evaluate/xnli/de",
+            "evaluate/xnli/fr",
+            "evaluate/xnli/zz",
+        ]
+        .iter()
+        .map(|k| {
+            (
+                k.to_string(),
+                format!("sha256:{}", if *k == changed { "new" } else { "old" }),
+            )
+        })
+        .collect()
+    };
+    let plan = |d: &std::collections::BTreeMap<String, String>| {
+        let none = |_: &str| None;
+        plan_with_catalog(
+            "grid.toml",
+            text,
+            &stilts_tasks::Catalog::builtin(),
+            &none,
+            d,
+            MAX_CELLS,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let base = plan(&digests(""));
+    assert!(base.replan_on_new_inputs);
+    let keys = |p: &Plan| -> Vec<(StageKind, Vec<String>, String)> {
+        p.jobs
+            .iter()
+            .map(|j| (j.spec.kind, j.spec.languages.clone(), j.key.clone()))
+            .collect()
+    };
+    let changed = |what: &str| -> Vec<(StageKind, Vec<String>)> {
+        let p = plan(&digests(what));
+        assert_eq!(p.jobs.len(), base.jobs.len());
+        keys(&base)
+            .into_iter()
+            .zip(keys(&p))
+            .filter(|(a, b)| a.2 != b.2)
+            .map(|(a, _)| (a.0, a.1))
+            .collect()
+    };
+    let de = vec!["de".to_string()];
+    let fr = vec!["fr".to_string()];
+    assert_eq!(
+        changed("evaluate/xnli/de"),
+        vec![(StageKind::Evaluate, de.clone())]
+    );
+    assert_eq!(
+        changed("target/xnli"),
+        vec![
+            (StageKind::Target, vec![]),
+            (StageKind::Evaluate, de.clone()),
+            (StageKind::Evaluate, fr.clone())
+        ]
+    );
+    assert_eq!(changed("intermediate/mnli").len(), 4);
+    // A digest the grid does not read changes nothing, not even the sweep's digest.
+    assert!(changed("evaluate/xnli/zz").is_empty());
+    assert_eq!(
+        plan(&digests("evaluate/xnli/zz")).grid_digest,
+        base.grid_digest
+    );
+    assert_ne!(plan(&digests("target/xnli")).grid_digest, base.grid_digest);
+
+    // A missing digest: an error at the data_version line, naming the input.
+    let mut missing = digests("");
+    missing.remove("evaluate/xnli/fr");
+    let none = |_: &str| None;
+    let err = plan_with_catalog(
+        "grid.toml",
+        text,
+        &stilts_tasks::Catalog::builtin(),
+        &none,
+        &missing,
+        MAX_CELLS,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("grid.toml:4:") && err.contains("evaluate/xnli/fr"),
+        "{err}"
+    );
+    // Without "auto", digests are ignored.
+    let fixed = text.replace("\"auto\"", "\"v1\"");
+    let p = plan_with_catalog(
+        "grid.toml",
+        &fixed,
+        &stilts_tasks::Catalog::builtin(),
+        &none,
+        &digests(""),
+        MAX_CELLS,
+    )
+    .unwrap();
+    assert!(!p.replan_on_new_inputs);
+    assert!(p.jobs.iter().all(|j| j.spec.data_version == "v1"));
 }

@@ -42,5 +42,5 @@ mod score;
 pub use catalog::{Catalog, Columns, Head, Layout, LayoutKind, Metric, ReaderKind, Role, TaskDef};
 pub use error::{CatalogError, ScoreError, TaskError};
 pub use example::*;
-pub use load::{Located, Split, load, locate};
+pub use load::{Located, Split, load, locate, locate_all};
 pub use score::{Scored, score, score_checked};

@@ -56,6 +56,17 @@ pub fn locate<'a>(
         .ok_or_else(|| not_found(task, split, lang, data_root, &tried(task, split, lang)))
 }
 
+/// Every layout of `task`'s `split` in `lang` that has files under `data_root`, in the order
+/// [`load`] tries them (it moves on when a file holds no rows of `lang`): what a job may read.
+pub fn locate_all<'a>(
+    task: &'a TaskDef,
+    split: Split,
+    lang: &str,
+    data_root: &Path,
+) -> Result<Vec<Located<'a>>, TaskError> {
+    candidates(task, split, lang, data_root)
+}
+
 /// Every existing candidate, in preference order.
 fn candidates<'a>(
     task: &'a TaskDef,

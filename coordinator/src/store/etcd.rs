@@ -31,7 +31,10 @@
 //! version is exactly `expected + 1`, as the [`Store`] docs say, and a stale writer changes
 //! nothing. The fencing token of an assignment is therefore that version; it is equivalent to
 //! the key's `mod_revision` (any later write changes both), but stays small and dense, and is
-//! what SQLite hands out too. Jobs are never deleted, so versions never restart.
+//! what SQLite hands out too. Jobs are deleted only by `delete_sweep` with `purge`, and only when
+//! no sweep contains them and no worker holds them; a purged job submitted again starts over at
+//! version 1, which is harmless because a key names the same work (a late report of the old
+//! job would be a result of that same spec).
 //!
 //! A leader's handle ([`EtcdStore::fenced`]) adds one compare to every write transaction: the
 //! election key it won still has the create revision it won it with (see `fence.rs`), so a
@@ -75,6 +78,7 @@ mod error;
 mod fence;
 mod keys;
 mod lease;
+mod lifecycle;
 mod read;
 mod submit;
 mod update;
@@ -86,8 +90,8 @@ use etcd_client::{
     Client, Compare, CompareOp, GetOptions, KeyValue, KvClient, Txn, TxnOp, TxnResponse,
 };
 use stilts_common::store::{
-    CellRecord, Conflict, CurveRecord, EventRecord, JobUpdate, Snapshot, Store, StoreError,
-    SubmitOutcome, SweepRecord, WorkerRecord,
+    CellRecord, Conflict, CurveRecord, DeleteOutcome, EventRecord, JobUpdate, Snapshot, Store,
+    StoreError, SubmitOutcome, SweepRecord, WorkerRecord,
 };
 
 use self::codec::{decode, encode};
@@ -393,6 +397,14 @@ impl Store for EtcdStore {
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         self.read_events(after, limit).await
+    }
+
+    async fn delete_sweep(&self, sweep: &str, purge: bool) -> Result<DeleteOutcome, StoreError> {
+        self.remove_sweep(sweep, purge).await
+    }
+
+    async fn compact(&self) -> Result<String, StoreError> {
+        self.compact_history().await
     }
 
     async fn put_curve(&self, curve: CurveRecord) -> Result<(), StoreError> {

@@ -13,6 +13,7 @@
 //! every commit and closes that window, at the cost of one fsync per batch.
 
 mod codec;
+mod lifecycle;
 mod ops;
 
 use std::path::{Path, PathBuf};
@@ -22,8 +23,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use stilts_common::store::{
-    CellRecord, Conflict, CurveRecord, EventRecord, JobRecord, JobUpdate, Snapshot, Store,
-    StoreError, SubmitOutcome, SweepRecord, WorkerRecord,
+    CellRecord, Conflict, CurveRecord, DeleteOutcome, EventRecord, JobRecord, JobUpdate, Snapshot,
+    Store, StoreError, SubmitOutcome, SweepRecord, WorkerRecord,
 };
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -385,6 +386,16 @@ impl Store for SqliteStore {
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         self.call(move |conn| ops::events_after(conn, after, limit))
             .await
+    }
+
+    async fn delete_sweep(&self, sweep: &str, purge: bool) -> Result<DeleteOutcome, StoreError> {
+        let sweep = sweep.to_owned();
+        self.call(move |conn| lifecycle::delete_sweep(conn, &sweep, purge))
+            .await
+    }
+
+    async fn compact(&self) -> Result<String, StoreError> {
+        self.call(lifecycle::compact).await
     }
 
     async fn put_curve(&self, curve: CurveRecord) -> Result<(), StoreError> {

@@ -51,6 +51,7 @@ macro_rules! store_conformance_suite {
             set_sweep_cancelled_round_trips,
             state_persists_across_reopen,
             curves_are_per_attempt_replaced_and_survive_reopen,
+            delete_keeps_shared_jobs_and_purge_removes_orphans,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -490,4 +491,112 @@ pub async fn curves_are_per_attempt_replaced_and_survive_reopen<F: StoreFactory>
     check(store.curves(&job).await.unwrap());
     let store = f.reopen(store).await;
     check(store.curves(&job).await.unwrap());
+}
+
+/// Deleting a sweep removes its record, cells and memberships and keeps every job; the jobs it
+/// shared keep their other sweep. The name can be submitted again (nothing new is inserted).
+/// `purge` then removes the jobs of no sweep, with their curves, except a leased one; the other
+/// sweep is untouched, and everything holds across a reopen and a compaction.
+pub async fn delete_keeps_shared_jobs_and_purge_removes_orphans<F: StoreFactory>(mut f: F) {
+    let store = f.open().await;
+    submitted(&store, "a", &["xnli"]).await;
+    let before = submitted(&store, "b", &["pawsx"]).await;
+    let (_, a_jobs, a_cells) = grid("a", "digest-a", &["xnli"]);
+    let (_, _, b_cells) = grid("b", "digest-b", &["pawsx"]);
+    let leased = stored(&before, "target:xnli:1").0;
+    store
+        .update_jobs(vec![transition(&leased, JobState::Leased, "w1", 10)])
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .expect("lease");
+    let curve = |job: &str| CurveRecord {
+        job_key: job.to_string(),
+        attempt: 1,
+        points: vec![Point {
+            step: 1,
+            loss: Some(0.5),
+            lr: None,
+            grad_norm: None,
+            dev: None,
+        }],
+    };
+    store
+        .put_curve(curve(&evaluate_key("xnli", 2)))
+        .await
+        .unwrap();
+    store.put_curve(curve(&intermediate_key(2))).await.unwrap();
+
+    let out = store.delete_sweep("a", false).await.unwrap();
+    assert_eq!(out.cells, a_cells.len() as u64);
+    assert_eq!(out.jobs, a_jobs.len() as u64);
+    assert!(out.purged.is_empty());
+    let snap = load(&store).await;
+    assert_eq!(
+        snap.sweeps
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert_eq!(
+        snap.jobs.len(),
+        before.jobs.len(),
+        "a delete without purge keeps every job"
+    );
+    assert_eq!(stored(&snap, &intermediate_key(1)).1, vec!["b".to_string()]);
+    assert!(stored(&snap, &evaluate_key("xnli", 1)).1.is_empty());
+    assert!(matches!(
+        store.cells("a").await,
+        Err(StoreError::SweepNotFound(_))
+    ));
+    assert_eq!(store.cells("b").await.unwrap(), b_cells);
+    assert!(matches!(
+        store.delete_sweep("a", false).await,
+        Err(StoreError::SweepNotFound(_))
+    ));
+
+    let (sweep, jobs, cells) = grid("a", "digest-a", &["xnli"]);
+    let again = store.submit(sweep, jobs, cells).await.unwrap();
+    assert!(again.sweep_created, "a deleted name can be submitted again");
+    assert_eq!(again.jobs_inserted, 0, "its jobs were kept");
+    assert_eq!(store.cells("a").await.unwrap(), a_cells);
+
+    let out = store.delete_sweep("a", true).await.unwrap();
+    // a's own jobs: target and evaluate of xnli for seeds 1 and 2, but the leased target stays.
+    let mut expect = vec![
+        evaluate_key("xnli", 1),
+        evaluate_key("xnli", 2),
+        "target:xnli:2".to_string(),
+    ];
+    expect.sort();
+    assert_eq!(out.purged, expect);
+    let check = |snap: &Snapshot| {
+        assert_eq!(snap.jobs.len(), before.jobs.len() - 3);
+        for k in &expect {
+            assert!(snap.jobs.iter().all(|(j, _)| &j.key != k), "{k} purged");
+        }
+        let (job, sweeps) = stored(snap, "target:xnli:1");
+        assert_eq!(
+            job.status.state,
+            JobState::Leased,
+            "a leased job is never purged"
+        );
+        assert!(sweeps.is_empty());
+        assert_eq!(stored(snap, &intermediate_key(2)).1, vec!["b".to_string()]);
+    };
+    check(&load(&store).await);
+    assert!(
+        store
+            .curves(&evaluate_key("xnli", 2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.curves(&intermediate_key(2)).await.unwrap().len(), 1);
+    let said = store.compact().await.unwrap();
+    assert!(!said.is_empty());
+    let store = f.reopen(store).await;
+    check(&load(&store).await);
+    assert_eq!(store.cells("b").await.unwrap(), b_cells);
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use stilts_common::store::{
-    CellRecord, Conflict, CurveRecord, EventRecord, JobRecord, JobUpdate, Snapshot, Store,
-    StoreError, SubmitOutcome, SweepRecord, WorkerRecord,
+    CellRecord, Conflict, CurveRecord, DeleteOutcome, EventRecord, JobRecord, JobUpdate, Snapshot,
+    Store, StoreError, SubmitOutcome, SweepRecord, WorkerRecord,
 };
 
 #[derive(Debug, Default)]
@@ -162,6 +162,48 @@ impl Store for MemStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn delete_sweep(&self, sweep: &str, purge: bool) -> Result<DeleteOutcome, StoreError> {
+        let mut s = self.state();
+        let Some(at) = s.sweeps.iter().position(|x| x.name == sweep) else {
+            return Err(StoreError::SweepNotFound(sweep.to_owned()));
+        };
+        s.sweeps.remove(at);
+        let cells = s.cells.remove(sweep).map_or(0, |c| c.len() as u64);
+        let mut jobs = 0;
+        for (_, sweeps) in s.jobs.values_mut() {
+            let before = sweeps.len();
+            sweeps.retain(|x| x != sweep);
+            jobs += (before - sweeps.len()) as u64;
+        }
+        let mut purged = Vec::new();
+        if purge {
+            purged = s
+                .jobs
+                .iter()
+                .filter(|(_, (j, sweeps))| {
+                    sweeps.is_empty() && j.status.state != stilts_common::state::JobState::Leased
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            purged.sort();
+            for k in &purged {
+                s.jobs.remove(k);
+                s.curves.retain(|(job, _), _| job != k);
+            }
+            let gone: std::collections::HashSet<&String> = purged.iter().collect();
+            s.job_order.retain(|k| !gone.contains(k));
+        }
+        Ok(DeleteOutcome {
+            cells,
+            jobs,
+            purged,
+        })
+    }
+
+    async fn compact(&self) -> Result<String, StoreError> {
+        Ok("memory: nothing to compact".into())
     }
 
     async fn put_curve(&self, curve: CurveRecord) -> Result<(), StoreError> {
