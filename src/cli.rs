@@ -346,6 +346,11 @@ pub struct WorkerArgs {
     /// Seconds running jobs may take to finish after SIGTERM before they are cancelled.
     #[arg(long, default_value_t = 60)]
     pub grace: u64,
+    /// Device this worker's jobs are accounted on (GPU-hours in `stilts sweep status` and the
+    /// report): default `cpu`, or the GPU's name from nvidia-smi for libtorch-cuda. Set it for
+    /// command jobs that use a GPU, e.g. --device "NVIDIA H100".
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -219,6 +219,11 @@ pub fn format_status(s: &SweepStatus) -> String {
         }
         let _ = writeln!(out, "    {:<20} {}", a.value, counts(&a.cells));
     }
+    if let Some(c) = &s.compute {
+        for line in stilts_coordinator::report::compute::Compute::from(c).lines() {
+            let _ = writeln!(out, "  compute: {line}");
+        }
+    }
     for f in &s.failed {
         let _ = writeln!(
             out,

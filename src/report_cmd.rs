@@ -16,7 +16,7 @@ pub async fn run(args: ReportArgs) -> Result<()> {
     let mut session = Session::open(args.coordinator.as_deref(), &args.state.state_dir).await?;
     let fetched = fetch(&mut session, args.sweep.as_deref()).await;
     session.close().await;
-    let (input, provenance, own_tasks) = fetched?;
+    let (input, provenance, own_tasks, compute) = fetched?;
 
     // The process's catalog plus the tasks the sweep's grid brought, as its jobs carry them.
     let mut catalog = crate::catalog::load(args.catalog.as_deref())?;
@@ -24,7 +24,8 @@ pub async fn run(args: ReportArgs) -> Result<()> {
         catalog.insert(task);
     }
     let tasks = report::catalog_tasks(&catalog);
-    let report = report::build(&input, &tasks);
+    let mut report = report::build(&input, &tasks);
+    report.compute = compute;
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(format!("report-{}", file_name_part(&input.sweep))));
@@ -45,7 +46,12 @@ pub async fn run(args: ReportArgs) -> Result<()> {
     Ok(())
 }
 
-type Fetched = (ReportInput, Provenance, Vec<stilts_tasks::TaskDef>);
+type Fetched = (
+    ReportInput,
+    Provenance,
+    Vec<stilts_tasks::TaskDef>,
+    Option<report::compute::Compute>,
+);
 
 async fn fetch(session: &mut Session, sweep: Option<&str>) -> Result<Fetched> {
     let sweep = session.sweep_name(sweep).await?;
@@ -80,6 +86,7 @@ async fn fetch(session: &mut Session, sweep: Option<&str>) -> Result<Fetched> {
         },
         provenance,
         own_tasks,
+        status.compute.as_ref().map(report::compute::Compute::from),
     ))
 }
 

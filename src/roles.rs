@@ -134,6 +134,10 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
     let mut cfg = stilts_worker::WorkerConfig::new(args.coordinator.clone(), &args.artifacts);
     cfg.slots = args.slots;
     cfg.shutdown_grace = Duration::from_secs(args.grace);
+    cfg.labels.insert(
+        stilts_common::usage::DEVICE_LABEL.to_string(),
+        stilts_worker::device::label(&args.backend, args.device.as_deref()),
+    );
     let security = security::client(&args.security)?;
     cfg.tls = security.tls;
     cfg.token = security.token;

@@ -171,6 +171,10 @@ async fn drive(
     let mut wcfg = stilts_worker::WorkerConfig::new(vec![url.to_string()], state.artifacts());
     wcfg.name = "local".to_string();
     wcfg.slots = slots;
+    wcfg.labels.insert(
+        stilts_common::usage::DEVICE_LABEL.to_string(),
+        stilts_worker::device::label(backend.as_deref().unwrap_or("cpu"), None),
+    );
     let worker_stop = shutdown.child_token();
     let worker_now = shutdown.child_token();
     let worker = tokio::spawn(stilts_worker::run_until(

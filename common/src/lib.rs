@@ -14,3 +14,4 @@ pub mod series;
 pub mod state;
 pub mod store;
 pub mod template;
+pub mod usage;

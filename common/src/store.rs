@@ -68,6 +68,9 @@ pub struct JobRecord {
     pub artifact: Option<String>,
     /// Compare-and-set version; 0 before the record is first stored. Bumped by every write.
     pub version: u64,
+    /// What the job's attempts cost (see [`crate::usage`]); written with the transitions.
+    #[serde(default)]
+    pub usage: crate::usage::Usage,
 }
 
 /// A registered worker. Its lease is kept alive by heartbeats.

@@ -69,6 +69,7 @@ fn job(i: usize) -> JobRecord {
         metrics: None,
         artifact: None,
         version: 0,
+        usage: Default::default(),
     }
 }
 

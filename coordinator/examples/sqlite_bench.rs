@@ -60,6 +60,7 @@ fn job(key: String, kind: StageKind, parent: Option<&str>, seed: u64, task: &str
         metrics: None,
         artifact: None,
         version: 0,
+        usage: Default::default(),
     }
 }
 

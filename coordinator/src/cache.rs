@@ -71,6 +71,9 @@ pub struct WorkerEntry {
     pub cached: HashSet<String>,
     /// The executors it announced (`WorkerRecord::backend`, parsed).
     pub offer: Offer,
+    /// What its attempts are accounted as: its `device` label, else `cuda` for a worker that
+    /// offers libtorch-cuda, else `cpu` (see `stilts_common::usage`).
+    pub device: String,
     /// Lease expiry on the injected clock (memory only: a restart grants every worker one TTL).
     pub lease_expires_at_ms: u64,
     /// Jobs leased to this worker.
@@ -88,6 +91,15 @@ pub struct Core {
     /// Sequence number of the last job event applied.
     pub event_seq: u64,
     next_age: u64,
+}
+
+/// The device a worker's attempts are accounted on.
+fn device_of(w: &WorkerRecord) -> String {
+    match w.labels.get(stilts_common::usage::DEVICE_LABEL) {
+        Some(d) if !d.trim().is_empty() => d.trim().to_string(),
+        _ if w.backend.contains("cuda") => "cuda".to_string(),
+        _ => "cpu".to_string(),
+    }
 }
 
 /// What a freshly loaded cache needs the writer to do.
@@ -204,6 +216,7 @@ impl Core {
             WorkerEntry {
                 cached: record.cached_artifacts.iter().cloned().collect(),
                 offer: Offer::parse(&record.backend),
+                device: device_of(&record),
                 record,
                 lease_expires_at_ms,
                 jobs,

@@ -9,6 +9,7 @@ use stilts_common::failure::{Failure, FailureReason};
 use stilts_common::plan::Plan;
 use stilts_common::state::{Event, JobState, JobStatus, backoff_ms, transition};
 use stilts_common::store::{DeleteOutcome, EventRecord, JobRecord, JobUpdate, SweepRecord};
+use stilts_common::usage::Usage;
 use tokio::sync::oneshot;
 
 use crate::cache::{Core, JobIdx};
@@ -127,6 +128,7 @@ pub struct Delta {
     pub last_failure: Option<Failure>,
     pub metrics: Option<serde_json::Value>,
     pub artifact: Option<String>,
+    pub usage: Usage,
 }
 
 impl Delta {
@@ -138,6 +140,7 @@ impl Delta {
             last_failure: r.last_failure.clone(),
             metrics: r.metrics.clone(),
             artifact: r.artifact.clone(),
+            usage: r.usage.clone(),
         }
     }
 
@@ -148,6 +151,7 @@ impl Delta {
         r.last_failure.clone_from(&self.last_failure);
         r.metrics.clone_from(&self.metrics);
         r.artifact.clone_from(&self.artifact);
+        r.usage.clone_from(&self.usage);
     }
 }
 
@@ -497,6 +501,17 @@ impl Core {
         let mut delta = Delta::of(rec);
         delta.status = status;
         edit(&mut delta);
+        // Compute accounting, in the same write as the transition (see stilts_common::usage).
+        let (was, is) = (rec.status.state, status.state);
+        if is == JobState::Leased
+            && (was != JobState::Leased || status.attempt != rec.status.attempt)
+        {
+            delta.usage.start(now_ms);
+        } else if was == JobState::Leased && is != JobState::Leased {
+            let holder = rec.worker_id.as_deref().and_then(|w| self.workers.get(w));
+            let device = holder.map_or("", |w| w.device.as_str());
+            delta.usage.end(now_ms, is == JobState::Succeeded, device);
+        }
         let mut record = rec.clone();
         delta.apply_to(&mut record);
         let worker = delta

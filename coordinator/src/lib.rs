@@ -19,6 +19,7 @@
 
 mod auth;
 mod cache;
+mod compute;
 pub mod config;
 pub mod error;
 mod events;

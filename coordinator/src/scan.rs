@@ -59,7 +59,7 @@ pub fn jobs(shared: &Shared, name: &str, mut f: impl FnMut(&Core, JobIdx)) -> bo
 /// [`Core::sweep_status`], read a chunk at a time; `None` when there is no such sweep.
 pub fn sweep_status(shared: &Shared, name: &str) -> Option<pb::SweepStatus> {
     let mut tally = StatusTally::new(shared.core().sweep(name)?);
-    let found = cells(shared, name, |_, _, _, c, st| tally.cell(c, st))
+    let found = cells(shared, name, |core, _, _, c, st| tally.cell(core, c, st))
         && jobs(shared, name, |core, j| tally.job(core, j));
     if !found {
         return None;

@@ -8,6 +8,7 @@ use stilts_common::state::JobState;
 use stilts_proto::v1 as pb;
 
 use crate::cache::{CellEntry, Core, JobIdx, SweepEntry};
+use crate::compute::ComputeTally;
 
 /// Failed jobs listed in a sweep status, at most.
 pub const MAX_FAILED_LISTED: usize = 50;
@@ -123,6 +124,7 @@ pub struct StatusTally {
     ready_by_need: [u64; Need::ALL.len()],
     /// The definitions of the tasks the sweep's grid brought (see [`Core::sweep_tasks`]).
     tasks: BTreeMap<String, serde_json::Value>,
+    compute: ComputeTally,
 }
 
 impl StatusTally {
@@ -142,10 +144,12 @@ impl StatusTally {
             failed: Vec::new(),
             ready_by_need: [0; Need::ALL.len()],
             tasks: BTreeMap::new(),
+            compute: ComputeTally::new(s),
         }
     }
 
-    pub fn cell(&mut self, c: &CellEntry, st: CellState) {
+    pub fn cell(&mut self, core: &Core, c: &CellEntry, st: CellState) {
+        self.compute.cell(core, c);
         let i = st as usize;
         self.finished &= st.is_terminal();
         self.cells[i] += 1;
@@ -160,6 +164,7 @@ impl StatusTally {
     }
 
     pub fn job(&mut self, core: &Core, j: JobIdx) {
+        self.compute.job(core, j);
         let e = &core.jobs[j as usize];
         let st = e.record.status.state;
         self.jobs[e.record.spec.kind.rank() as usize][st as usize] += 1;
@@ -221,6 +226,7 @@ impl StatusTally {
             } else {
                 serde_json::to_string(&self.tasks).unwrap_or_default()
             },
+            compute: Some(self.compute.finish()),
         }
     }
 }
@@ -282,7 +288,7 @@ impl Core {
     pub fn sweep_status(&self, s: &SweepEntry) -> pb::SweepStatus {
         let mut tally = StatusTally::new(s);
         for c in &s.cells {
-            tally.cell(c, self.cell_state(c));
+            tally.cell(self, c, self.cell_state(c));
         }
         for &j in &s.jobs {
             tally.job(self, j);

@@ -766,5 +766,6 @@ fn new_record(j: &PlannedJob, parents_done: bool, max_attempts: u32) -> JobRecor
         metrics: None,
         artifact: None,
         version: 0,
+        usage: Default::default(),
     }
 }

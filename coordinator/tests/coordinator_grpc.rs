@@ -98,6 +98,10 @@ macro_rules! suite {
             async fn burn_jobs_wait_for_their_backend() {
                 super::grpc::burn_jobs_wait_for_their_backend($factory).await
             }
+            #[tokio::test]
+            async fn compute_is_accounted_and_survives_restart() {
+                super::grpc::compute_is_accounted_and_survives_restart($factory).await
+            }
         }
     };
 }

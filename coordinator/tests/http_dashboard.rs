@@ -313,3 +313,82 @@ fn curve_points(last: u64) -> Vec<pb::CurvePoint> {
     }
     points
 }
+
+/// The cell page overlays the chain's target job under every seed (latest attempt each, sent with
+/// heartbeats and stored), and shows each job's compute; drawn in Chromium when it is installed.
+#[tokio::test]
+async fn cell_page_overlays_the_seeds_of_its_chain() {
+    let (cfg, http): (_, SocketAddr) = config_with_http();
+    let mut h = Harness::start(SqliteFactory::default(), cfg).await;
+    let toml = grid("seeds", &["none"], r#"["xnli"]"#, r#"["de"]"#)
+        .replace("seeds = [1]", "seeds = [1, 2, 3]");
+    h.submit("seeds.toml", &toml).await;
+    let w = h.register("gpu-node-1", &[]).await;
+    // The three target jobs (baseline chain: no intermediate), each reporting a curve.
+    let mut targets = Vec::new();
+    while targets.len() < 3 {
+        let a = h.acquire(&w, 50).await.expect("a job is ready");
+        if kind_and_parent(&a).0 != "target" {
+            complete_one(&mut h, &w, &a).await;
+            continue;
+        }
+        h.workers
+            .heartbeat(pb::HeartbeatRequest {
+                worker_id: w.clone(),
+                running: vec![pb::RunningJob {
+                    job_key: a.job_key.clone(),
+                    attempt: a.attempt,
+                    fencing_token: a.fencing_token,
+                    progress: None,
+                    curve: curve_points(100 * (targets.len() as u64 + 1)),
+                }],
+            })
+            .await
+            .unwrap();
+        h.clock.advance(2_000);
+        complete_one(&mut h, &w, &a).await;
+        targets.push(a.job_key.clone());
+    }
+    let cell = get_json(http, "/api/sweeps/seeds/cells/1").await;
+    assert_eq!(cell["seed"], 2);
+    let seeds = cell["seeds"].as_array().expect("seeds listed");
+    let listed: Vec<(u64, String)> = seeds
+        .iter()
+        .map(|s| {
+            (
+                s["seed"].as_u64().unwrap(),
+                s["job"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(listed.len(), 3, "{cell}");
+    assert_eq!(listed.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2, 3]);
+    let mut keys: Vec<String> = listed.into_iter().map(|s| s.1).collect();
+    keys.sort();
+    targets.sort();
+    assert_eq!(keys, targets, "each seed's own target job");
+    for s in seeds {
+        assert_eq!(s["curve"]["points"].as_array().unwrap().len(), 43, "{s}");
+    }
+    let target = cell["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "target")
+        .unwrap();
+    assert_eq!(target["usage"]["total_ms"], 2_000, "{target}");
+    if let Some(bin) = chromium() {
+        let profile = tempfile::tempdir().unwrap();
+        let page = dump(
+            &bin,
+            profile.path(),
+            &format!("http://{http}/#sweep=seeds&cell=1"),
+        )
+        .await;
+        assert!(page.contains("data-seeds=\"3\""), "seed overlay drawn");
+        assert!(page.contains("data-usage=\"2000\""), "job compute shown");
+    } else {
+        println!("skipping the Chromium part: chromium not installed");
+    }
+    h.stop().await;
+}

@@ -116,6 +116,16 @@ async fn metrics_count_what_happened() {
     );
     assert_eq!(m["stilts_workers_connected"], 1.0);
     assert_eq!(m["stilts_lease_expiries_total"], 1.0);
+    // Compute: the lost worker's attempt ran until its lease expired (TTL + 1 ms), the
+    // heartbeat-measured one 2 s; the rest took no time on the manual clock.
+    let compute =
+        |o: &str| m[&format!("stilts_compute_seconds_total{{device=\"cpu\",outcome=\"{o}\"}}")];
+    assert_eq!(compute("lost"), (TTL_MS + 1) as f64 / 1000.0);
+    assert_eq!(compute("succeeded"), 2.0);
+    assert_eq!(
+        m["stilts_compute_seconds_total{device=\"gpu\",outcome=\"succeeded\"}"],
+        0.0
+    );
     assert_eq!(m["stilts_lease_expired_jobs_total"], 1.0);
     assert_eq!(m["stilts_stale_reports_total{report=\"complete\"}"], 1.0);
     assert_eq!(

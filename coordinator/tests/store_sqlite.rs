@@ -232,17 +232,26 @@ async fn full_synchronous_mode_opens_and_writes() {
     assert_eq!(store.load().await.unwrap().jobs.len(), 6);
 }
 
-/// A version-1 file (before sweeps recorded their backend) and a version-2 file (before curves)
-/// open, are upgraded in place step by step, and keep their sweeps and jobs; old sweeps need no
-/// particular backend, and curves can be written after the upgrade.
+/// Files of versions 1 (before sweeps recorded their backend), 2 (before curves) and 3 (before
+/// compute accounting) open, are upgraded in place step by step, and keep their sweeps and jobs;
+/// old sweeps need no particular backend, old jobs have no usage recorded, and curves and usage
+/// can be written after the upgrade.
 #[tokio::test]
-async fn version_1_and_2_files_are_upgraded_in_place() {
+async fn older_files_are_upgraded_in_place() {
     for (version, downgrade) in [
         (
             1,
-            "ALTER TABLE sweeps DROP COLUMN backend; DROP TABLE curves; PRAGMA user_version = 1",
+            "ALTER TABLE sweeps DROP COLUMN backend; DROP TABLE curves; \
+             ALTER TABLE jobs DROP COLUMN usage_json; PRAGMA user_version = 1",
         ),
-        (2, "DROP TABLE curves; PRAGMA user_version = 2"),
+        (
+            2,
+            "DROP TABLE curves; ALTER TABLE jobs DROP COLUMN usage_json; PRAGMA user_version = 2",
+        ),
+        (
+            3,
+            "ALTER TABLE jobs DROP COLUMN usage_json; PRAGMA user_version = 3",
+        ),
     ] {
         let (f, store) = with_sweep().await;
         drop(store);
@@ -257,6 +266,26 @@ async fn version_1_and_2_files_are_upgraded_in_place() {
             assert_eq!(snap.sweeps[0].backend, "");
         }
         assert_eq!(snap.jobs.len(), 6);
+        assert!(snap.jobs.iter().all(|(j, _)| j.usage == Default::default()));
+        let mut job = snap.jobs[0].0.clone();
+        let expected = job.version;
+        job.usage.total_ms = 42;
+        store
+            .update_jobs(vec![stilts_common::store::JobUpdate {
+                expected_version: expected,
+                record: job.clone(),
+                event: None,
+            }])
+            .await
+            .unwrap()[0]
+            .as_ref()
+            .unwrap();
+        let after = store.load().await.unwrap();
+        let stored = after.jobs.iter().find(|(j, _)| j.key == job.key).unwrap();
+        assert_eq!(
+            stored.0.usage.total_ms, 42,
+            "usage written after the upgrade"
+        );
         let curve = stilts_common::store::CurveRecord {
             job_key: snap.jobs[0].0.key.clone(),
             attempt: 1,

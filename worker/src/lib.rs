@@ -11,6 +11,7 @@ pub mod agent;
 pub mod backoff;
 pub mod command;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod executor;
 mod heartbeat;

@@ -76,10 +76,35 @@ pub async fn cell(
                         "loss": Some(p.loss).filter(|l| l.is_finite()),
                     })),
                     "history": st.shared.metrics.history(&r.key),
+                    "usage": {
+                        "total_ms": r.usage.total_ms,
+                        "lost_ms": r.usage.lost_ms,
+                        "gpu_ms": r.usage.gpu_ms,
+                        "device": r.usage.device,
+                    },
                 })
             })
             .collect();
+        // The same chain under the other seeds: their target jobs, for the seed overlay. Cells
+        // are stored in plan order (seed innermost), so the seeds of this cell's chain and
+        // language are its neighbours; each is checked, never assumed.
+        let n_seeds = s.axes.seeds.len();
+        let first = index.checked_sub(c.seed as usize).unwrap_or(usize::MAX);
+        let seed_jobs: Vec<Value> = (0..n_seeds)
+            .filter_map(|k| {
+                let o = s.cells.get(first.checked_add(k)?)?;
+                let same = (o.model, o.intermediate, o.target, o.language, o.seed)
+                    == (c.model, c.intermediate, c.target, c.language, k as u32);
+                let target = core.jobs[o.evaluate as usize].parent.filter(|_| same)?;
+                Some(json!({
+                    "seed": s.axes.seeds[k],
+                    "job": core.jobs[target as usize].record.key,
+                    "state": core.jobs[target as usize].record.status.state.as_str(),
+                }))
+            })
+            .collect();
         let body = json!({
+            "seeds": seed_jobs,
             "sweep": s.record.name,
             "index": index,
             "model": s.axes.models[c.model as usize],
@@ -94,6 +119,15 @@ pub async fn cell(
     };
     for (job, at) in body["jobs"].as_array_mut().into_iter().flatten().zip(&logs) {
         job["curves"] = curves_json(&*st.curves, &at.key).await;
+    }
+    for seed in body["seeds"].as_array_mut().into_iter().flatten() {
+        let key = seed["job"].as_str().unwrap_or_default().to_string();
+        // The latest attempt's curve of each seed.
+        let latest = match curves_json(&*st.curves, &key).await {
+            Value::Array(mut all) => all.pop().unwrap_or(Value::Null),
+            other => other,
+        };
+        seed["curve"] = latest;
     }
     let root = st.shared.cfg.artifacts_root.clone();
     let tails = match root {

@@ -124,6 +124,8 @@ struct Inner {
     durations: [[Histogram; 3]; 3],
     completions: [u64; 3],
     attempt_failures: [u64; 3],
+    /// Attempt wall time (ms), by [cpu, gpu] × [succeeded, lost].
+    compute_ms: [[u64; 2]; 2],
     acquire: Histogram,
     workers: HashMap<String, WorkerRate>,
 }
@@ -137,6 +139,7 @@ impl Default for Inner {
             durations: std::array::from_fn(|_| d()),
             completions: [0; 3],
             attempt_failures: [0; 3],
+            compute_ms: [[0; 2]; 2],
             acquire: Histogram::new(&LATENCY_BUCKETS),
             workers: HashMap::new(),
         }
@@ -222,6 +225,8 @@ impl Metrics {
                 if let Some(since) = since {
                     m.durations[kind][outcome].observe(secs(since, now_ms));
                 }
+                let gpu = usize::from(stilts_common::usage::is_gpu(&rec.usage.device));
+                m.compute_ms[gpu][usize::from(outcome != 0)] += rec.usage.last_attempt_ms;
                 match outcome {
                     0 => {
                         m.completions[kind] += 1;
@@ -393,6 +398,19 @@ impl Metrics {
     }
 
     fn render_jobs(&self, out: &mut String, m: &Inner) {
+        out.push_str(
+            "# HELP stilts_compute_seconds_total Wall time of ended job attempts, by device class and outcome (lost: failed, expired, cancelled).\n\
+             # TYPE stilts_compute_seconds_total counter\n",
+        );
+        for (d, device) in ["cpu", "gpu"].into_iter().enumerate() {
+            for (o, outcome) in ["succeeded", "lost"].into_iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "stilts_compute_seconds_total{{device=\"{device}\",outcome=\"{outcome}\"}} {}",
+                    m.compute_ms[d][o] as f64 / 1000.0
+                );
+            }
+        }
         out.push_str(
             "# HELP stilts_job_completions_total Attempts that succeeded, by kind.\n\
              # TYPE stilts_job_completions_total counter\n",

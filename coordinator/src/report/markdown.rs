@@ -118,6 +118,9 @@ pub fn render(report: &Report) -> String {
     for m in &report.models {
         model(&mut out, m);
     }
+    if let Some(c) = &report.compute {
+        out.push_str(&c.markdown());
+    }
     if !report.warnings.is_empty() {
         let _ = writeln!(out, "## Warnings\n");
         for w in &report.warnings {

@@ -24,6 +24,7 @@
 //! Numbers are used as the workers report them (per-language metrics ×100, XTREME-R.md §2.2).
 
 mod alignment;
+pub mod compute;
 #[cfg(test)]
 mod coverage_tests;
 pub mod csv;
@@ -178,6 +179,10 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// The settings of every interval (t-intervals over seeds).
     pub interval: IntervalOptions,
+    /// What the sweep's jobs cost and what its plan saved, when the caller knows
+    /// (`SweepStatus.compute`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute: Option<compute::Compute>,
 }
 
 /// Options of [`build_with`]; [`build`] uses the defaults.
@@ -234,6 +239,7 @@ pub fn build_with(
         models,
         warnings,
         interval: options.interval.clone(),
+        compute: None,
     }
 }
 

@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 use self::ops::OpError;
 
 /// Schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
 /// Jobs per transaction in the first steps of a submit (about 20–50 ms of writing each).
 const SUBMIT_CHUNK_JOBS: usize = 5_000;
@@ -253,6 +253,8 @@ const MIGRATIONS: [&str; (SCHEMA_VERSION - 1) as usize] = [
         points_json TEXT NOT NULL,
         PRIMARY KEY (job_key, attempt)
     ) STRICT, WITHOUT ROWID;",
+    // 3 -> 4: compute accounting per job; NULL for jobs stored before (no usage known).
+    "ALTER TABLE jobs ADD COLUMN usage_json TEXT;",
 ];
 
 /// Creates the schema in an empty file, upgrades a file of an older version in place (see

@@ -1,4 +1,4 @@
--- stilts coordinator state, schema version 3 (kept in `PRAGMA user_version`).
+-- stilts coordinator state, schema version 4 (kept in `PRAGMA user_version`).
 --
 -- One file, WAL mode. Integers that are u64 in Rust are stored as i64 (two's complement), so
 -- values above 2^63 read back exactly but show negative in SQL tools.
@@ -7,7 +7,9 @@
 --   jobs        one row per stage job, shared across sweeps by key (content hash of spec_json).
 --               `version` is the compare-and-set version (bumped by every write); the job state
 --               machine's fields (state, attempt, budget_spent) are plain columns so the file
---               can be queried; spec, last failure and metrics are JSON text.
+--               can be queried; spec, last failure and metrics are JSON text; `usage_json` is
+--               the compute accounting (stilts_common::usage::Usage; added in version 4, NULL
+--               for jobs stored before).
 --   sweep_jobs  membership: which sweeps contain which jobs (many to many).
 --   cells       grid points of a sweep in submission order (`ord`), each naming the evaluate job
 --               that produces its result.
@@ -43,7 +45,8 @@ CREATE TABLE jobs (
     metrics_json      TEXT,
     artifact          TEXT,
     version           INTEGER NOT NULL,
-    updated_at_ms     INTEGER NOT NULL
+    updated_at_ms     INTEGER NOT NULL,
+    usage_json        TEXT
 ) STRICT;
 
 CREATE TABLE sweep_jobs (

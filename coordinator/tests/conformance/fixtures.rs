@@ -48,6 +48,7 @@ fn job(key: String, spec: JobSpec) -> JobRecord {
         metrics: None,
         artifact: None,
         version: 0,
+        usage: Default::default(),
     }
 }
 

@@ -668,3 +668,85 @@ pub async fn big_sweeps_read_back_in_pages<F: StoreFactory>(f: F) {
     assert_eq!(distinct.len(), 200_000);
     h.stop().await;
 }
+
+/// Compute accounting through the real write path: each attempt's wall time (manual clock) is
+/// added by the write that ends it, a failed attempt counts as lost, the GPU worker's time is GPU
+/// time, the savings against training every cell from scratch are exact, everything survives a
+/// restart, and a second sweep over the same jobs spent nothing and reused all of them.
+pub async fn compute_is_accounted_and_survives_restart<F: StoreFactory>(factory: F) {
+    let cfg = stilts_coordinator::config::CoordinatorConfig {
+        lease_ttl: std::time::Duration::from_secs(10_000),
+        ..test_config()
+    };
+    let mut h = Harness::start(factory, cfg).await;
+    let toml = grid("cost", &["none", "mnli"], r#"["xnli"]"#, r#"["de", "fr"]"#);
+    h.submit("cost.toml", &toml).await;
+    let worker = h
+        .workers
+        .register_worker(pb::RegisterWorkerRequest {
+            name: "gpu-box".into(),
+            slots: 1,
+            backend: "command".into(),
+            labels: [("device".to_string(), "NVIDIA H100".to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    let mut failed_once = false;
+    for _ in 0..100 {
+        let Some(a) = h.acquire(&worker, 20).await else {
+            if h.status("cost").await.finished {
+                break;
+            }
+            h.clock.advance(5_000); // backoff
+            continue;
+        };
+        let kind = kind_and_parent(&a).0;
+        if kind == "intermediate" && !failed_once {
+            failed_once = true;
+            h.clock.advance(50_000);
+            h.fail(&worker, &a, true).await.unwrap();
+            continue;
+        }
+        h.clock.advance(match kind.as_str() {
+            "intermediate" => 100_000,
+            "target" => 10_000,
+            _ => 1_000,
+        });
+        h.complete(&worker, &a, &metrics_for_kind(&a))
+            .await
+            .unwrap();
+    }
+    assert!(failed_once);
+    let check = |c: &pb::SweepCompute| {
+        // 1 intermediate (50 s lost + 100 s), 2 targets, 4 evaluate jobs.
+        assert_eq!(c.spent_ms, 150_000 + 20_000 + 4_000);
+        assert_eq!(c.gpu_ms, c.spent_ms);
+        assert_eq!(c.lost_ms, 50_000);
+        // Cells: 2 baseline (10 s each), 2 mnli (110 s each); each job once: 120 s.
+        assert_eq!(c.naive_training_ms, 240_000);
+        assert_eq!(c.planned_training_ms, 120_000);
+        assert_eq!(c.saved_ms, 120_000);
+        let mnli = c
+            .axes
+            .iter()
+            .find(|a| a.axis == "intermediate" && a.value == "mnli")
+            .unwrap();
+        assert_eq!(mnli.spent_ms, 150_000 + 10_000 + 2_000);
+    };
+    let status = h.status("cost").await;
+    check(status.compute.as_ref().unwrap());
+    h.restart().await;
+    check(h.status("cost").await.compute.as_ref().unwrap());
+
+    h.clock.advance(1);
+    let again = grid("cost2", &["none", "mnli"], r#"["xnli"]"#, r#"["de", "fr"]"#);
+    h.submit("cost2.toml", &again).await;
+    let c = h.status("cost2").await.compute.unwrap();
+    assert_eq!(c.spent_ms, 0, "every job was trained by the earlier sweep");
+    assert_eq!(c.reused_training_ms, 120_000);
+    assert_eq!(c.saved_ms, 240_000);
+    h.stop().await;
+}

@@ -51,7 +51,8 @@ pub(super) fn sweep_from_row(r: &Row<'_>) -> rusqlite::Result<SweepRecord> {
 }
 
 pub(super) const JOB_COLS: &str = "key, spec_json, state, attempt, budget_spent, max_attempts, \
-     dependents, worker_id, not_before_ms, last_failure_json, metrics_json, artifact, version";
+     dependents, worker_id, not_before_ms, last_failure_json, metrics_json, artifact, version, \
+     usage_json";
 
 /// A job row as read, before its JSON columns are decoded (decoding happens outside the
 /// rusqlite row callback so a bad value is reported as `Corrupt`, not as a SQL error).
@@ -69,6 +70,7 @@ pub(super) struct RawJob {
     metrics_json: Option<String>,
     artifact: Option<String>,
     version: i64,
+    usage_json: Option<String>,
 }
 
 pub(super) fn raw_job_from_row(r: &Row<'_>) -> rusqlite::Result<RawJob> {
@@ -86,6 +88,7 @@ pub(super) fn raw_job_from_row(r: &Row<'_>) -> rusqlite::Result<RawJob> {
         metrics_json: r.get(10)?,
         artifact: r.get(11)?,
         version: r.get(12)?,
+        usage_json: r.get(13)?,
     })
 }
 
@@ -103,7 +106,13 @@ impl RawJob {
             Some(text) => Some(json_col(&key, "metrics_json", text)?),
             None => None,
         };
+        // NULL: stored before accounting existed (schema version 3 and older).
+        let usage = match &self.usage_json {
+            Some(text) => json_col(&key, "usage_json", text)?,
+            None => Default::default(),
+        };
         Ok(JobRecord {
+            usage,
             spec,
             status: JobStatus {
                 state,
@@ -128,6 +137,7 @@ pub(super) struct JobJson {
     pub spec: String,
     pub last_failure: Option<String>,
     pub metrics: Option<String>,
+    pub usage: String,
 }
 
 pub(super) fn job_json(job: &JobRecord) -> Result<JobJson, serde_json::Error> {
@@ -136,6 +146,7 @@ pub(super) fn job_json(job: &JobRecord) -> Result<JobJson, serde_json::Error> {
         spec: serde_json::to_string(&job.spec)?,
         last_failure: status.last_failure,
         metrics: status.metrics,
+        usage: status.usage,
     })
 }
 
@@ -143,6 +154,7 @@ pub(super) fn job_json(job: &JobRecord) -> Result<JobJson, serde_json::Error> {
 pub(super) struct StatusJson {
     pub last_failure: Option<String>,
     pub metrics: Option<String>,
+    pub usage: String,
 }
 
 pub(super) fn status_json(job: &JobRecord) -> Result<StatusJson, serde_json::Error> {
@@ -157,6 +169,7 @@ pub(super) fn status_json(job: &JobRecord) -> Result<StatusJson, serde_json::Err
             .as_ref()
             .map(serde_json::to_string)
             .transpose()?,
+        usage: serde_json::to_string(&job.usage)?,
     })
 }
 

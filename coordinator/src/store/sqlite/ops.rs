@@ -59,8 +59,8 @@ fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
 
 const INSERT_JOB: &str = "INSERT INTO jobs (key, kind, spec_json, state, attempt, budget_spent, \
      max_attempts, dependents, worker_id, not_before_ms, last_failure_json, metrics_json, \
-     artifact, version, updated_at_ms) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+     artifact, version, updated_at_ms, usage_json) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
      ON CONFLICT (key) DO NOTHING";
 
 /// The update of an existing job: only the columns a transition can change. `kind` and
@@ -69,7 +69,7 @@ const INSERT_JOB: &str = "INSERT INTO jobs (key, kind, spec_json, state, attempt
 const UPDATE_JOB: &str = "UPDATE jobs SET state = ?2, attempt = ?3, budget_spent = ?4, \
      max_attempts = ?5, dependents = ?6, worker_id = ?7, not_before_ms = ?8, \
      last_failure_json = ?9, metrics_json = ?10, artifact = ?11, version = ?12, \
-     updated_at_ms = ?13 WHERE key = ?1 AND version = ?14";
+     updated_at_ms = ?13, usage_json = ?15 WHERE key = ?1 AND version = ?14";
 
 const INSERT_RESULT: &str = "INSERT INTO results (job_key, language, metric, value) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
@@ -107,6 +107,7 @@ fn insert_job(
         job.artifact,
         version,
         now,
+        json.usage,
     ])?)
 }
 
@@ -135,6 +136,7 @@ fn update_job(
         to_db(version),
         now,
         to_db(expected),
+        json.usage,
     ])?)
 }
 
