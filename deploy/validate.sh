@@ -67,7 +67,7 @@ if hadolint --failure-threshold info deploy/docker/*.Dockerfile; then ok hadolin
 # -- Shell ---------------------------------------------------------------------------------
 step "shellcheck"
 if shellcheck -x deploy/slurm/stilts-workers.sbatch deploy/slurm/test-fake-slurm.sh \
-    deploy/validate.sh .cargo/protoc; then ok shellcheck; else bad shellcheck; fi
+    deploy/validate.sh deploy/bench/large-sweep.sh .cargo/protoc; then ok shellcheck; else bad shellcheck; fi
 
 step "Slurm script against stand-in srun/scancel/squeue/scontrol"
 if bash deploy/slurm/test-fake-slurm.sh; then ok "slurm drain"; else bad "slurm drain"; fi

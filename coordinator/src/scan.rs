@@ -58,9 +58,20 @@ pub fn jobs(shared: &Shared, name: &str, mut f: impl FnMut(&Core, JobIdx)) -> bo
 
 /// [`Core::sweep_status`], read a chunk at a time; `None` when there is no such sweep.
 pub fn sweep_status(shared: &Shared, name: &str) -> Option<pb::SweepStatus> {
+    sweep_status_with(shared, name, |_, _, _, _| {})
+}
+
+/// [`sweep_status`], also handing every cell (index, entry, state) to `each` in the same pass.
+pub fn sweep_status_with(
+    shared: &Shared,
+    name: &str,
+    mut each: impl FnMut(&Core, usize, &CellEntry, CellState),
+) -> Option<pb::SweepStatus> {
     let mut tally = StatusTally::new(shared.core().sweep(name)?);
-    let found = cells(shared, name, |core, _, _, c, st| tally.cell(core, c, st))
-        && jobs(shared, name, |core, j| tally.job(core, j));
+    let found = cells(shared, name, |core, _, i, c, st| {
+        tally.cell(core, c, st);
+        each(core, i, c, st);
+    }) && jobs(shared, name, |core, j| tally.job(core, j));
     if !found {
         return None;
     }

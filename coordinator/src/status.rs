@@ -362,7 +362,7 @@ impl Core {
         s.cells.iter().map(|c| self.cell_message(s, c)).collect()
     }
 
-    fn cell_message(&self, s: &SweepEntry, c: &CellEntry) -> pb::Cell {
+    pub(crate) fn cell_message(&self, s: &SweepEntry, c: &CellEntry) -> pb::Cell {
         pb::Cell {
             model: s.axes.models[c.model as usize].clone(),
             intermediate: s.axes.intermediates[c.intermediate as usize].clone(),
@@ -414,7 +414,12 @@ impl Core {
         rows
     }
 
-    fn cell_results(&self, s: &SweepEntry, c: &CellEntry, rows: &mut Vec<pb::ResultRow>) {
+    pub(crate) fn cell_results(
+        &self,
+        s: &SweepEntry,
+        c: &CellEntry,
+        rows: &mut Vec<pb::ResultRow>,
+    ) {
         let e = &self.jobs[c.evaluate as usize].record;
         if e.status.state != JobState::Succeeded {
             return;

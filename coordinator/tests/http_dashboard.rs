@@ -392,3 +392,74 @@ async fn cell_page_overlays_the_seeds_of_its_chain() {
     }
     h.stop().await;
 }
+
+/// Above 5,000 cells the sweep view sends tiles ((model, intermediate) × target, counts by state,
+/// the cell range each covers) instead of every cell, and a tile's cells come a page at a time;
+/// the page draws the tiles and, on a click, the tile's cells (checked in Chromium when it is
+/// installed).
+#[tokio::test]
+async fn big_sweeps_come_as_tiles_and_pages() {
+    let (cfg, http): (_, SocketAddr) = config_with_http();
+    let mut h = Harness::start(SqliteFactory::default(), cfg).await;
+    let seeds: Vec<String> = (1..=200).map(|s| s.to_string()).collect();
+    let langs = r#"["ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh"]"#;
+    let toml = grid("big", &["none", "mnli"], r#"["xnli"]"#, langs)
+        .replace("seeds = [1]", &format!("seeds = [{}]", seeds.join(", ")));
+    assert_eq!(h.submit("big.toml", &toml).await.cells, 6_000);
+    let w = h.register("w", &[]).await;
+    // One baseline chain runs to the end: its 15 cells succeed.
+    let mut evaluated = 0;
+    while evaluated < 15 {
+        let a = h.acquire(&w, 50).await.unwrap();
+        complete_one(&mut h, &w, &a).await;
+        evaluated += usize::from(kind_and_parent(&a).0 == "evaluate");
+    }
+    let v = get_json(http, "/api/sweeps/big").await;
+    assert!(v["cells"].is_null(), "no per-cell list at this size");
+    let tiles = v["tiles"].as_array().unwrap();
+    assert_eq!(tiles.len(), 2, "{tiles:?}");
+    assert_eq!(
+        (tiles[0]["first"].as_u64(), tiles[0]["cells"].as_u64()),
+        (Some(0), Some(3_000))
+    );
+    assert_eq!(
+        (tiles[1]["first"].as_u64(), tiles[1]["cells"].as_u64()),
+        (Some(3_000), Some(3_000))
+    );
+    let total: u64 = tiles
+        .iter()
+        .flat_map(|t| t["counts"].as_object().unwrap().values())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 6_000);
+    assert_eq!(v["counts"]["succeeded"], 15);
+    assert_eq!(
+        tiles[0]["counts"]["succeeded"], 15,
+        "the baseline tile holds them"
+    );
+
+    let page = get_json(http, "/api/sweeps/big/cells?offset=2990&limit=20").await;
+    let cells = page["cells"].as_array().unwrap();
+    assert_eq!((page["total"].as_u64(), cells.len()), (Some(6_000), 20));
+    assert_eq!(cells[0]["index"], 2990);
+    assert_eq!(cells[19]["index"], 3009);
+    assert_eq!(
+        cells[10]["at"][1], 1,
+        "cell 3000 is the first of the mnli tile"
+    );
+    let (status, _, _) = get(http, "/api/sweeps/big/cells?offset=x").await;
+    assert_eq!(status, 400);
+
+    if let Some(bin) = chromium() {
+        let profile = tempfile::tempdir().unwrap();
+        let dom = dump(&bin, profile.path(), &format!("http://{http}/#sweep=big")).await;
+        assert_eq!(dom.matches("data-tile=\"").count(), 2, "two tiles drawn");
+        assert!(
+            !dom.contains("class=\"box s-"),
+            "no per-cell boxes until a tile is opened"
+        );
+    } else {
+        println!("skipping the Chromium part: chromium not installed");
+    }
+    h.stop().await;
+}

@@ -19,6 +19,7 @@ mod api;
 mod cell;
 pub mod curves;
 pub mod metrics;
+mod sweep_view;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -105,8 +106,8 @@ pub(crate) struct HttpState {
     pub catalog: Arc<stilts_tasks::Catalog>,
     /// Where the cell page reads training curves (the store).
     pub curves: Arc<dyn curves::CurveReader>,
-    /// The last Δ matrix computed, per sweep, with the event sequence it was computed at.
-    pub reports: Mutex<std::collections::HashMap<String, (u64, Arc<serde_json::Value>)>>,
+    /// The last Δ matrix built, per sweep (`sweep_view.rs`).
+    pub reports: Mutex<std::collections::HashMap<String, sweep_view::DeltaCache>>,
 }
 
 /// Serves HTTP on `listener` until `stop` is cancelled (then at most [`DRAIN`] more).
@@ -133,7 +134,8 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/api/sweeps", get(api::sweeps))
-        .route("/api/sweeps/{name}", get(api::sweep))
+        .route("/api/sweeps/{name}", get(sweep_view::sweep))
+        .route("/api/sweeps/{name}/cells", get(sweep_view::cells))
         .route("/api/sweeps/{name}/cells/{index}", get(cell::cell))
         .route("/api/workers", get(api::workers))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
