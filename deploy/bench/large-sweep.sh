@@ -73,15 +73,17 @@ report_done=$(date +%s.%N)
 expiries=$(curl -s "http://127.0.0.1:$http/metrics" | grep '^stilts_lease_expiries_total' || echo "stilts_lease_expiries_total ?")
 cells=$(python3 -c "import json; d=json.load(open('$dir/sweep.json')); print(d['cells_total'], d['counts'])")
 
-python3 - "$fetches" <<EOF
+echo "binary: $stilts"
+echo "cells (total, by state): $cells"
+python3 - "$fetches" "$start" "$submitted" "$finished" "$results_done" "$report_done" "$rows" <<'EOF'
 import sys
-t = sorted(float(x) for x in open(sys.argv[1]))
+fetches, start, submitted, finished, results_done, report_done = sys.argv[1], *map(float, sys.argv[2:7])
+rows = sys.argv[7]
+t = sorted(float(x) for x in open(fetches))
 p = lambda q: t[min(len(t) - 1, round(q * (len(t) - 1)))]
-print(f"binary: $stilts")
-print(f"cells (total, by state): $cells")
-print(f"submit: {$submitted - $start:.1f} s; run to finished: {$finished - $submitted:.1f} s")
+print(f"submit: {submitted - start:.1f} s; run to finished: {finished - submitted:.1f} s")
 print(f"dashboard JSON fetches: n={len(t)} p50={p(0.5)*1e3:.0f} ms p99={p(0.99)*1e3:.0f} ms max={t[-1]*1e3:.0f} ms")
-print(f"stilts sweep results: $rows rows in {$results_done - $finished:.1f} s")
-print(f"stilts report: {$report_done - $results_done:.1f} s")
-print("$expiries")
+print(f"stilts sweep results: {rows} rows in {results_done - finished:.1f} s")
+print(f"stilts report: {report_done - results_done:.1f} s")
 EOF
+echo "$expiries"
