@@ -35,22 +35,31 @@ use crate::server::Shared;
 
 /// How many batches may be at the store at once.
 const PIPELINE: usize = 2;
-/// Jobs handled per hold of the cache lock while a submit is prepared and applied (about a
-/// millisecond each), so that heartbeats and acquires go between the chunks of a big sweep.
-const LOCK_CHUNK: usize = 10_000;
+/// Jobs handled per hold of the cache lock while a submit is prepared and applied (a few
+/// milliseconds each), so that heartbeats and acquires go between the chunks of a big sweep.
+const LOCK_CHUNK: usize = 2_000;
 
 type BatchResult = Result<Vec<Result<u64, Conflict>>, StoreError>;
 
 /// A submit whose write is at the store (one at a time; job writes go on meanwhile).
 struct Submitting {
     sweep: SweepRecord,
-    plan: Box<Plan>,
+    plan: Arc<Plan>,
+    reply: Reply<SubmitSummary>,
+    replanned: bool,
+    /// Prepares the records (off the writer, see [`prepare`]), then writes them.
+    write: BoxFuture<'static, SubmitResult>,
+}
+
+/// What a submit's preparation found, for [`Writer::end_submit`].
+struct Prepared {
     /// Plan indexes of the jobs the cache did not hold, with "parent succeeded" as sent.
     fresh: Vec<(usize, bool)>,
-    reply: Reply<SubmitSummary>,
-    summary: SubmitSummary,
-    write: BoxFuture<'static, Result<SubmitOutcome, StoreError>>,
+    /// Jobs of the plan that had already succeeded.
+    already_done: u64,
 }
+
+type SubmitResult = Result<(SubmitOutcome, Prepared), StoreError>;
 
 /// A change of the sweeps themselves, one at a time and in arrival order.
 enum Change {
@@ -225,7 +234,7 @@ impl<S: Store> Writer<S> {
     }
 
     /// The result of the submit at the store (pending forever when there is none).
-    async fn submitted(submitting: &mut Option<Submitting>) -> Result<SubmitOutcome, StoreError> {
+    async fn submitted(submitting: &mut Option<Submitting>) -> SubmitResult {
         match submitting {
             Some(s) => (&mut s.write).await,
             None => std::future::pending().await,
@@ -261,7 +270,9 @@ impl<S: Store> Writer<S> {
             if let Some(mut pending) = self.submitting.take() {
                 let result = (&mut pending.write).await;
                 let _ = pending.reply.send(match result {
-                    Ok(_) => Ok(pending.summary),
+                    Ok((_, prepared)) => {
+                        Ok(summary_of(&pending.plan, &prepared, pending.replanned))
+                    }
                     Err(e) => Err(e.into()),
                 });
             }
@@ -447,64 +458,29 @@ impl<S: Store> Writer<S> {
                 let _ = reply.send(answer);
                 continue;
             }
+            // The records and cells of a big plan take a while to build: on a blocking thread,
+            // reading the cache a chunk at a time, so the writer goes on with job writes.
+            let plan: Arc<Plan> = Arc::from(plan);
+            let (store, shared, record, p) = (
+                self.store.clone(),
+                self.shared.clone(),
+                sweep.clone(),
+                plan.clone(),
+            );
             let max_attempts = self.shared.cfg.max_attempts;
-            let mut records = Vec::with_capacity(plan.jobs.len());
-            let mut fresh = Vec::new();
-            let mut already_done = 0;
-            for start in (0..plan.jobs.len()).step_by(LOCK_CHUNK) {
-                let chunk = start..(start + LOCK_CHUNK).min(plan.jobs.len());
-                {
-                    let core = self.shared.core();
-                    for n in chunk.clone() {
-                        let j = &plan.jobs[n];
-                        if let Some(i) = core.job(&j.key) {
-                            let record = &core.jobs[i as usize].record;
-                            already_done += u64::from(record.status.state == JobState::Succeeded);
-                            records.push(record.clone());
-                            continue;
-                        }
-                        let parents_done = match j.parent {
-                            None => true,
-                            Some(p) => core.job(&plan.jobs[p as usize].key).is_some_and(|i| {
-                                core.jobs[i as usize].record.status.state == JobState::Succeeded
-                            }),
-                        };
-                        fresh.push((n, parents_done));
-                        records.push(new_record(j, parents_done, max_attempts));
-                    }
-                }
-                tokio::task::yield_now().await;
-            }
-            let cells: Vec<CellRecord> = plan
-                .cells
-                .iter()
-                .map(|c| {
-                    let v = plan.cell_values(c);
-                    CellRecord {
-                        model: v.model.to_string(),
-                        intermediate: v.intermediate.to_string(),
-                        target: v.target.to_string(),
-                        language: v.language.to_string(),
-                        seed: v.seed,
-                        evaluate_job: plan.jobs[c.evaluate_job as usize].key.clone(),
-                    }
-                })
-                .collect();
-            let store = self.store.clone();
-            let record = sweep.clone();
-            let write: BoxFuture<'static, Result<SubmitOutcome, StoreError>> =
-                Box::pin(async move { store.submit(record, records, cells).await });
+            let write: BoxFuture<'static, SubmitResult> = Box::pin(async move {
+                let built = tokio::task::spawn_blocking(move || prepare(&shared, &p, max_attempts))
+                    .await
+                    .map_err(|e| StoreError::Backend(Box::new(e)))?;
+                let (records, cells, prepared) = built;
+                let outcome = store.submit(record, records, cells).await?;
+                Ok((outcome, prepared))
+            });
             self.submitting = Some(Submitting {
-                summary: SubmitSummary {
-                    cells: plan.cells.len() as u64,
-                    jobs: plan.jobs.len() as u64,
-                    jobs_already_done: already_done,
-                    replanned,
-                },
                 sweep,
                 plan,
-                fresh,
                 reply,
+                replanned,
                 write,
             });
         }
@@ -590,22 +566,18 @@ impl<S: Store> Writer<S> {
     /// memberships go into the cache a chunk per hold of the lock, then its cells, and the
     /// caller is answered. Anything the cache cannot account for (a job stored by someone else,
     /// a sweep that appeared meanwhile, an ambiguous failure) reloads the cache instead.
-    async fn end_submit(
-        &mut self,
-        result: Result<SubmitOutcome, StoreError>,
-    ) -> Result<(), CoordinatorError> {
+    async fn end_submit(&mut self, result: SubmitResult) -> Result<(), CoordinatorError> {
         let Some(Submitting {
             sweep,
             plan,
-            fresh,
             reply,
-            summary,
+            replanned,
             ..
         }) = self.submitting.take()
         else {
             return Ok(());
         };
-        let outcome = match result {
+        let (outcome, prepared) = match result {
             Ok(o) => o,
             Err(e) => {
                 let ambiguous = matches!(e, StoreError::Backend(_));
@@ -616,6 +588,8 @@ impl<S: Store> Writer<S> {
                 return Ok(());
             }
         };
+        let summary = summary_of(&plan, &prepared, replanned);
+        let fresh = prepared.fresh;
         let unknown = !outcome.sweep_created || {
             let core = self.shared.core();
             outcome.already_stored.iter().any(|k| core.job(k).is_none())
@@ -693,7 +667,7 @@ impl<S: Store> Writer<S> {
         {
             let mut core = self.shared.core();
             core.sweeps[s as usize].cells = cells;
-            core.sweeps[s as usize].axes = plan.axes;
+            core.sweeps[s as usize].axes = plan.axes.clone();
         }
         info!(sweep = %sweep.name, jobs_inserted = outcome.jobs_inserted, already_done = summary.jobs_already_done, "sweep submitted");
         self.shared.ready.notify_waiters();
@@ -749,6 +723,72 @@ impl Core {
     fn abandon(&mut self, job: JobIdx, now: u64) {
         self.jobs[job as usize].in_flight = false;
         self.index(job, now);
+    }
+}
+
+/// A submit's records, cells and what [`Writer::end_submit`] needs, built on a blocking thread
+/// from the plan and the cache (read [`LOCK_CHUNK`] jobs per hold of the lock). A job the cache
+/// already holds is sent as it is (the store keeps its stored record); a new one is ready when
+/// its parent has succeeded (a parent that succeeds meanwhile is unblocked by `end_submit`).
+fn prepare(
+    shared: &Shared,
+    plan: &Plan,
+    max_attempts: u32,
+) -> (Vec<JobRecord>, Vec<CellRecord>, Prepared) {
+    let mut records = Vec::with_capacity(plan.jobs.len());
+    let mut fresh = Vec::new();
+    let mut already_done = 0;
+    for start in (0..plan.jobs.len()).step_by(LOCK_CHUNK) {
+        let core = shared.core();
+        for n in start..(start + LOCK_CHUNK).min(plan.jobs.len()) {
+            let j = &plan.jobs[n];
+            if let Some(i) = core.job(&j.key) {
+                let record = &core.jobs[i as usize].record;
+                already_done += u64::from(record.status.state == JobState::Succeeded);
+                records.push(record.clone());
+                continue;
+            }
+            let parents_done = match j.parent {
+                None => true,
+                Some(p) => core.job(&plan.jobs[p as usize].key).is_some_and(|i| {
+                    core.jobs[i as usize].record.status.state == JobState::Succeeded
+                }),
+            };
+            fresh.push((n, parents_done));
+            records.push(new_record(j, parents_done, max_attempts));
+        }
+    }
+    let cells = plan
+        .cells
+        .iter()
+        .map(|c| {
+            let v = plan.cell_values(c);
+            CellRecord {
+                model: v.model.to_string(),
+                intermediate: v.intermediate.to_string(),
+                target: v.target.to_string(),
+                language: v.language.to_string(),
+                seed: v.seed,
+                evaluate_job: plan.jobs[c.evaluate_job as usize].key.clone(),
+            }
+        })
+        .collect();
+    (
+        records,
+        cells,
+        Prepared {
+            fresh,
+            already_done,
+        },
+    )
+}
+
+fn summary_of(plan: &Plan, prepared: &Prepared, replanned: bool) -> SubmitSummary {
+    SubmitSummary {
+        cells: plan.cells.len() as u64,
+        jobs: plan.jobs.len() as u64,
+        jobs_already_done: prepared.already_done,
+        replanned,
     }
 }
 

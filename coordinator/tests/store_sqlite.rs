@@ -242,15 +242,18 @@ async fn older_files_are_upgraded_in_place() {
         (
             1,
             "ALTER TABLE sweeps DROP COLUMN backend; DROP TABLE curves; \
-             ALTER TABLE jobs DROP COLUMN usage_json; PRAGMA user_version = 1",
+             ALTER TABLE jobs DROP COLUMN usage_json; ALTER TABLE sweeps DROP COLUMN complete; \
+             PRAGMA user_version = 1",
         ),
         (
             2,
-            "DROP TABLE curves; ALTER TABLE jobs DROP COLUMN usage_json; PRAGMA user_version = 2",
+            "DROP TABLE curves; ALTER TABLE jobs DROP COLUMN usage_json; \
+             ALTER TABLE sweeps DROP COLUMN complete; PRAGMA user_version = 2",
         ),
         (
             3,
-            "ALTER TABLE jobs DROP COLUMN usage_json; PRAGMA user_version = 3",
+            "ALTER TABLE jobs DROP COLUMN usage_json; ALTER TABLE sweeps DROP COLUMN complete; \
+             PRAGMA user_version = 3",
         ),
     ] {
         let (f, store) = with_sweep().await;
@@ -447,4 +450,45 @@ async fn kill_9_keeps_every_acknowledged_update() {
         .await
         .unwrap();
     assert_eq!(got, vec![Ok(job.version + 1)]);
+}
+
+/// A submit that stopped after writing part of its cells and memberships (a crash between its
+/// transactions) leaves a hidden sweep: no reader sees it, and submitting the name again clears it
+/// and writes the sweep whole.
+#[tokio::test]
+async fn a_half_written_sweep_is_hidden_and_cleared_by_the_next_submit() {
+    let f = SqliteFactory::new();
+    let store = SqliteStore::open(f.path()).unwrap();
+    let (sweep, jobs, cells) = grid("s1", "d1", &["xnli"]);
+    store
+        .submit(sweep.clone(), jobs.clone(), cells.clone())
+        .await
+        .unwrap();
+    drop(store);
+    // Back to the state between the cells' transactions and the last one.
+    sql(&f.path())
+        .execute_batch(
+            "UPDATE sweeps SET complete = 0 WHERE name = 's1'; \
+             DELETE FROM cells WHERE sweep = 's1' AND ord >= 2;",
+        )
+        .unwrap();
+    let store = SqliteStore::open(f.path()).unwrap();
+    let snap = store.load().await.unwrap();
+    assert!(snap.sweeps.is_empty(), "a hidden sweep is not loaded");
+    assert!(snap.jobs.iter().all(|(_, sweeps)| sweeps.is_empty()));
+    assert!(matches!(
+        store.cells("s1").await,
+        Err(StoreError::SweepNotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_sweep("s1", false).await,
+        Err(StoreError::SweepNotFound(_))
+    ));
+    let again = store
+        .submit(sweep.clone(), jobs, cells.clone())
+        .await
+        .unwrap();
+    assert!(again.sweep_created);
+    assert_eq!(store.cells("s1").await.unwrap(), cells, "every cell, once");
+    assert_eq!(store.load().await.unwrap().sweeps, vec![sweep]);
 }

@@ -222,24 +222,29 @@ fn delta(
     let fresh = entry.value.is_some()
         && (entry.seq == seq || now.saturating_sub(entry.at_ms) < delta_period_ms(total));
     if !fresh && total <= CELL_DETAIL_LIMIT {
-        // Small: cheap enough to build in the request, so the page is never behind.
+        // Small: cheap enough to build in the request, so the page is never behind (unless the
+        // sweep grew meanwhile: a submit fills its cells after it appears).
         drop(reports);
-        let v = Arc::new(build_delta(st, name, total, own));
-        let mut reports = st.reports();
-        let e = reports.entry(name.to_string()).or_default();
-        *e = DeltaCache {
-            seq,
-            at_ms: now,
-            value: Some(v.clone()),
-            building: e.building,
-        };
-        return (v, now);
+        if let Some(v) = build_delta(st, name, CELL_DETAIL_LIMIT, own.clone()) {
+            let v = Arc::new(v);
+            let mut reports = st.reports();
+            let e = reports.entry(name.to_string()).or_default();
+            *e = DeltaCache {
+                seq,
+                at_ms: now,
+                value: Some(v.clone()),
+                building: e.building,
+            };
+            return (v, now);
+        }
+        reports = st.reports();
     }
+    let entry = reports.entry(name.to_string()).or_default();
     if !fresh && !entry.building {
         entry.building = true;
         let (st, name) = (st.clone(), name.to_string());
         std::thread::spawn(move || {
-            let v = Arc::new(build_delta(&st, &name, total, own));
+            let v = Arc::new(build_delta(&st, &name, usize::MAX, own).unwrap_or(Value::Null));
             let mut reports = st.reports();
             let e = reports.entry(name).or_default();
             *e = DeltaCache {
@@ -254,15 +259,26 @@ fn delta(
     (value, entry.at_ms)
 }
 
-/// The Δ matrix from a chunked read of the sweep's cells and results.
-fn build_delta(st: &HttpState, name: &str, total: usize, own: BTreeMap<String, Value>) -> Value {
+/// The Δ matrix from a chunked read of the sweep's cells and results; `None` when the sweep
+/// has more than `max_cells` cells.
+fn build_delta(
+    st: &HttpState,
+    name: &str,
+    max_cells: usize,
+    own: BTreeMap<String, Value>,
+) -> Option<Value> {
     let mut input = ReportInput {
         sweep: name.to_string(),
-        cells: Vec::with_capacity(total),
+        cells: Vec::new(),
         results: Vec::new(),
     };
     let mut rows = Vec::new();
+    let mut too_big = false;
     scan::cells(&st.shared, name, |core, s, _, c, _| {
+        too_big |= s.cells.len() > max_cells;
+        if too_big {
+            return;
+        }
         let cell = core.cell_message(s, c);
         if let Some(state) = report::CellState::parse(&cell.state) {
             input
@@ -271,8 +287,11 @@ fn build_delta(st: &HttpState, name: &str, total: usize, own: BTreeMap<String, V
         }
         core.cell_results(s, c, &mut rows);
     });
+    if too_big {
+        return None;
+    }
     input.results = rows.into_iter().map(report::ResultValue::from).collect();
-    delta_matrix(st, &input, own)
+    Some(delta_matrix(st, &input, own))
 }
 
 /// The last Δ matrix of a sweep (see [`delta`]).

@@ -13,10 +13,11 @@
 //! every commit and closes that window, at the cost of one fsync per batch.
 
 mod codec;
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod ops;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -35,9 +36,14 @@ use self::ops::OpError;
 pub const SCHEMA_VERSION: i64 = 4;
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
 /// Jobs per transaction in the first steps of a submit (about 20–50 ms of writing each).
-const SUBMIT_CHUNK_JOBS: usize = 5_000;
-/// WAL pages between automatic checkpoints (see `open_connection`).
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 4000;
+const SUBMIT_CHUNK_JOBS: usize = 1_000;
+/// WAL pages between automatic checkpoints by the writing connection: a backstop only (256 MiB),
+/// the checkpointer thread keeps the WAL far smaller (see [`run_checkpointer`]).
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 65_536;
+/// WAL size above which the checkpointer thread copies its pages into the database file.
+const CHECKPOINT_WAL_BYTES: u64 = 16 << 20;
+/// How often the checkpointer thread looks at the WAL's size.
+const CHECKPOINT_PERIOD: Duration = Duration::from_millis(200);
 
 /// Failures of the SQLite backend. They reach callers as the source of
 /// [`StoreError::Backend`].
@@ -117,15 +123,44 @@ type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 struct Inner {
     tx: Option<mpsc::Sender<Task>>,
     thread: Option<JoinHandle<()>>,
+    checkpointer: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
 impl Drop for Inner {
     /// Closing the channel ends the thread after the queued work; joining it closes the
     /// connection, so the file can be reopened at once.
     fn drop(&mut self) {
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            stop.store(true, Ordering::Relaxed);
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
         drop(self.tx.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// Copies the WAL back into the database file from a connection of its own, whenever the WAL
+/// has grown past [`CHECKPOINT_WAL_BYTES`]. A PASSIVE checkpoint never blocks the writing
+/// connection; done by the writer itself (SQLite's automatic checkpoint), it made the commit
+/// that crossed the threshold take hundreds of milliseconds after a big submit, and every job
+/// write queued behind it.
+fn run_checkpointer(path: PathBuf, stop: Arc<AtomicBool>) {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let Ok(conn) = Connection::open_with_flags(&path, flags) else {
+        return;
+    };
+    let _ = conn.busy_timeout(Duration::from_millis(100));
+    let mut wal = path.into_os_string();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::park_timeout(CHECKPOINT_PERIOD);
+        let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > CHECKPOINT_WAL_BYTES);
+        if big && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "sqlite checkpoint");
         }
     }
 }
@@ -166,10 +201,19 @@ impl SqliteStore {
             .name("stilts-sqlite".into())
             .spawn(move || run_thread(conn, rx))
             .map_err(SqliteError::Spawn)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let checkpointer = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("stilts-sqlite-checkpoint".into())
+                .spawn(move || run_checkpointer(path, stop))
+                .map_err(SqliteError::Spawn)?
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 tx: Some(tx),
                 thread: Some(thread),
+                checkpointer: Some((stop, checkpointer)),
             }),
             path: Arc::new(path),
         })
@@ -228,9 +272,10 @@ fn open_connection(path: &Path, opts: &SqliteOptions) -> Result<Connection, Sqli
         Synchronous::Normal => "NORMAL",
         Synchronous::Full => "FULL",
     };
-    // A checkpoint copies every page changed since the last one into the database file; with
-    // 4,000 pages (16 MiB of WAL) between them instead of the default 1,000, a page that many
-    // commits touch (event log tail, hot job pages) is copied once instead of several times.
+    // A checkpoint copies every page changed since the last one into the database file. The
+    // checkpointer thread does it past 16 MiB of WAL (instead of SQLite's default 1,000 pages, so
+    // a page that many commits touch is copied once instead of several times); the automatic
+    // one is only a backstop.
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; \
          PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};",
@@ -253,8 +298,10 @@ const MIGRATIONS: [&str; (SCHEMA_VERSION - 1) as usize] = [
         points_json TEXT NOT NULL,
         PRIMARY KEY (job_key, attempt)
     ) STRICT, WITHOUT ROWID;",
-    // 3 -> 4: compute accounting per job; NULL for jobs stored before (no usage known).
-    "ALTER TABLE jobs ADD COLUMN usage_json TEXT;",
+    // 3 -> 4: compute accounting per job (NULL for jobs stored before: no usage known), and
+    // sweeps written in several transactions, hidden until complete.
+    "ALTER TABLE jobs ADD COLUMN usage_json TEXT;
+     ALTER TABLE sweeps ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// Creates the schema in an empty file, upgrades a file of an older version in place (see
@@ -324,7 +371,8 @@ impl Store for SqliteStore {
         // Several transactions, so that the writes of running jobs (queued on the same thread)
         // go between them instead of waiting for a million-row insert: new jobs first, a chunk
         // per transaction and without membership (a job of no sweep is never scheduled), then
-        // the sweep, its memberships and cells in one transaction that makes it visible.
+        // the sweep row (hidden), its memberships and cells a chunk per transaction, and last
+        // one small transaction that makes the sweep visible with all of it.
         let sweep = Arc::new(sweep);
         let probe = sweep.clone();
         if let Some(outcome) = self
@@ -345,14 +393,38 @@ impl Store for SqliteStore {
             jobs_inserted += n;
             already_stored.extend(already);
         }
-        let finished = self
-            .call(move |conn| ops::finish_submit(conn, &sweep, &keys, &cells))
+        let begin = sweep.clone();
+        if let Some(outcome) = self
+            .call(move |conn| ops::begin_submit(conn, &begin))
+            .await?
+        {
+            return Ok(outcome);
+        }
+        let name = Arc::new(sweep.name.clone());
+        let mut keys = keys;
+        keys.sort_unstable();
+        keys.dedup();
+        for chunk in keys.chunks(ops::SUBMIT_CHUNK_ROWS) {
+            let (name, chunk) = (name.clone(), chunk.to_vec());
+            self.call(move |conn| ops::insert_members(conn, &name, &chunk))
+                .await?;
+        }
+        let cells = Arc::new(cells);
+        for first in (0..cells.len()).step_by(ops::SUBMIT_CHUNK_ROWS) {
+            let (name, cells) = (name.clone(), cells.clone());
+            self.call(move |conn| {
+                let end = (first + ops::SUBMIT_CHUNK_ROWS).min(cells.len());
+                ops::insert_cells(conn, &name, first, &cells[first..end])
+            })
             .await?;
-        Ok(finished.unwrap_or(SubmitOutcome {
+        }
+        self.call(move |conn| ops::finish_submit(conn, &name))
+            .await?;
+        Ok(SubmitOutcome {
             sweep_created: true,
             jobs_inserted,
             already_stored,
-        }))
+        })
     }
 
     async fn update_jobs(

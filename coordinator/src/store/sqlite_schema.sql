@@ -4,6 +4,8 @@
 -- values above 2^63 read back exactly but show negative in SQL tools.
 --
 --   sweeps      one row per submitted grid; `grid_toml` kept for re-planning and audit.
+--               `complete` is 0 while a submit writes its cells and memberships (several
+--               transactions): every reader skips such a sweep (added in version 4).
 --   jobs        one row per stage job, shared across sweeps by key (content hash of spec_json).
 --               `version` is the compare-and-set version (bumped by every write); the job state
 --               machine's fields (state, attempt, budget_spent) are plain columns so the file
@@ -27,7 +29,8 @@ CREATE TABLE sweeps (
     submitted_at_ms INTEGER NOT NULL,
     cancelled       INTEGER NOT NULL DEFAULT 0,
     -- trainer backend family the sweep's burn jobs need ('' = any); added in version 2
-    backend         TEXT NOT NULL DEFAULT ''
+    backend         TEXT NOT NULL DEFAULT '',
+    complete        INTEGER NOT NULL DEFAULT 1
 ) STRICT;
 
 CREATE TABLE jobs (

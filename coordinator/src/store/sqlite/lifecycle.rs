@@ -13,6 +13,12 @@ pub(super) fn delete_sweep(
     purge: bool,
 ) -> Result<DeleteOutcome, OpError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let visible: bool = tx
+        .prepare("SELECT 1 FROM sweeps WHERE name = ?1 AND complete = 1")?
+        .exists([sweep])?;
+    if !visible {
+        return Err(OpError::Store(StoreError::SweepNotFound(sweep.to_owned())));
+    }
     let jobs = tx.execute("DELETE FROM sweep_jobs WHERE sweep = ?1", [sweep])? as u64;
     let cells = tx.execute("DELETE FROM cells WHERE sweep = ?1", [sweep])? as u64;
     if tx.execute("DELETE FROM sweeps WHERE name = ?1", [sweep])? == 0 {
@@ -42,6 +48,20 @@ pub(super) fn delete_sweep(
         jobs,
         purged,
     })
+}
+
+/// Removes what a submit that stopped halfway left of a hidden sweep (its row, memberships and
+/// cells), in one transaction.
+pub(crate) fn clear_pending(conn: &mut Connection, sweep: &str) -> Result<(), OpError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute("DELETE FROM sweep_jobs WHERE sweep = ?1", [sweep])?;
+    tx.execute("DELETE FROM cells WHERE sweep = ?1", [sweep])?;
+    tx.execute(
+        "DELETE FROM sweeps WHERE name = ?1 AND complete = 0",
+        [sweep],
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// `VACUUM` (the file shrinks to its live pages) and a truncating WAL checkpoint.

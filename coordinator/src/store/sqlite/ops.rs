@@ -170,10 +170,18 @@ pub(super) fn submitted_already(
     conn: &mut Connection,
     sweep: &SweepRecord,
 ) -> Result<Option<SubmitOutcome>, OpError> {
-    let existing: Option<String> = conn
-        .prepare_cached("SELECT grid_digest FROM sweeps WHERE name = ?1")?
-        .query_row([&sweep.name], |r| r.get(0))
+    let existing: Option<(String, bool)> = conn
+        .prepare_cached("SELECT grid_digest, complete FROM sweeps WHERE name = ?1")?
+        .query_row([&sweep.name], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
+    let existing = match existing {
+        Some((_, false)) => {
+            // Left by a submit that stopped halfway: nothing of it is visible; start over.
+            crate::store::sqlite::lifecycle::clear_pending(conn, &sweep.name)?;
+            None
+        }
+        other => other.map(|(digest, _)| digest),
+    };
     match existing {
         None => Ok(None),
         Some(existing) if existing == sweep.grid_digest => Ok(Some(SubmitOutcome::default())),
@@ -206,21 +214,28 @@ pub(super) fn insert_new_jobs(
     Ok((inserted, already))
 }
 
-/// The last step of a submit, one transaction: the sweep, its memberships and its cells (the
-/// jobs are stored by [`insert_new_jobs`] before). A submit of the same name that finished
-/// meanwhile wins: nothing is written and its outcome is returned.
-pub(super) fn finish_submit(
+/// Rows per transaction when a submit writes memberships and cells (tens of milliseconds each),
+/// so that the writes of running jobs go between them.
+pub(super) const SUBMIT_CHUNK_ROWS: usize = 20_000;
+
+/// The steps of a submit after its jobs (see [`insert_new_jobs`]): the sweep row, hidden
+/// (`complete = 0`: `load`, `cells` and every other reader skip it); its memberships (in key
+/// order) and cells, [`SUBMIT_CHUNK_ROWS`] per transaction; then one small transaction that
+/// makes it visible. A submit of the same name that finished meanwhile wins: nothing is written
+/// and its outcome is returned. A crash halfway leaves a hidden sweep that the next submit of
+/// the name clears.
+pub(super) fn begin_submit(
     conn: &mut Connection,
     sweep: &SweepRecord,
-    job_keys: &[String],
-    cells: &[CellRecord],
 ) -> Result<Option<SubmitOutcome>, OpError> {
     if let Some(outcome) = submitted_already(conn, sweep)? {
         return Ok(Some(outcome));
     }
     let tx = write_tx(conn)?;
     tx.execute(
-        &format!("INSERT INTO sweeps ({SWEEP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+        &format!(
+            "INSERT INTO sweeps ({SWEEP_COLS}, complete) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)"
+        ),
         params![
             sweep.name,
             sweep.file_name,
@@ -231,26 +246,47 @@ pub(super) fn finish_submit(
             sweep.backend
         ],
     )?;
+    tx.commit()?;
+    Ok(None)
+}
+
+/// One transaction of memberships (keys sorted: the table is keyed by job key, so sorted inserts
+/// append to its pages instead of splitting them all over the file).
+pub(super) fn insert_members(
+    conn: &mut Connection,
+    sweep: &str,
+    keys: &[String],
+) -> Result<(), OpError> {
+    let tx = write_tx(conn)?;
     {
-        // In key order: the membership table is keyed by job key, so sorted inserts append to
-        // its pages instead of splitting them all over the file.
-        let mut keys: Vec<&String> = job_keys.iter().collect();
-        keys.sort_unstable();
-        keys.dedup();
         let mut member = tx.prepare_cached(
             "INSERT INTO sweep_jobs (job_key, sweep) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?;
         for key in keys {
-            member.execute(params![key, sweep.name])?;
+            member.execute(params![key, sweep])?;
         }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// One transaction of cells, the first at position `first`.
+pub(super) fn insert_cells(
+    conn: &mut Connection,
+    sweep: &str,
+    first: usize,
+    cells: &[CellRecord],
+) -> Result<(), OpError> {
+    let tx = write_tx(conn)?;
+    {
         let mut cell = tx.prepare_cached(
             "INSERT INTO cells (sweep, ord, model, intermediate, target, language, seed, \
              evaluate_job) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        for (ord, c) in cells.iter().enumerate() {
+        for (i, c) in cells.iter().enumerate() {
             cell.execute(params![
-                sweep.name,
-                ord as i64,
+                sweep,
+                (first + i) as i64,
                 c.model,
                 c.intermediate,
                 c.target,
@@ -261,7 +297,22 @@ pub(super) fn finish_submit(
         }
     }
     tx.commit()?;
-    Ok(None)
+    Ok(())
+}
+
+/// The last step: the sweep becomes visible, with everything written before.
+pub(super) fn finish_submit(conn: &mut Connection, sweep: &str) -> Result<(), OpError> {
+    let changed = conn.execute(
+        "UPDATE sweeps SET complete = 1 WHERE name = ?1 AND complete = 0",
+        [sweep],
+    )?;
+    if changed == 0 {
+        return Err(OpError::Corrupt {
+            what: format!("sweep {sweep}"),
+            detail: "its hidden row went away while it was being submitted".into(),
+        });
+    }
+    Ok(())
 }
 
 /// One transaction for the whole batch. Each write checks the stored version first and is
@@ -337,7 +388,7 @@ pub(super) fn load(conn: &mut Connection) -> Result<Snapshot, OpError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
     let sweeps = tx
         .prepare(&format!(
-            "SELECT {SWEEP_COLS} FROM sweeps ORDER BY submitted_at_ms, name"
+            "SELECT {SWEEP_COLS} FROM sweeps WHERE complete = 1 ORDER BY submitted_at_ms, name"
         ))?
         .query_map([], sweep_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
@@ -354,7 +405,11 @@ pub(super) fn load(conn: &mut Connection) -> Result<Snapshot, OpError> {
     }
     {
         let mut stmt =
-            tx.prepare("SELECT job_key, sweep FROM sweep_jobs ORDER BY job_key, sweep")?;
+            // Memberships of hidden (half-submitted) sweeps are left out, like the sweeps.
+            tx.prepare(
+                "SELECT m.job_key, m.sweep FROM sweep_jobs AS m JOIN sweeps AS s \
+                 ON s.name = m.sweep AND s.complete = 1 ORDER BY m.job_key, m.sweep",
+            )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let key: String = r.get(0)?;
@@ -389,7 +444,7 @@ pub(super) fn load(conn: &mut Connection) -> Result<Snapshot, OpError> {
 
 fn sweep_exists(conn: &Connection, sweep: &str) -> Result<bool, OpError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM sweeps WHERE name = ?1")?
+        .prepare_cached("SELECT 1 FROM sweeps WHERE name = ?1 AND complete = 1")?
         .exists([sweep])?)
 }
 
@@ -413,7 +468,7 @@ pub(super) fn set_sweep_cancelled(
     cancelled: bool,
 ) -> Result<(), OpError> {
     let changed = conn.execute(
-        "UPDATE sweeps SET cancelled = ?2 WHERE name = ?1",
+        "UPDATE sweeps SET cancelled = ?2 WHERE name = ?1 AND complete = 1",
         params![sweep, cancelled],
     )?;
     if changed == 0 {
