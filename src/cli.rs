@@ -516,6 +516,22 @@ pub struct ServerSecurityArgs {
     /// TLS: otherwise anyone who reaches the port could act as a worker and forge results.
     #[arg(long)]
     pub workers_without_token: bool,
+    /// File whose first line is a read-only token for the dashboard's data and /metrics
+    /// (Prometheus: `authorization: credentials`; a browser: open `/#token=TOKEN`). The client
+    /// token is accepted there too; once either is set, those need one.
+    #[arg(long, env = "STILTS_HTTP_TOKEN_FILE", value_name = "FILE")]
+    pub http_token_file: Option<PathBuf>,
+    /// The read-only HTTP token itself (prefer the environment or --http-token-file).
+    #[arg(
+        long,
+        env = "STILTS_HTTP_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "http_token_file"
+    )]
+    pub http_token: Option<String>,
+    /// Serve the dashboard's data and /metrics without a token although one is set.
+    #[arg(long)]
+    pub http_without_token: bool,
 }
 
 #[derive(Debug, Args)]

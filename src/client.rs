@@ -206,7 +206,7 @@ pub fn format_status(s: &SweepStatus) -> String {
         counts(&s.cells)
     );
     for w in &s.waiting {
-        let _ = writeln!(out, "  PENDING {w}");
+        let _ = writeln!(out, "  PENDING {}", crate::term::printable(w));
     }
     for k in &s.jobs {
         let _ = writeln!(out, "  {:<12} {}", k.kind, counts(&k.jobs));
@@ -231,7 +231,7 @@ pub fn format_status(s: &SweepStatus) -> String {
             f.kind,
             &f.job_key[..12.min(f.job_key.len())],
             f.attempt,
-            f.message
+            crate::term::printable(&f.message)
         );
     }
     if s.finished {

@@ -18,6 +18,7 @@ mod roles;
 mod run;
 mod security;
 mod telemetry;
+mod term;
 mod version;
 
 use std::process::ExitCode;

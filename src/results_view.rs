@@ -69,7 +69,13 @@ fn unscored(rows: &[ResultRow], cells: &[Cell]) -> String {
         let _ = writeln!(
             out,
             "  {} {} → {} {} seed {}: {} ({})",
-            c.model, c.intermediate, c.target, c.language, c.seed, c.state, c.reason
+            c.model,
+            c.intermediate,
+            c.target,
+            c.language,
+            c.seed,
+            c.state,
+            crate::term::printable(&c.reason)
         );
     }
     out
@@ -304,6 +310,19 @@ mod tests {
             reason: reason.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_reason_with_terminal_escapes_is_printed_escaped() {
+        let cells = [cell(
+            "none",
+            "de",
+            "failed",
+            "exit 1\u{1b}[2J\u{1b}]0;x\u{7}",
+        )];
+        let t = render(&[], &cells, Format::Table);
+        assert!(!t.contains('\u{1b}') && !t.contains('\u{7}'), "{t:?}");
+        assert!(t.contains("exit 1\\u{1b}[2J"), "{t}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! TLS and token flags → the coordinator's and the worker's/client's config.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result, bail};
 use stilts_coordinator::{AuthConfig, ServerTls};
 use stilts_worker::{ClientTls, Token};
@@ -45,32 +47,54 @@ pub fn server(args: &ServerSecurityArgs) -> Result<(Option<ServerTls>, AuthConfi
         }),
         _ => None,
     };
-    let token = match (&args.client_token_file, &args.client_token) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the client token file {}", path.display()))?;
-            let token = text.lines().next().unwrap_or_default().trim().to_string();
-            if token.is_empty() {
-                bail!(
-                    "the client token file {} is empty (the token is its first line)",
-                    path.display()
-                );
-            }
-            Some(token)
-        }
-        (None, Some(token)) if !token.trim().is_empty() => Some(token.trim().to_string()),
-        (None, Some(token)) if !token.is_empty() => {
-            bail!(
-                "the client token (--client-token or STILTS_TOKEN) is only whitespace: set a real token, or unset it to leave the sweep API open"
-            )
-        }
-        _ => None,
-    };
+    let token = token_from(
+        &args.client_token_file,
+        &args.client_token,
+        "client token",
+        "--client-token or STILTS_TOKEN",
+    )?;
+    let http_token = token_from(
+        &args.http_token_file,
+        &args.http_token,
+        "HTTP token",
+        "--http-token or STILTS_HTTP_TOKEN",
+    )?;
     let auth = AuthConfig {
         workers_need_token: token.is_some() && !args.workers_without_token,
         client_token: token,
+        http_token,
+        http_open: args.http_without_token,
     };
     Ok((tls, auth))
+}
+
+/// A token from its file (first line) or its value; an empty or blank one is an error naming
+/// where it came from.
+fn token_from(
+    file: &Option<PathBuf>,
+    value: &Option<String>,
+    what: &str,
+    flags: &str,
+) -> Result<Option<String>> {
+    match (file, value) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+            let token = text.lines().next().unwrap_or_default().trim().to_string();
+            if token.is_empty() {
+                bail!(
+                    "the {what} file {} is empty (the token is its first line)",
+                    path.display()
+                );
+            }
+            Ok(Some(token))
+        }
+        (None, Some(token)) if !token.trim().is_empty() => Ok(Some(token.trim().to_string())),
+        (None, Some(token)) if !token.is_empty() => {
+            bail!("the {what} ({flags}) is only whitespace: set a real token, or unset it")
+        }
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,44 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Who may read the dashboard's data and `/metrics`: anyone when the coordinator has no token
+/// (or `auth.http_open`); else a caller that sends the read-only `auth.http_token` or the client
+/// token (`authorization: Bearer …`).
+#[derive(Clone, Debug)]
+pub(crate) struct HttpGuard {
+    tokens: Vec<[u8; 32]>,
+}
+
+impl HttpGuard {
+    pub(crate) fn new(cfg: &CoordinatorConfig) -> Self {
+        let tokens = if cfg.auth.http_open {
+            Vec::new()
+        } else {
+            [&cfg.auth.http_token, &cfg.auth.client_token]
+                .into_iter()
+                .flatten()
+                .map(|t| digest(t))
+                .collect()
+        };
+        Self { tokens }
+    }
+
+    /// Whether a request with this `authorization` header value may read.
+    pub(crate) fn admits(&self, authorization: Option<&str>) -> bool {
+        if self.tokens.is_empty() {
+            return true;
+        }
+        let Some(token) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let d = digest(token.trim());
+        // Every token is compared, so timing says nothing about which one matched.
+        self.tokens
+            .iter()
+            .fold(false, |ok, t| ok | bool::from(d.ct_eq(t)))
+    }
+}
+
 impl Guard {
     /// The sweep (client) API: the token, when one is configured.
     pub(crate) fn sweep_api(cfg: &CoordinatorConfig) -> Self {
@@ -136,11 +174,42 @@ mod tests {
         let cfg = CoordinatorConfig {
             auth: AuthConfig {
                 client_token: token.map(str::to_string),
-                workers_need_token: false,
+                ..AuthConfig::default()
             },
             ..CoordinatorConfig::default()
         };
         Guard::sweep_api(&cfg)
+    }
+
+    #[test]
+    fn http_needs_a_token_once_one_is_set() {
+        let with = |auth: AuthConfig| {
+            HttpGuard::new(&CoordinatorConfig {
+                auth,
+                ..CoordinatorConfig::default()
+            })
+        };
+        let open = with(AuthConfig::default());
+        assert!(open.admits(None));
+        let both = with(AuthConfig {
+            client_token: Some("client".into()),
+            http_token: Some("reader".into()),
+            ..AuthConfig::default()
+        });
+        assert!(!both.admits(None));
+        assert!(!both.admits(Some("Bearer nope")));
+        assert!(
+            !both.admits(Some("reader")),
+            "the Bearer scheme is required"
+        );
+        assert!(both.admits(Some("Bearer reader")));
+        assert!(both.admits(Some("Bearer client")));
+        let opted_out = with(AuthConfig {
+            client_token: Some("client".into()),
+            http_open: true,
+            ..AuthConfig::default()
+        });
+        assert!(opted_out.admits(None));
     }
 
     fn call(g: &mut Guard, header: Option<&str>) -> Result<(), Status> {

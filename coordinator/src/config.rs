@@ -41,8 +41,13 @@ pub struct CoordinatorConfig {
     /// grace (for `stilts run`, whose local workers died with the previous process). Default false.
     pub expire_leases_on_start: bool,
     /// Address of the HTTP listener (dashboard at `/`, Prometheus metrics at `/metrics`, JSON
-    /// under `/api/`). Default none: no HTTP listener. Unauthenticated: bind it to loopback.
+    /// under `/api/`). Default none: no HTTP listener. Its data needs a token once the
+    /// coordinator has one (see [`AuthConfig`]); without one, bind it to loopback.
     pub http_listen: Option<std::net::SocketAddr>,
+    /// An HTTP connection that has not sent its request headers within this long is closed.
+    /// Default 10 s.
+    #[serde(with = "duration_serde")]
+    pub http_header_timeout: Duration,
     /// The artifact directory the workers write to, when the coordinator can read it (a shared
     /// file system): the dashboard then shows the tail of each job's logs. Default none: the
     /// dashboard says the logs are on the worker.
@@ -75,6 +80,7 @@ impl Default for CoordinatorConfig {
             max_batch: 1024,
             expire_leases_on_start: false,
             http_listen: None,
+            http_header_timeout: Duration::from_secs(10),
             artifacts_root: None,
             http_listener: None,
             tls: None,
@@ -97,6 +103,7 @@ impl fmt::Debug for CoordinatorConfig {
             .field("max_batch", &self.max_batch)
             .field("expire_leases_on_start", &self.expire_leases_on_start)
             .field("http_listen", &self.http_listen)
+            .field("http_header_timeout", &self.http_header_timeout)
             .field("artifacts_root", &self.artifacts_root)
             .field("http_listener", &self.http_listener)
             .field("tls", &self.tls)
@@ -138,6 +145,12 @@ pub struct AuthConfig {
     pub client_token: Option<String>,
     /// Require the same token on WorkerService calls too (on top of mutual TLS). Default false.
     pub workers_need_token: bool,
+    /// A read-only token for the dashboard's data (`/api/…`) and `/metrics`, accepted beside
+    /// the client token. Once either is set, those need one. Never serialised back out.
+    #[serde(skip_serializing)]
+    pub http_token: Option<String>,
+    /// Serve the dashboard's data and `/metrics` without a token although one is set.
+    pub http_open: bool,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -148,6 +161,11 @@ impl fmt::Debug for AuthConfig {
                 &self.client_token.as_ref().map(|_| "<redacted>"),
             )
             .field("workers_need_token", &self.workers_need_token)
+            .field(
+                "http_token",
+                &self.http_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("http_open", &self.http_open)
             .finish()
     }
 }

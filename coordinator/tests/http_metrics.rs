@@ -314,3 +314,52 @@ train = ["train.csv"]
     );
     h.stop().await;
 }
+
+/// Once the coordinator has a token, the dashboard's data and /metrics need one (the read-only
+/// HTTP token or the client token), the page itself and /healthz do not; a connection that sends
+/// half a request is closed after the header timeout.
+#[tokio::test]
+async fn http_needs_a_token_and_drops_half_sent_requests() {
+    let (mut cfg, http) = config_with_http();
+    cfg.auth.client_token = Some("client-secret".into());
+    cfg.auth.http_token = Some("reader".into());
+    cfg.http_header_timeout = std::time::Duration::from_millis(300);
+    let mut h = Harness::start(SqliteFactory::default(), cfg).await;
+    for path in ["/metrics", "/api/sweeps", "/api/workers"] {
+        let (status, _, body) = get(http, path).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body.contains("#token="), "the refusal says how: {body}");
+        let (status, _, _) = get_with(http, path, "Authorization: Bearer wrong\r\n").await;
+        assert_eq!(status, 401, "{path}");
+        for token in ["reader", "client-secret"] {
+            let header = format!("Authorization: Bearer {token}\r\n");
+            assert_eq!(get_with(http, path, &header).await.0, 200, "{path} {token}");
+        }
+    }
+    assert_eq!(get(http, "/").await.0, 200, "the page holds no data");
+    assert_eq!(get(http, "/healthz").await.0, 200);
+
+    let mut half = tokio::net::TcpStream::connect(http).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        half.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the half-sent request's connection was closed"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        !text.contains("200 OK"),
+        "no answer to half a request: {text}"
+    );
+    h.stop().await;
+}

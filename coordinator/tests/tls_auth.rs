@@ -152,7 +152,7 @@ impl Coordinator {
             }),
             auth: AuthConfig {
                 client_token: Some(TOKEN.to_string()),
-                workers_need_token: false,
+                ..AuthConfig::default()
             },
             ..CoordinatorConfig::default()
         };

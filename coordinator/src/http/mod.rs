@@ -6,14 +6,17 @@
 //! | `/` | the dashboard (`dashboard.html`: HTML, CSS and JS in one file) |
 //! | `/metrics` | Prometheus text exposition ([`metrics`]) |
 //! | `/api/sweeps` | every sweep with its cell counts |
-//! | `/api/sweeps/{name}` | one sweep: axes, cells, per-axis progress, the live Δ matrix |
+//! | `/api/sweeps/{name}` | one sweep: axes, cells or tiles, per-axis progress, the Δ matrix ([`sweep_view`]) |
+//! | `/api/sweeps/{name}/cells?offset=N&limit=M` | a page of cells |
 //! | `/api/sweeps/{name}/cells/{index}` | one cell: its chain of jobs, attempts, training curves ([`curves`]), logs tail |
 //! | `/api/workers` | connected workers, their jobs and throughput |
 //! | `/healthz` | `ok` |
 //!
 //! Served with axum (already in the dependency tree through tonic) on its own listener, as a task
-//! of the coordinator's `JoinSet`, stopped with the other background tasks. The listener has no
-//! authentication: bind it to loopback or put it behind a proxy that has.
+//! of the coordinator's `JoinSet`, stopped with the other background tasks. Once the coordinator
+//! has a token, everything but `/` and `/healthz` needs one (`require_token`); a connection that
+//! has not sent its request headers within `http_header_timeout` (10 s) is closed, and at most
+//! 256 connections are served at once.
 
 mod api;
 mod cell;
@@ -123,6 +126,8 @@ pub async fn serve(
         .catalog
         .clone()
         .unwrap_or_else(|| Arc::new(stilts_tasks::Catalog::builtin()));
+    let guard = crate::auth::HttpGuard::new(&shared.cfg);
+    let header_timeout = shared.cfg.http_header_timeout;
     let state = Arc::new(HttpState {
         shared,
         catalog,
@@ -139,16 +144,85 @@ pub async fn serve(
         .route("/api/sweeps/{name}/cells/{index}", get(cell::cell))
         .route("/api/workers", get(api::workers))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(axum::middleware::from_fn_with_state(guard, require_token))
         .with_state(state);
     info!(addr = ?addr, "http listening (dashboard, /metrics)");
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .into_future();
-    tokio::select! {
-        served = server => served
-            .map_err(|e| CoordinatorError::Internal(format!("http server: {e}"))),
-        _ = async { stop.cancelled().await; tokio::time::sleep(DRAIN).await } => Ok(()),
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, go on serving.
+                    tracing::warn!(error = %e, "http accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "http: {MAX_CONNECTIONS} connections open; refusing one more");
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(DRAIN, conn).await;
+                }
+            }
+            drop(slot);
+        });
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
     }
+    let _ = tokio::time::timeout(DRAIN, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}
+
+/// Connections served at once; one more is closed at once (a browser opens about six).
+const MAX_CONNECTIONS: usize = 256;
+
+/// The page itself and `/healthz` are open (they hold no data); everything else needs the token
+/// when one is configured (see [`crate::auth::HttpGuard`]). The page sends the token it was
+/// opened with (`/#token=…`, kept in the tab's session storage) on every fetch.
+async fn require_token(
+    State(guard): State<crate::auth::HttpGuard>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let open = path == "/" || path == "/healthz";
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if open || guard.admits(authorization) {
+        return next.run(req).await;
+    }
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "this coordinator needs a token: send `authorization: Bearer TOKEN` (the read-only \
+         --http-token or the client token), or open the dashboard as /#token=TOKEN",
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    r
 }
 
 async fn dashboard() -> Response {

@@ -24,8 +24,13 @@ pub fn config_with_http() -> (CoordinatorConfig, SocketAddr) {
 
 /// `GET path`: (status code, content type, body).
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    get_with(addr, path, "").await
+}
+
+/// [`get`] with extra header lines (each ending in `\r\n`).
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.unwrap();
