@@ -227,14 +227,7 @@ fn delta(
         drop(reports);
         if let Some(v) = build_delta(st, name, CELL_DETAIL_LIMIT, own.clone()) {
             let v = Arc::new(v);
-            let mut reports = st.reports();
-            let e = reports.entry(name.to_string()).or_default();
-            *e = DeltaCache {
-                seq,
-                at_ms: now,
-                value: Some(v.clone()),
-                building: e.building,
-            };
+            st.keep_delta(name, seq, now, v.clone(), false);
             return (v, now);
         }
         reports = st.reports();
@@ -245,14 +238,7 @@ fn delta(
         let (st, name) = (st.clone(), name.to_string());
         std::thread::spawn(move || {
             let v = Arc::new(build_delta(&st, &name, usize::MAX, own).unwrap_or(Value::Null));
-            let mut reports = st.reports();
-            let e = reports.entry(name).or_default();
-            *e = DeltaCache {
-                seq,
-                at_ms: now,
-                value: Some(v),
-                building: false,
-            };
+            st.keep_delta(&name, seq, now, v, true);
         });
     }
     let value = entry.value.clone().unwrap_or_else(|| Arc::new(Value::Null));
@@ -354,6 +340,18 @@ pub async fn cells(
 }
 
 impl HttpState {
+    /// Records a built Δ matrix; `finished_build` ends the background build of it.
+    fn keep_delta(&self, name: &str, seq: u64, at_ms: u64, v: Arc<Value>, finished_build: bool) {
+        let mut reports = self.reports();
+        let e = reports.entry(name.to_string()).or_default();
+        *e = DeltaCache {
+            seq,
+            at_ms,
+            value: Some(v),
+            building: e.building && !finished_build,
+        };
+    }
+
     fn reports(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, DeltaCache>> {
         self.reports.lock().unwrap_or_else(|p| p.into_inner())
     }

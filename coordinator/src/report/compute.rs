@@ -4,18 +4,14 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use stilts_common::usage::hours;
+use stilts_common::usage::{SweepCompute, hours};
 use stilts_proto::v1 as pb;
 
 /// A sweep's compute, in milliseconds, as the report keeps it (JSON: `compute`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Compute {
-    pub spent_ms: u64,
-    pub gpu_ms: u64,
-    pub lost_ms: u64,
-    pub naive_training_ms: u64,
-    pub planned_training_ms: u64,
-    pub reused_training_ms: u64,
+    #[serde(flatten)]
+    pub totals: SweepCompute,
     pub saved_ms: u64,
     /// (axis, value, spent, gpu, lost) for models, intermediate and target tasks.
     pub axes: Vec<(String, String, u64, u64, u64)>,
@@ -24,12 +20,14 @@ pub struct Compute {
 impl From<&pb::SweepCompute> for Compute {
     fn from(c: &pb::SweepCompute) -> Self {
         Self {
-            spent_ms: c.spent_ms,
-            gpu_ms: c.gpu_ms,
-            lost_ms: c.lost_ms,
-            naive_training_ms: c.naive_training_ms,
-            planned_training_ms: c.planned_training_ms,
-            reused_training_ms: c.reused_training_ms,
+            totals: SweepCompute {
+                spent_ms: c.spent_ms,
+                gpu_ms: c.gpu_ms,
+                lost_ms: c.lost_ms,
+                naive_training_ms: c.naive_training_ms,
+                planned_training_ms: c.planned_training_ms,
+                reused_training_ms: c.reused_training_ms,
+            },
             saved_ms: c.saved_ms,
             axes: c
                 .axes
@@ -51,26 +49,26 @@ impl From<&pb::SweepCompute> for Compute {
 impl Compute {
     /// The short form: spent (GPU, lost) and saved, two lines.
     pub fn lines(&self) -> Vec<String> {
-        let share = if self.naive_training_ms == 0 {
+        let share = if self.totals.naive_training_ms == 0 {
             String::new()
         } else {
             format!(
                 ", {:.0}% of training every cell from scratch ({})",
-                100.0 * self.saved_ms as f64 / self.naive_training_ms as f64,
-                hours(self.naive_training_ms)
+                100.0 * self.saved_ms as f64 / self.totals.naive_training_ms as f64,
+                hours(self.totals.naive_training_ms)
             )
         };
         vec![
             format!(
                 "spent {} ({} on GPUs, {} lost to attempts that did not succeed)",
-                hours(self.spent_ms),
-                hours(self.gpu_ms),
-                hours(self.lost_ms)
+                hours(self.totals.spent_ms),
+                hours(self.totals.gpu_ms),
+                hours(self.totals.lost_ms)
             ),
             format!(
                 "saved {} by shared prefixes and earlier sweeps ({} reused){share}",
                 hours(self.saved_ms),
-                hours(self.reused_training_ms)
+                hours(self.totals.reused_training_ms)
             ),
         ]
     }
@@ -87,20 +85,23 @@ impl Compute {
         );
         let _ = writeln!(out, "| | time |\n|---|---|");
         for (what, ms) in [
-            ("spent", self.spent_ms),
-            ("of which on GPUs", self.gpu_ms),
+            ("spent", self.totals.spent_ms),
+            ("of which on GPUs", self.totals.gpu_ms),
             (
                 "of which lost to attempts that did not succeed",
-                self.lost_ms,
+                self.totals.lost_ms,
             ),
-            ("training every cell from scratch", self.naive_training_ms),
+            (
+                "training every cell from scratch",
+                self.totals.naive_training_ms,
+            ),
             (
                 "training as planned (each job once)",
-                self.planned_training_ms,
+                self.totals.planned_training_ms,
             ),
             (
                 "of which reused from earlier sweeps",
-                self.reused_training_ms,
+                self.totals.reused_training_ms,
             ),
             ("saved", self.saved_ms),
         ] {
