@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use stilts_common::clock::SystemClock;
 use stilts_coordinator::store::etcd::EtcdStore;
 use stilts_coordinator::store::sqlite::SqliteStore;
-use stilts_coordinator::{ClusterConfig, CoordinatorConfig, HttpListener, StoreConfig};
+use stilts_coordinator::{ClusterConfig, CoordinatorConfig, HttpListener, Setup, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -67,12 +67,15 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
         lease_ttl: Duration::from_secs(args.lease_ttl),
         tls,
         auth,
-        http_listener,
         artifacts_root: args.artifacts.clone(),
         max_attempts: args.max_attempts,
         max_cells: args.max_cells,
-        catalog: Some(Arc::new(catalog::load(None)?)),
         ..CoordinatorConfig::default()
+    };
+    let cfg = Setup {
+        config: cfg,
+        http_listener,
+        catalog: Some(Arc::new(catalog::load(None)?)),
     };
     let shutdown = CancellationToken::new();
     on_signals(shutdown.clone(), CancellationToken::new());

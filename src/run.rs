@@ -11,8 +11,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use stilts_common::backend::TrainerBackend;
 use stilts_common::clock::SystemClock;
-use stilts_coordinator::CoordinatorConfig;
 use stilts_coordinator::store::sqlite::SqliteStore;
+use stilts_coordinator::{CoordinatorConfig, Setup};
 use stilts_proto::v1::RetryFailedRequest;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -95,17 +95,20 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .await
         .context("binding a loopback port")?;
     let url = format!("http://{}", listener.local_addr()?);
-    let mut cfg = CoordinatorConfig {
+    let cfg = CoordinatorConfig {
         max_attempts: args.max_attempts,
-        http_listener: crate::roles::http_listener(args.http)?,
         artifacts_root: Some(state.artifacts()),
-        catalog: Some(catalog.clone()),
+        // Every worker that held a lease before this process started was ours, and is gone.
+        expire_leases_on_start: true,
         ..CoordinatorConfig::default()
     };
-    // Every worker that held a lease before this process started was ours, and is gone.
-    cfg.expire_leases_on_start = true;
+    let setup = Setup {
+        config: cfg,
+        http_listener: crate::roles::http_listener(args.http)?,
+        catalog: Some(catalog.clone()),
+    };
     let coordinator = tokio::spawn(stilts_coordinator::run(
-        cfg,
+        setup,
         listener,
         store,
         Arc::new(SystemClock),

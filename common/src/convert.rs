@@ -5,6 +5,7 @@ use stilts_proto::v1 as pb;
 use thiserror::Error;
 
 use crate::failure::{Failure, FailureReason};
+use crate::heartbeat::{HeartbeatReply, RunningJob};
 use crate::job::JobSpec;
 use crate::progress::Progress;
 use crate::series::Point;
@@ -140,6 +141,27 @@ impl From<pb::CurvePoint> for Point {
 }
 
 /// The `spec_json` of a job assignment: the spec's canonical JSON (the form hashed into its key).
+impl From<pb::RunningJob> for RunningJob {
+    fn from(r: pb::RunningJob) -> Self {
+        Self {
+            job_key: r.job_key,
+            attempt: r.attempt,
+            fencing_token: r.fencing_token,
+            progress: r.progress.map(Progress::from),
+            curve: r.curve.into_iter().map(Point::from).collect(),
+        }
+    }
+}
+
+impl From<HeartbeatReply> for pb::HeartbeatResponse {
+    fn from(r: HeartbeatReply) -> Self {
+        Self {
+            cancel_job_keys: r.cancel_job_keys,
+            known: r.known,
+        }
+    }
+}
+
 pub fn job_spec_to_json(spec: &JobSpec) -> String {
     serde_json::to_string(spec).expect("a JobSpec always serialises: string keys, finite fields")
 }

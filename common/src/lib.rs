@@ -5,6 +5,7 @@ pub mod clock;
 pub mod convert;
 pub mod failure;
 pub mod grid;
+pub mod heartbeat;
 pub mod job;
 pub mod key;
 pub mod metrics;

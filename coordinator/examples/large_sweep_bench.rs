@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use stilts_common::clock::SystemClock;
 use stilts_coordinator::store::sqlite::SqliteStore;
-use stilts_coordinator::{CoordinatorConfig, HttpListener};
+use stilts_coordinator::{HttpListener, Setup};
 use stilts_proto::v1 as pb;
 use stilts_proto::v1::sweep_service_client::SweepServiceClient;
 use stilts_proto::v1::worker_service_client::WorkerServiceClient;
@@ -222,9 +222,9 @@ async fn main() {
     let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
     let http = HttpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let http_addr = http.local_addr().unwrap();
-    let cfg = CoordinatorConfig {
+    let cfg = Setup {
         http_listener: Some(http),
-        ..CoordinatorConfig::default()
+        ..Setup::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

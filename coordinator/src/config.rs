@@ -1,8 +1,8 @@
-//! Coordinator configuration: data, with every default stated.
+//! Coordinator configuration: plain data, with every default stated (what the process hands over
+//! at run time besides it is in `setup.rs`).
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -52,19 +52,10 @@ pub struct CoordinatorConfig {
     /// file system): the dashboard then shows the tail of each job's logs. Default none: the
     /// dashboard says the logs are on the worker.
     pub artifacts_root: Option<std::path::PathBuf>,
-    /// An HTTP listener the caller bound already (to know its port first); used instead of
-    /// `http_listen` while it has not been taken. Not configurable from a file. Default none.
-    #[serde(skip)]
-    pub http_listener: Option<crate::http::HttpListener>,
     /// TLS on the gRPC port. Default none: plaintext.
     pub tls: Option<ServerTls>,
     /// Who may call which service. Default: no token.
     pub auth: AuthConfig,
-    /// The task catalog (loaded once by the process) for the planner, the dashboard and the
-    /// report; a sweep's own tasks travel with its jobs. Not configurable from a file. Default
-    /// none: any task name is accepted and `languages = "all"` is an error.
-    #[serde(skip)]
-    pub catalog: Option<Arc<stilts_tasks::Catalog>>,
 }
 
 impl Default for CoordinatorConfig {
@@ -82,10 +73,8 @@ impl Default for CoordinatorConfig {
             http_listen: None,
             http_header_timeout: Duration::from_secs(10),
             artifacts_root: None,
-            http_listener: None,
             tls: None,
             auth: AuthConfig::default(),
-            catalog: None,
         }
     }
 }
@@ -105,10 +94,8 @@ impl fmt::Debug for CoordinatorConfig {
             .field("http_listen", &self.http_listen)
             .field("http_header_timeout", &self.http_header_timeout)
             .field("artifacts_root", &self.artifacts_root)
-            .field("http_listener", &self.http_listener)
             .field("tls", &self.tls)
             .field("auth", &self.auth)
-            .field("catalog", &self.catalog.is_some())
             .finish()
     }
 }

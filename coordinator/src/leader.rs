@@ -40,6 +40,7 @@ use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::health::{self, Health};
 use crate::server::{self, Incoming};
+use crate::setup::Setup;
 use crate::store::etcd::{EtcdStore, Fence};
 use crate::sweep_api::SweepApi;
 use crate::worker_api::WorkerApi;
@@ -72,13 +73,15 @@ impl ClusterConfig {
 
 /// Runs one replica until `shutdown`; see the module doc.
 pub async fn run_replica(
-    cfg: CoordinatorConfig,
+    setup: impl Into<Setup>,
     cluster: ClusterConfig,
     listener: TcpListener,
     store: EtcdStore,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
+    let setup: Setup = setup.into();
+    let cfg = &setup.config;
     let addr = listener.local_addr().ok();
     let listener = Arc::new(listener);
     let election = format!("{}election", store.config().normalized_prefix());
@@ -93,7 +96,7 @@ pub async fn run_replica(
         shutdown.clone(),
     ));
     let follower = Follower {
-        cfg: &cfg,
+        cfg,
         listener: listener.clone(),
         hint: hint_rx.clone(),
         health: health.clone(),
@@ -125,7 +128,7 @@ pub async fn run_replica(
                     lost.cancel();
                 })
             };
-            let outcome = run_term(&cfg, &cluster, &follower, addr, &store, &clock, &election, &term, &shutdown).await;
+            let outcome = run_term(&setup, &cluster, &follower, addr, &store, &clock, &election, &term, &shutdown).await;
             lease_stop.cancel();
             watcher.abort();
             if shutdown.is_cancelled() {
@@ -236,7 +239,7 @@ impl Follower<'_> {
 
 #[allow(clippy::too_many_arguments)]
 async fn run_term(
-    cfg: &CoordinatorConfig,
+    setup: &Setup,
     cluster: &ClusterConfig,
     follower_server: &Follower<'_>,
     addr: Option<std::net::SocketAddr>,
@@ -275,7 +278,7 @@ async fn run_term(
         stop.cancel();
     });
     let served = server::serve(
-        cfg.clone(),
+        setup.clone(),
         addr,
         accept(follower_server.listener.clone()),
         fenced,

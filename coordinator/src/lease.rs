@@ -7,11 +7,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use stilts_common::progress::Progress;
-use stilts_common::series::{MAX_STORED_POINTS, Point};
+use stilts_common::heartbeat::{HeartbeatReply, RunningJob};
+use stilts_common::series::MAX_STORED_POINTS;
 use stilts_common::state::JobState;
 use stilts_common::store::{CurveRecord, Store};
-use stilts_proto::v1 as pb;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -19,7 +18,7 @@ use tracing::warn;
 use crate::cache::{Core, JobIdx};
 use crate::error::CoordinatorError;
 use crate::intents::Intent;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// A worker whose lease ran out, with the attempts it held.
 #[derive(Debug)]
@@ -54,10 +53,10 @@ impl Core {
     pub fn heartbeat(
         &mut self,
         worker: &str,
-        running: Vec<pb::RunningJob>,
+        running: Vec<RunningJob>,
         now_ms: u64,
         ttl_ms: u64,
-    ) -> (pb::HeartbeatResponse, Vec<(JobIdx, u32)>, Vec<CurveRecord>) {
+    ) -> (HeartbeatReply, Vec<(JobIdx, u32)>, Vec<CurveRecord>) {
         let known = self.renew(worker, now_ms, ttl_ms);
         let mut cancel_job_keys = Vec::new();
         let mut curves = Vec::new();
@@ -74,7 +73,7 @@ impl Core {
             if same && rec.status.state == JobState::Leased && rec.version == r.fencing_token {
                 e.unseen = 0;
                 if let Some(p) = r.progress {
-                    e.progress = Some(Progress::from(p));
+                    e.progress = Some(p);
                 }
                 // Only the current attempt's curve is kept (the token proved it above).
                 if !r.curve.is_empty() {
@@ -82,7 +81,7 @@ impl Core {
                     curves.push(CurveRecord {
                         job_key: r.job_key,
                         attempt: r.attempt,
-                        points: r.curve.into_iter().skip(skip).map(Point::from).collect(),
+                        points: r.curve.into_iter().skip(skip).collect(),
                     });
                 }
             } else if e.in_flight || (same && rec.status.state == JobState::Succeeded) {
@@ -118,7 +117,7 @@ impl Core {
                 lost.push((idx, e.record.status.attempt));
             }
         }
-        let reply = pb::HeartbeatResponse {
+        let reply = HeartbeatReply {
             cancel_job_keys,
             known,
         };

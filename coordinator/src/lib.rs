@@ -4,6 +4,9 @@
 //! | file | holds |
 //! |---|---|
 //! | `server.rs` | [`run`]: load, spawn writer and reaper, serve |
+//! | `setup.rs` | what `run` starts from: configuration plus run-time handles (HTTP listener, catalog) |
+//! | `shared.rs` | what the services, writer, reaper and HTTP handlers share (`Shared`) |
+//! | `metrics/` | Prometheus metrics: hooks, histogram, job history, worker rates, exposition |
 //! | `cache.rs` | the in-memory cache of the store and its indexes |
 //! | `scheduler.rs` | the ready queue: critical path first, locality among equals |
 //! | `intents.rs` | requests to the writer; fencing checks; one request → one CAS write |
@@ -28,10 +31,13 @@ pub mod http;
 mod intents;
 pub mod leader;
 mod lease;
+mod metrics;
 pub mod report;
 mod scan;
 mod scheduler;
 mod server;
+pub mod setup;
+mod shared;
 mod status;
 pub mod store;
 pub mod store_config;
@@ -46,4 +52,5 @@ pub use health::LIVENESS;
 pub use http::HttpListener;
 pub use leader::{ClusterConfig, LEADER_METADATA, run_replica};
 pub use server::run;
+pub use setup::Setup;
 pub use store_config::StoreConfig;

@@ -7,7 +7,7 @@
 use stilts_proto::v1 as pb;
 
 use crate::cache::{CellEntry, Core, JobIdx, SweepEntry};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::status::{CellState, StatusTally};
 
 /// Cells or jobs read per hold of the lock, at most.

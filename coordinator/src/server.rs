@@ -1,7 +1,7 @@
 //! `run`: loads the store, starts the writer and the reaper, serves both gRPC services (and
 //! health and reflection, `health.rs`).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use stilts_common::clock::Clock;
@@ -9,21 +9,20 @@ use stilts_common::store::Store;
 use stilts_proto::v1::sweep_service_server::SweepServiceServer;
 use stilts_proto::v1::worker_service_server::WorkerServiceServer;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use crate::auth::Guard;
-use crate::cache::{self, Core};
-use crate::config::CoordinatorConfig;
+use crate::cache;
 use crate::error::CoordinatorError;
-use crate::events::{self, EventTx};
 use crate::health::{self, Health};
-use crate::http::{self, metrics::Metrics};
-use crate::intents::{Intent, Reply};
+use crate::http;
 use crate::lease;
+use crate::setup::Setup;
+use crate::shared::Shared;
 use crate::sweep_api::SweepApi;
 use crate::tls;
 use crate::worker_api::WorkerApi;
@@ -32,52 +31,12 @@ use crate::writer::Writer;
 /// Requests that may wait for the writer before senders are held back.
 const INTENT_QUEUE: usize = 65_536;
 
-/// What the services, the writer and the reaper share.
-pub struct Shared {
-    core: Mutex<Core>,
-    pub cfg: CoordinatorConfig,
-    pub clock: Arc<dyn Clock>,
-    /// Woken whenever a job may have become ready (long-polling `AcquireJob`s wait on it).
-    pub ready: Notify,
-    pub events: EventTx,
-    pub metrics: Metrics,
-    pub intents: mpsc::Sender<Intent>,
-    /// Cancelled when the server stops: long polls and event streams end.
-    pub stop: CancellationToken,
-}
-
-impl Shared {
-    /// The cache. Held briefly, never across an `.await`.
-    pub fn core(&self) -> MutexGuard<'_, Core> {
-        self.core
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Sends a request to the writer and waits for its durable outcome.
-    pub async fn call<T>(
-        &self,
-        make: impl FnOnce(Reply<T>) -> Intent,
-    ) -> Result<T, CoordinatorError> {
-        let (tx, rx) = oneshot::channel();
-        self.intents
-            .send(make(tx))
-            .await
-            .map_err(|_| CoordinatorError::ShuttingDown)?;
-        rx.await.map_err(|_| CoordinatorError::ShuttingDown)?
-    }
-
-    pub fn ttl_ms(&self) -> u64 {
-        self.cfg.lease_ttl_ms()
-    }
-}
-
 /// Serves the coordinator on `listener` until `shutdown` is cancelled or the store fails.
 ///
 /// On start the whole state is loaded from `store` (crash-only: memory is a cache). Jobs still
 /// leased keep their lease for one TTL so that workers that survived a restart can report.
 pub async fn run<S: Store>(
-    cfg: CoordinatorConfig,
+    setup: impl Into<Setup>,
     listener: TcpListener,
     store: S,
     clock: Arc<dyn Clock>,
@@ -86,7 +45,16 @@ pub async fn run<S: Store>(
     let addr = listener.local_addr().ok();
     let incoming = TcpListenerStream::new(listener).boxed();
     let health = Health::new().await;
-    serve(cfg, addr, incoming, store, clock, &health, shutdown).await
+    serve(
+        setup.into(),
+        addr,
+        incoming,
+        store,
+        clock,
+        &health,
+        shutdown,
+    )
+    .await
 }
 
 /// Connections to serve: [`run`] passes its listener's; a cluster replica (`leader.rs`) passes
@@ -96,7 +64,7 @@ pub(crate) type Incoming = futures::stream::BoxStream<'static, std::io::Result<T
 /// [`run`] over any stream of accepted connections; stops when the stream ends too. `health`
 /// reports the API as served from the moment the state is loaded until this returns.
 pub(crate) async fn serve<S: Store>(
-    cfg: CoordinatorConfig,
+    setup: Setup,
     addr: Option<std::net::SocketAddr>,
     incoming: Incoming,
     store: S,
@@ -104,6 +72,11 @@ pub(crate) async fn serve<S: Store>(
     health: &Health,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
+    let Setup {
+        config: cfg,
+        http_listener,
+        catalog,
+    } = setup;
     let tls_config = cfg.tls.as_ref().map(tls::server_config).transpose()?;
     let store = Arc::new(store);
     let (core, repairs) = cache::load(&*store, clock.now_ms(), cfg.lease_ttl_ms()).await?;
@@ -119,18 +92,16 @@ pub(crate) async fn serve<S: Store>(
     );
     let (tx, rx) = mpsc::channel(INTENT_QUEUE);
     let server_stop = shutdown.child_token();
-    let shared = Arc::new(Shared {
-        core: Mutex::new(core),
+    let shared = Arc::new(Shared::new(
+        core,
         cfg,
+        catalog,
         clock,
-        ready: Notify::new(),
-        events: events::channel(),
-        metrics: Metrics::default(),
-        intents: tx,
-        stop: server_stop.clone(),
-    });
+        tx,
+        server_stop.clone(),
+    ));
 
-    let http_listener = http::listener(&shared.cfg).await?;
+    let http_listener = http::listener(http_listener, &shared.cfg).await?;
     let tasks_stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     if let Some(l) = http_listener {

@@ -17,7 +17,7 @@ use tracing::info;
 use crate::cache::{JobIdx, SweepEntry};
 use crate::error::CoordinatorError;
 use crate::intents::Intent;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::status::PAGE_BYTES;
 
 pub struct SweepApi<S> {
@@ -107,7 +107,7 @@ impl<S: Store> SweepService for SweepApi<S> {
         } else {
             req.file_name
         };
-        let catalog = self.shared.cfg.catalog.clone();
+        let catalog = self.shared.catalog.clone();
         let (file, text) = (file_name.clone(), req.grid_toml.clone());
         let catalog_files = req.catalog_files;
         let digests: std::collections::BTreeMap<String, String> =

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::propagation::Injector;
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer};
 use stilts_common::failure::Failure;
+use stilts_common::heartbeat::RunningJob;
 use stilts_common::series::{MAX_STORED_POINTS, Point};
 use stilts_common::store::{CurveRecord, Store, WorkerRecord};
 use stilts_proto::v1 as pb;
@@ -18,7 +19,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::CoordinatorError;
 use crate::intents::{Intent, Report, Undelivered};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 pub struct WorkerApi<S> {
     shared: Arc<Shared>,
@@ -213,13 +214,12 @@ impl<S: Store> WorkerService for WorkerApi<S> {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let req = request.into_inner();
         let now = self.shared.clock.now_ms();
-        self.shared
-            .metrics
-            .heartbeat(&req.worker_id, &req.running, now);
+        let running: Vec<RunningJob> = req.running.into_iter().map(RunningJob::from).collect();
+        self.shared.metrics.heartbeat(&req.worker_id, &running, now);
         let (reply, lost, curves) =
             self.shared
                 .core()
-                .heartbeat(&req.worker_id, req.running, now, self.shared.ttl_ms());
+                .heartbeat(&req.worker_id, running, now, self.shared.ttl_ms());
         for curve in curves {
             self.put_curve(curve).await;
         }
@@ -234,7 +234,7 @@ impl<S: Store> WorkerService for WorkerApi<S> {
                 return Err(Status::unavailable("the coordinator is shutting down"));
             }
         }
-        Ok(Response::new(reply))
+        Ok(Response::new(reply.into()))
     }
 
     async fn complete_job(

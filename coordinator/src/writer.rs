@@ -31,7 +31,7 @@ use crate::cache::{self, CellEntry, Core, JobIdx, Repairs};
 use crate::error::CoordinatorError;
 use crate::events::JobEvent;
 use crate::intents::{Applied, Intent, Pending, Planned, Reply, SubmitSummary, Then, Undelivered};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// How many batches may be at the store at once.
 const PIPELINE: usize = 2;

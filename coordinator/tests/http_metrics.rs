@@ -158,7 +158,7 @@ async fn metrics_count_what_happened() {
 async fn json_api_and_dashboard() {
     let logs = tempfile::tempdir().unwrap();
     let (mut cfg, http) = config_with_http();
-    cfg.artifacts_root = Some(logs.path().to_path_buf());
+    cfg.config.artifacts_root = Some(logs.path().to_path_buf());
     let mut h = Harness::start(SqliteFactory::default(), cfg).await;
     h.submit("metrics.toml", &small_grid()).await;
 
@@ -321,9 +321,9 @@ train = ["train.csv"]
 #[tokio::test]
 async fn http_needs_a_token_and_drops_half_sent_requests() {
     let (mut cfg, http) = config_with_http();
-    cfg.auth.client_token = Some("client-secret".into());
-    cfg.auth.http_token = Some("reader".into());
-    cfg.http_header_timeout = std::time::Duration::from_millis(300);
+    cfg.config.auth.client_token = Some("client-secret".into());
+    cfg.config.auth.http_token = Some("reader".into());
+    cfg.config.http_header_timeout = std::time::Duration::from_millis(300);
     let mut h = Harness::start(SqliteFactory::default(), cfg).await;
     for path in ["/metrics", "/api/sweeps", "/api/workers"] {
         let (status, _, body) = get(http, path).await;

@@ -22,29 +22,12 @@ use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 use crate::executor::Executor;
 use crate::heartbeat::heartbeat_loop;
-use crate::jobs::{self, CancelCause, Jobs};
+use crate::job_table::{CancelCause, Jobs};
+use crate::jobs;
 use crate::link::Link;
-use crate::reports::{ReportQueue, deliver_reports};
-
-/// State shared by the agent's loops and job threads.
-pub(crate) struct Agent {
-    pub(crate) cfg: WorkerConfig,
-    pub(crate) executor: Arc<dyn Executor>,
-    pub(crate) link: Link,
-    pub(crate) jobs: Jobs,
-    pub(crate) reports: ReportQueue,
-    fatal: Mutex<Option<WorkerError>>,
-    fatal_token: CancellationToken,
-}
-
-impl Agent {
-    /// Records an error that ends the agent (the first one wins) and starts the shutdown.
-    pub(crate) fn fail(&self, e: WorkerError) {
-        error!(error = %e, "worker stopping");
-        self.fatal.lock().expect("fatal lock").get_or_insert(e);
-        self.fatal_token.cancel();
-    }
-}
+use crate::report_queue::ReportQueue;
+use crate::reports::deliver_reports;
+use crate::shared::Agent;
 
 /// Runs a worker until `shutdown` fires, then drains gracefully (see the module doc).
 pub async fn run(

@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tracing::{debug, info, warn};
 
-use crate::agent::Agent;
-use crate::jobs::CancelCause;
+use crate::job_table::CancelCause;
+use crate::shared::Agent;
 
 /// Heartbeats until `stop` fires. A heartbeat that fails is not retried early: the next one is
 /// due within a third of the lease anyway, and the link has moved to the next address.

@@ -1,4 +1,5 @@
-//! The jobs running on this worker: the table heartbeats read, and the thread each job runs on.
+//! The thread each job runs on: directories, the executor call, the report (the table of
+//! running jobs that heartbeats read is `job_table.rs`).
 //!
 //! Layout per job key `K` under the artifact root: `K/` is the output directory (kept across
 //! attempts so a retry can resume from its checkpoints), `K/metrics.json` the metrics file,
@@ -6,198 +7,21 @@
 //! to `K/logs/attempt-<n>/previous-metrics.json` before attempt `n` starts, so a stale file is
 //! never taken for this attempt's result.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use stilts_common::convert::job_spec_from_json;
 use stilts_common::failure::{Failure, FailureReason};
-use stilts_common::series::Series;
 use stilts_proto::v1 as pb;
-use tokio::sync::watch;
 use tracing::{error, info, info_span, warn};
 
-use crate::agent::Agent;
-use crate::executor::{CancelFlag, JobContext, JobOutput, Point, Progress, ProgressSink};
-use crate::reports::{Outcome, Report, ReportQueue};
+use crate::executor::{CancelFlag, JobContext, JobOutput};
+use crate::job_table::{CancelCause, Entry, SharedProgress, handed_back};
+use crate::report_queue::{Outcome, Report};
+use crate::shared::Agent;
 use crate::trace_ctx;
-
-/// Why the worker cancelled a job; decides how the failure is reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CancelCause {
-    /// The coordinator ordered it (sweep cancelled, job reassigned).
-    Coordinator,
-    /// The worker is shutting down: the job should run again elsewhere at no cost.
-    Shutdown,
-}
-
-/// The failure reported for work the worker gives back because it is going away.
-pub(crate) fn handed_back(message: impl Into<String>) -> Failure {
-    Failure::preempted(message)
-}
-
-/// Latest progress and the curve of one job, written by its executor, read by heartbeats.
-#[derive(Debug, Default)]
-struct SharedProgress {
-    progress: Mutex<Progress>,
-    curve: Mutex<Curve>,
-}
-
-/// A job's bounded curve and what of it the coordinator has.
-#[derive(Debug, Default)]
-struct Curve {
-    series: Series,
-    /// Points offered when the last heartbeat that reached the coordinator was taken.
-    delivered: u64,
-    /// Points offered when the last heartbeat was taken (delivered once it is answered).
-    pending: u64,
-}
-
-impl ProgressSink for SharedProgress {
-    fn report(&self, progress: Progress) {
-        *self.progress.lock().expect("progress lock") = progress;
-    }
-
-    fn point(&self, point: Point) {
-        self.curve.lock().expect("curve lock").series.push(point);
-    }
-}
-
-impl SharedProgress {
-    /// The whole curve when it changed since the last delivered heartbeat, else nothing.
-    fn curve_update(&self) -> Vec<pb::CurvePoint> {
-        let mut curve = self.curve.lock().expect("curve lock");
-        let offered = curve.series.offered();
-        if offered == curve.delivered {
-            return Vec::new();
-        }
-        curve.pending = offered;
-        curve.series.points().into_iter().map(Into::into).collect()
-    }
-}
-
-struct Entry {
-    attempt: u32,
-    token: u64,
-    progress: Arc<SharedProgress>,
-    cancel: CancelFlag,
-    cause: Option<CancelCause>,
-    /// The attempt's trace context (from the assignment); the report span joins it.
-    trace: opentelemetry::Context,
-}
-
-/// The running jobs, by key.
-pub(crate) struct Jobs {
-    map: Mutex<HashMap<String, Entry>>,
-    count: watch::Sender<usize>,
-}
-
-impl Jobs {
-    pub(crate) fn new() -> Self {
-        Self {
-            map: Mutex::new(HashMap::new()),
-            count: watch::Sender::new(0),
-        }
-    }
-
-    pub(crate) fn running(&self) -> usize {
-        *self.count.borrow()
-    }
-
-    /// Waits until fewer than `slots` jobs run; returns the number of free slots.
-    pub(crate) async fn wait_free(&self, slots: u32) -> u32 {
-        let mut rx = self.count.subscribe();
-        let n = *rx
-            .wait_for(|n| *n < slots as usize)
-            .await
-            .expect("sender lives in self");
-        slots - n as u32
-    }
-
-    /// Waits until no job runs.
-    pub(crate) async fn wait_idle(&self) {
-        let mut rx = self.count.subscribe();
-        let _ = rx.wait_for(|n| *n == 0).await;
-    }
-
-    /// What heartbeats carry: every running job with its current attempt, token and progress,
-    /// then every attempt whose report is not delivered yet (no progress), so that the
-    /// coordinator can tell a job this worker holds from an assignment that never arrived.
-    /// The running table's lock is held while the reports are read: [`finish`] queues a report
-    /// under that lock, so a job that ends meanwhile is in one list or the other, never in none.
-    pub(crate) fn snapshot(&self, reports: &ReportQueue) -> Vec<pb::RunningJob> {
-        let map = self.map.lock().expect("jobs lock");
-        let mut out: Vec<pb::RunningJob> = map
-            .iter()
-            .map(|(key, e)| pb::RunningJob {
-                job_key: key.clone(),
-                attempt: e.attempt,
-                fencing_token: e.token,
-                progress: Some(
-                    e.progress
-                        .progress
-                        .lock()
-                        .expect("progress lock")
-                        .clone()
-                        .into(),
-                ),
-                curve: e.progress.curve_update(),
-            })
-            .collect();
-        // A key that runs again here (a newer attempt) is listed once, as running.
-        out.extend(
-            reports
-                .undelivered()
-                .into_iter()
-                .filter(|(key, ..)| !map.contains_key(key))
-                .map(|(job_key, attempt, fencing_token)| pb::RunningJob {
-                    job_key,
-                    attempt,
-                    fencing_token,
-                    progress: None,
-                    curve: Vec::new(),
-                }),
-        );
-        out
-    }
-
-    /// Marks the curves sent with the last heartbeat as delivered (called once it is answered),
-    /// so that only changed curves ride on the next ones.
-    pub(crate) fn curves_delivered(&self) {
-        let map = self.map.lock().expect("jobs lock");
-        for entry in map.values() {
-            let mut curve = entry.progress.curve.lock().expect("curve lock");
-            curve.delivered = curve.pending;
-        }
-    }
-
-    /// Raises the cancel flag of job `key`; false when it does not run here.
-    pub(crate) fn cancel(&self, key: &str, cause: CancelCause) -> bool {
-        let mut map = self.map.lock().expect("jobs lock");
-        let Some(entry) = map.get_mut(key) else {
-            return false;
-        };
-        entry.cause.get_or_insert(cause);
-        entry.cancel.cancel();
-        true
-    }
-
-    /// Cancels every running job; returns how many.
-    pub(crate) fn cancel_all(&self, cause: CancelCause) -> usize {
-        let mut map = self.map.lock().expect("jobs lock");
-        for entry in map.values_mut() {
-            entry.cause.get_or_insert(cause);
-            entry.cancel.cancel();
-        }
-        map.len()
-    }
-
-    fn publish(&self, map: &HashMap<String, Entry>) {
-        self.count.send_replace(map.len());
-    }
-}
 
 /// A job key is a directory name under the artifact root: it must not escape it.
 fn safe_key(key: &str) -> bool {

@@ -15,6 +15,7 @@ pub mod device;
 pub mod error;
 pub mod executor;
 mod heartbeat;
+mod job_table;
 mod jobs;
 mod link;
 mod log_tail;
@@ -22,7 +23,9 @@ pub mod metrics;
 pub mod model_fetch;
 mod process;
 pub mod progress_line;
+mod report_queue;
 mod reports;
+mod shared;
 pub mod tls;
 pub mod trace_ctx;
 

@@ -21,7 +21,6 @@
 mod api;
 mod cell;
 pub mod curves;
-pub mod metrics;
 mod sweep_view;
 
 use std::net::SocketAddr;
@@ -38,7 +37,7 @@ use tracing::info;
 
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// The dashboard page.
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -80,13 +79,14 @@ impl std::fmt::Debug for HttpListener {
     }
 }
 
-/// The listener `cfg` asks for: the pre-bound one if it is still there, else `http_listen`
+/// The HTTP listener: the pre-bound one if it is still there, else `cfg.http_listen`
 /// bound now; `None` when neither is set.
 pub async fn listener(
+    pre_bound: Option<HttpListener>,
     cfg: &CoordinatorConfig,
 ) -> Result<Option<tokio::net::TcpListener>, CoordinatorError> {
     let io = |what: String, e: std::io::Error| CoordinatorError::Internal(format!("{what}: {e}"));
-    if let Some(l) = cfg.http_listener.as_ref().and_then(HttpListener::take) {
+    if let Some(l) = pre_bound.as_ref().and_then(HttpListener::take) {
         l.set_nonblocking(true)
             .map_err(|e| io("http listener".into(), e))?;
         return tokio::net::TcpListener::from_std(l)
@@ -122,7 +122,6 @@ pub async fn serve(
 ) -> Result<(), CoordinatorError> {
     let addr = listener.local_addr().ok();
     let catalog = shared
-        .cfg
         .catalog
         .clone()
         .unwrap_or_else(|| Arc::new(stilts_tasks::Catalog::builtin()));

@@ -14,6 +14,7 @@
 
 mod codec;
 pub(crate) mod lifecycle;
+mod op_error;
 mod ops;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ use stilts_common::store::{
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-use self::ops::OpError;
+use self::op_error::OpError;
 
 /// Schema version this code writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 4;

@@ -5,21 +5,22 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use stilts_coordinator::{CoordinatorConfig, HttpListener};
+use stilts_coordinator::{HttpListener, Setup};
 use stilts_proto::v1 as pb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
 
-/// The test config with an HTTP listener on a free loopback port, and that port's address.
-pub fn config_with_http() -> (CoordinatorConfig, SocketAddr) {
+/// The test setup with an HTTP listener on a free loopback port, and that port's address.
+pub fn config_with_http() -> (Setup, SocketAddr) {
     let listener = HttpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
-    let cfg = CoordinatorConfig {
+    let setup = Setup {
+        config: test_config(),
         http_listener: Some(listener),
-        ..test_config()
+        catalog: None,
     };
-    (cfg, addr)
+    (setup, addr)
 }
 
 /// `GET path`: (status code, content type, body).

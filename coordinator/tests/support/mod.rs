@@ -12,7 +12,7 @@ use std::time::Duration;
 use stilts_common::clock::ManualClock;
 use stilts_common::store::Store;
 use stilts_coordinator::store::sqlite::SqliteStore;
-use stilts_coordinator::{CoordinatorConfig, CoordinatorError};
+use stilts_coordinator::{CoordinatorConfig, CoordinatorError, Setup};
 use stilts_proto::v1 as pb;
 use stilts_proto::v1::sweep_service_client::SweepServiceClient;
 use stilts_proto::v1::worker_service_client::WorkerServiceClient;
@@ -79,7 +79,7 @@ pub fn test_config() -> CoordinatorConfig {
 
 pub struct Harness<F: StoreFactory> {
     pub factory: F,
-    pub cfg: CoordinatorConfig,
+    pub setup: Setup,
     pub clock: ManualClock,
     shutdown: CancellationToken,
     server: Option<JoinHandle<Result<(), CoordinatorError>>>,
@@ -88,12 +88,13 @@ pub struct Harness<F: StoreFactory> {
 }
 
 impl<F: StoreFactory> Harness<F> {
-    pub async fn start(factory: F, cfg: CoordinatorConfig) -> Self {
+    pub async fn start(factory: F, setup: impl Into<Setup>) -> Self {
+        let setup = setup.into();
         let clock = ManualClock::new(1_000_000);
-        let (shutdown, server, workers, sweeps) = launch(&factory, &cfg, &clock).await;
+        let (shutdown, server, workers, sweeps) = launch(&factory, &setup, &clock).await;
         Self {
             factory,
-            cfg,
+            setup,
             clock,
             shutdown,
             server: Some(server),
@@ -107,7 +108,7 @@ impl<F: StoreFactory> Harness<F> {
     pub async fn restart(&mut self) {
         self.stop().await;
         let (shutdown, server, workers, sweeps) =
-            launch(&self.factory, &self.cfg, &self.clock).await;
+            launch(&self.factory, &self.setup, &self.clock).await;
         self.shutdown = shutdown;
         self.server = Some(server);
         self.workers = workers;
@@ -274,7 +275,7 @@ impl<F: StoreFactory> Harness<F> {
 
 async fn launch<F: StoreFactory>(
     factory: &F,
-    cfg: &CoordinatorConfig,
+    setup: &Setup,
     clock: &ManualClock,
 ) -> (
     CancellationToken,
@@ -287,7 +288,7 @@ async fn launch<F: StoreFactory>(
     let store = factory.open().await;
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(stilts_coordinator::run(
-        cfg.clone(),
+        setup.clone(),
         listener,
         store,
         Arc::new(clock.clone()),

@@ -321,7 +321,7 @@ impl BurnExecutor {
 
         // The fresh head's initial weights come from the job's seed, not from whatever the
         // process's generator was left at by earlier jobs.
-        crate::dropout::seed(&device, crate::train::derive_seed(cfg.seed, 0, 0));
+        crate::dropout::seed(&device, crate::seed::derive_seed(cfg.seed, 0, 0));
         let head = HeadConfig::new(encoder_config.hidden_size, kind.num_outputs()).init(&device);
         let mut model = TaskModel { encoder, head };
         let mut phase_metrics = Vec::new();

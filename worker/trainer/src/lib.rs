@@ -21,6 +21,7 @@ pub mod precision;
 pub mod qa;
 pub mod recipe;
 pub mod retrieval;
+mod seed;
 pub mod source;
 pub mod tokenize;
 pub mod train;

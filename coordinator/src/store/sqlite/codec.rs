@@ -8,7 +8,7 @@ use stilts_common::job::JobSpec;
 use stilts_common::state::{JobState, JobStatus};
 use stilts_common::store::{CellRecord, EventRecord, JobRecord, SweepRecord, WorkerRecord};
 
-use super::ops::OpError;
+use super::op_error::OpError;
 
 /// u64 → the i64 SQLite stores (two's complement bit pattern).
 pub(super) fn to_db(v: u64) -> i64 {

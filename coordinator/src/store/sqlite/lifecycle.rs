@@ -3,7 +3,7 @@
 use rusqlite::{Connection, TransactionBehavior, params};
 use stilts_common::store::{DeleteOutcome, StoreError};
 
-use super::ops::OpError;
+use super::op_error::OpError;
 
 /// One transaction: the sweep's memberships, cells and record; with `purge`, then every job of
 /// no sweep that is not leased, with its results and curves.

@@ -9,42 +9,12 @@ use stilts_common::store::{
     SubmitOutcome, SweepRecord, WorkerRecord,
 };
 
-use super::SqliteError;
 use super::codec::{
     CELL_COLS, EVENT_COLS, JOB_COLS, SWEEP_COLS, WORKER_COLS, cell_from_row, decode_worker,
     event_from_row, from_db, job_json, raw_job_from_row, raw_worker_from_row, result_rows,
     status_json, sweep_from_row, to_db,
 };
-
-/// What an operation fails with on the SQLite thread; becomes a [`StoreError`] for the caller.
-#[derive(Debug)]
-pub(crate) enum OpError {
-    Store(StoreError),
-    Db(SqliteError),
-    Corrupt { what: String, detail: String },
-}
-
-impl From<rusqlite::Error> for OpError {
-    fn from(e: rusqlite::Error) -> Self {
-        OpError::Db(SqliteError::Sqlite(e))
-    }
-}
-
-impl From<serde_json::Error> for OpError {
-    fn from(e: serde_json::Error) -> Self {
-        OpError::Db(SqliteError::Json(e))
-    }
-}
-
-impl From<OpError> for StoreError {
-    fn from(e: OpError) -> Self {
-        match e {
-            OpError::Store(e) => e,
-            OpError::Db(e) => e.into(),
-            OpError::Corrupt { what, detail } => StoreError::Corrupt { what, detail },
-        }
-    }
-}
+use super::op_error::OpError;
 
 /// Wall-clock time for `updated_at_ms` (informational; nothing schedules on it).
 fn now_ms() -> i64 {
