@@ -220,7 +220,11 @@ pub fn format_status(s: &SweepStatus) -> String {
         let _ = writeln!(out, "    {:<20} {}", a.value, counts(&a.cells));
     }
     if let Some(c) = &s.compute {
-        for line in stilts_coordinator::report::compute::Compute::from(c).lines() {
+        for line in stilts_coordinator::report::compute::Compute::from(
+            &stilts_common::sweep_status::ComputeSummary::from(c),
+        )
+        .lines()
+        {
             let _ = writeln!(out, "  compute: {line}");
         }
     }

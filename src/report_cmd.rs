@@ -5,12 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use stilts_coordinator::report::export::{self, JobProvenance, Provenance};
-use stilts_coordinator::report::{
-    self, CellOutcome, CellState, ReportError, ReportInput, ResultValue,
-};
+use stilts_coordinator::report::{self, CellOutcome, ReportError, ReportInput, ResultValue};
 
 use crate::cli::ReportArgs;
 use crate::local_results::Session;
+use stilts_common::sweep_status::{CellRow, ComputeSummary, ResultRow};
 
 pub async fn run(args: ReportArgs) -> Result<()> {
     let mut session = Session::open(args.coordinator.as_deref(), &args.state.state_dir).await?;
@@ -72,12 +71,12 @@ async fn fetch(session: &mut Session, sweep: Option<&str>) -> Result<Fetched> {
     }
     let cells = cells
         .into_iter()
-        .map(|c| {
-            let state = CellState::parse(&c.state).unwrap_or(CellState::Blocked);
-            CellOutcome::from_cell(c, state)
-        })
+        .map(|c| CellOutcome::from(CellRow::from(c)))
         .collect();
-    let results = rows.into_iter().map(ResultValue::from).collect();
+    let results = rows
+        .into_iter()
+        .map(|r| ResultValue::from(ResultRow::from(r)))
+        .collect();
     Ok((
         ReportInput {
             sweep,
@@ -86,7 +85,10 @@ async fn fetch(session: &mut Session, sweep: Option<&str>) -> Result<Fetched> {
         },
         provenance,
         own_tasks,
-        status.compute.as_ref().map(report::compute::Compute::from),
+        status
+            .compute
+            .as_ref()
+            .map(|c| report::compute::Compute::from(&ComputeSummary::from(c))),
     ))
 }
 

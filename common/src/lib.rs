@@ -1,6 +1,7 @@
 //! Domain types shared by every stilts role. No tonic server, no burn, no SQL in here.
 
 pub mod backend;
+pub mod cell_state;
 pub mod clock;
 pub mod convert;
 pub mod failure;
@@ -14,5 +15,6 @@ pub mod progress;
 pub mod series;
 pub mod state;
 pub mod store;
+pub mod sweep_status;
 pub mod template;
 pub mod usage;

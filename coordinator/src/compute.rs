@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use stilts_common::job::StageKind;
+use stilts_common::sweep_status::{AxisCompute, ComputeSummary};
 use stilts_common::usage::{SweepCompute, Usage};
-use stilts_proto::v1 as pb;
 
 use crate::cache::{CellEntry, Core, JobIdx, SweepEntry};
 
@@ -74,20 +74,15 @@ impl ComputeTally {
         }
     }
 
-    pub fn finish(self) -> pb::SweepCompute {
+    pub fn finish(self) -> ComputeSummary {
         let t = self.totals;
-        pb::SweepCompute {
-            spent_ms: t.spent_ms,
-            gpu_ms: t.gpu_ms,
-            lost_ms: t.lost_ms,
-            naive_training_ms: t.naive_training_ms,
-            planned_training_ms: t.planned_training_ms,
-            reused_training_ms: t.reused_training_ms,
+        ComputeSummary {
             saved_ms: t.saved_ms(),
+            totals: t,
             axes: self
                 .axes
                 .into_iter()
-                .map(|((axis, value), [spent, gpu, lost])| pb::AxisCompute {
+                .map(|((axis, value), [spent, gpu, lost])| AxisCompute {
                     axis: axis.to_string(),
                     value,
                     spent_ms: spent,

@@ -4,7 +4,7 @@
 //! read it: right for status pages and dashboards, not for decisions. Scans are CPU work; the
 //! async services run them on blocking threads.
 
-use stilts_proto::v1 as pb;
+use stilts_common::sweep_status::SweepStatus;
 
 use crate::cache::{CellEntry, Core, JobIdx, SweepEntry};
 use crate::shared::Shared;
@@ -79,7 +79,7 @@ pub fn jobs(shared: &Shared, name: &str, mut f: impl FnMut(&Core, JobIdx)) -> bo
 }
 
 /// [`Core::sweep_status`], read a chunk at a time; `None` when there is no such sweep.
-pub fn sweep_status(shared: &Shared, name: &str) -> Option<pb::SweepStatus> {
+pub fn sweep_status(shared: &Shared, name: &str) -> Option<SweepStatus> {
     sweep_status_with(shared, name, |_, _, _, _| {})
 }
 
@@ -88,7 +88,7 @@ pub fn sweep_status_with(
     shared: &Shared,
     name: &str,
     mut each: impl FnMut(&Core, usize, &CellEntry, CellState),
-) -> Option<pb::SweepStatus> {
+) -> Option<SweepStatus> {
     let mut tally = StatusTally::new(shared.core().sweep(name)?);
     let found = cells(shared, name, |core, _, i, c, st| {
         tally.cell(core, c, st);

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use stilts_common::backend::Need;
+pub use stilts_common::cell_state::CellState;
 use stilts_common::job::StageKind;
 use stilts_common::state::JobState;
-use stilts_proto::v1 as pb;
+use stilts_common::sweep_status::{AxisCounts, CellRow, JobSummary, ResultRow, SweepStatus};
 
 use crate::cache::{CellEntry, Core, JobIdx, SweepEntry};
 use crate::compute::ComputeTally;
@@ -13,72 +14,14 @@ use crate::compute::ComputeTally;
 /// Failed jobs listed in a sweep status, at most.
 pub const MAX_FAILED_LISTED: usize = 50;
 
-/// A cell's state, derived from its chain of jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CellState {
-    Blocked,
-    Ready,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl CellState {
-    pub const ALL: [CellState; 6] = [
-        Self::Blocked,
-        Self::Ready,
-        Self::Running,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Blocked => "blocked",
-            Self::Ready => "ready",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
-    }
-
-    /// Folds the states of a chain: any failed → failed; else any cancelled → cancelled; all
-    /// succeeded → succeeded; any leased → running; any ready → ready; else blocked.
-    pub fn of_chain(states: impl IntoIterator<Item = JobState>) -> Self {
-        let (mut failed, mut cancelled, mut leased, mut ready, mut all_done) =
-            (false, false, false, false, true);
-        for s in states {
-            failed |= s == JobState::Failed;
-            cancelled |= s == JobState::Cancelled;
-            leased |= s == JobState::Leased;
-            ready |= s == JobState::Ready;
-            all_done &= s == JobState::Succeeded;
-        }
-        match () {
-            _ if failed => Self::Failed,
-            _ if cancelled => Self::Cancelled,
-            _ if all_done => Self::Succeeded,
-            _ if leased => Self::Running,
-            _ if ready => Self::Ready,
-            _ => Self::Blocked,
-        }
-    }
-}
-
 /// Bytes of messages per page of cells or results: far below gRPC's default 4 MiB limit on
 /// decoding, small enough that the cache lock is held briefly per page.
 pub const PAGE_BYTES: usize = 1 << 20;
 
 /// Fills one page from the cells at `offset..`, `add` pushing a cell's items and returning their
-/// size, until `max_bytes` is reached; returns the items and the next offset (0: done).
-fn page<T>(
+/// size, until `max_bytes` is reached; returns the items and the next offset (0: done). The
+/// services measure wire messages with it (`sweep_api.rs`).
+pub(crate) fn page<T>(
     s: &SweepEntry,
     offset: u64,
     max_bytes: usize,
@@ -96,21 +39,6 @@ fn page<T>(
     (out, 0)
 }
 
-fn counts(c: &[u64; 6], names: impl Fn(usize) -> &'static str) -> Vec<pb::StateCount> {
-    c.iter()
-        .enumerate()
-        .filter(|(_, n)| **n > 0)
-        .map(|(i, &count)| pb::StateCount {
-            state: names(i).to_string(),
-            count,
-        })
-        .collect()
-}
-
-fn cell_counts(c: &[u64; 6]) -> Vec<pb::StateCount> {
-    counts(c, |i| CellState::ALL[i].as_str())
-}
-
 /// A sweep's status, added up a cell and a job at a time (so that big sweeps can be read in
 /// chunks): cell counts overall and per axis value, job counts per stage, failed jobs, and the
 /// ready jobs per need for the pending reason.
@@ -120,7 +48,7 @@ pub struct StatusTally {
     cells: [u64; 6],
     finished: bool,
     jobs: [[u64; 6]; 3],
-    failed: Vec<pb::JobSummary>,
+    failed: Vec<JobSummary>,
     ready_by_need: [u64; Need::ALL.len()],
     /// The definitions of the tasks the sweep's grid brought (see [`Core::sweep_tasks`]).
     tasks: BTreeMap<String, serde_json::Value>,
@@ -183,7 +111,7 @@ impl StatusTally {
         }
     }
 
-    pub fn finish(self, core: &Core, s: &SweepEntry) -> pb::SweepStatus {
+    pub fn finish(self, core: &Core, s: &SweepEntry) -> SweepStatus {
         let axes = &s.axes;
         let values: [Vec<String>; 5] = [
             axes.models.clone(),
@@ -197,25 +125,19 @@ impl StatusTally {
             .into_iter()
             .enumerate()
         {
-            for (v, c) in self.per_axis[axis].iter().enumerate() {
-                axis_counts.push(pb::AxisValueCounts {
-                    axis: name.to_string(),
+            for (v, &cells) in self.per_axis[axis].iter().enumerate() {
+                axis_counts.push(AxisCounts {
+                    axis: name,
                     value: values[axis].get(v).cloned().unwrap_or_default(),
-                    cells: cell_counts(c),
+                    cells,
                 });
             }
         }
-        pb::SweepStatus {
+        SweepStatus {
             sweep: s.record.name.clone(),
             cells_total: s.cells.len() as u64,
-            cells: cell_counts(&self.cells),
-            jobs: StageKind::ALL
-                .into_iter()
-                .map(|k| pb::KindCounts {
-                    kind: k.as_str().to_string(),
-                    jobs: counts(&self.jobs[k.rank() as usize], |i| JobState::ALL[i].as_str()),
-                })
-                .collect(),
+            cells: self.cells,
+            jobs: self.jobs,
             axes: axis_counts,
             finished: self.finished,
             failed: self.failed,
@@ -226,7 +148,7 @@ impl StatusTally {
             } else {
                 serde_json::to_string(&self.tasks).unwrap_or_default()
             },
-            compute: Some(self.compute.finish()),
+            compute: self.compute.finish(),
         }
     }
 }
@@ -285,7 +207,7 @@ impl Core {
 
     /// The status of a sweep in one hold of the lock (tests and small sweeps; the services
     /// read big ones a chunk at a time with [`crate::scan::sweep_status`]).
-    pub fn sweep_status(&self, s: &SweepEntry) -> pb::SweepStatus {
+    pub fn sweep_status(&self, s: &SweepEntry) -> SweepStatus {
         let mut tally = StatusTally::new(s);
         for c in &s.cells {
             tally.cell(self, c, self.cell_state(c));
@@ -340,12 +262,12 @@ impl Core {
             .collect()
     }
 
-    pub fn job_summary(&self, j: JobIdx) -> pb::JobSummary {
+    pub fn job_summary(&self, j: JobIdx) -> JobSummary {
         let e = &self.jobs[j as usize];
-        pb::JobSummary {
+        JobSummary {
             job_key: e.record.key.clone(),
-            kind: e.record.spec.kind.as_str().to_string(),
-            state: e.record.status.state.as_str().to_string(),
+            kind: e.record.spec.kind,
+            state: e.record.status.state,
             attempt: e.record.status.attempt,
             message: e
                 .record
@@ -353,60 +275,30 @@ impl Core {
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
-            progress: e.progress.clone().map(pb::Progress::from),
+            progress: e.progress.clone(),
             worker_id: e.record.worker_id.clone().unwrap_or_default(),
         }
     }
 
-    pub fn list_cells(&self, s: &SweepEntry) -> Vec<pb::Cell> {
-        s.cells.iter().map(|c| self.cell_message(s, c)).collect()
+    pub fn list_cells(&self, s: &SweepEntry) -> Vec<CellRow> {
+        s.cells.iter().map(|c| self.cell_row(s, c)).collect()
     }
 
-    pub(crate) fn cell_message(&self, s: &SweepEntry, c: &CellEntry) -> pb::Cell {
-        pb::Cell {
+    pub(crate) fn cell_row(&self, s: &SweepEntry, c: &CellEntry) -> CellRow {
+        CellRow {
             model: s.axes.models[c.model as usize].clone(),
             intermediate: s.axes.intermediates[c.intermediate as usize].clone(),
             target: s.axes.targets[c.target as usize].clone(),
             language: s.axes.languages[c.language as usize].clone(),
             seed: s.axes.seeds[c.seed as usize],
-            state: self.cell_state(c).as_str().to_string(),
+            state: self.cell_state(c),
             job_keys: self.chain_keys(c.evaluate),
-            reason: self.cell_reason(c).unwrap_or_default(),
+            reason: self.cell_reason(c),
         }
     }
 
-    /// One page of cells from index `offset`, about `max_bytes` of messages at most (always at
-    /// least one cell), and the index of the next page (0: none).
-    pub fn cells_page(
-        &self,
-        s: &SweepEntry,
-        offset: u64,
-        max_bytes: usize,
-    ) -> (Vec<pb::Cell>, u64) {
-        page(s, offset, max_bytes, |c, out: &mut Vec<pb::Cell>| {
-            let m = self.cell_message(s, c);
-            let n = prost::Message::encoded_len(&m);
-            out.push(m);
-            n
-        })
-    }
-
-    /// One page of result rows, for the cells from index `offset` (see [`Core::cells_page`]).
-    pub fn results_page(
-        &self,
-        s: &SweepEntry,
-        offset: u64,
-        max_bytes: usize,
-    ) -> (Vec<pb::ResultRow>, u64) {
-        page(s, offset, max_bytes, |c, out: &mut Vec<pb::ResultRow>| {
-            let before = out.len();
-            self.cell_results(s, c, out);
-            out[before..].iter().map(prost::Message::encoded_len).sum()
-        })
-    }
-
     /// One row per cell and numeric metric its evaluate job reported for the cell's language.
-    pub fn results(&self, s: &SweepEntry) -> Vec<pb::ResultRow> {
+    pub fn results(&self, s: &SweepEntry) -> Vec<ResultRow> {
         let mut rows = Vec::new();
         for c in &s.cells {
             self.cell_results(s, c, &mut rows);
@@ -414,12 +306,7 @@ impl Core {
         rows
     }
 
-    pub(crate) fn cell_results(
-        &self,
-        s: &SweepEntry,
-        c: &CellEntry,
-        rows: &mut Vec<pb::ResultRow>,
-    ) {
+    pub(crate) fn cell_results(&self, s: &SweepEntry, c: &CellEntry, rows: &mut Vec<ResultRow>) {
         let e = &self.jobs[c.evaluate as usize].record;
         if e.status.state != JobState::Succeeded {
             return;
@@ -434,7 +321,7 @@ impl Core {
             let Some(value) = value.as_f64() else {
                 continue;
             };
-            rows.push(pb::ResultRow {
+            rows.push(ResultRow {
                 model: s.axes.models[c.model as usize].clone(),
                 intermediate: s.axes.intermediates[c.intermediate as usize].clone(),
                 target: s.axes.targets[c.target as usize].clone(),
@@ -447,33 +334,5 @@ impl Core {
                 data_version: e.spec.data_version.clone(),
             });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use JobState::*;
-
-    #[test]
-    fn chain_state_folds_by_precedence() {
-        assert_eq!(
-            CellState::of_chain([Succeeded, Failed, Blocked]),
-            CellState::Failed
-        );
-        assert_eq!(
-            CellState::of_chain([Succeeded, Cancelled]),
-            CellState::Cancelled
-        );
-        assert_eq!(
-            CellState::of_chain([Succeeded, Succeeded]),
-            CellState::Succeeded
-        );
-        assert_eq!(
-            CellState::of_chain([Succeeded, Leased, Blocked]),
-            CellState::Running
-        );
-        assert_eq!(CellState::of_chain([Ready, Blocked]), CellState::Ready);
-        assert_eq!(CellState::of_chain([Blocked]), CellState::Blocked);
     }
 }

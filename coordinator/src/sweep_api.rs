@@ -18,7 +18,7 @@ use crate::cache::{JobIdx, SweepEntry};
 use crate::error::CoordinatorError;
 use crate::intents::Intent;
 use crate::shared::Shared;
-use crate::status::PAGE_BYTES;
+use crate::status::{PAGE_BYTES, page};
 
 pub struct SweepApi<S> {
     shared: Arc<Shared>,
@@ -167,7 +167,7 @@ impl<S: Store> SweepService for SweepApi<S> {
         .await
         .map_err(|e| CoordinatorError::Internal(format!("status task: {e}")))?;
         status
-            .map(Response::new)
+            .map(|s| Response::new(s.into()))
             .map_err(|name| CoordinatorError::UnknownSweep(name).into())
     }
 
@@ -193,7 +193,12 @@ impl<S: Store> SweepService for SweepApi<S> {
     ) -> Result<Response<pb::ListCellsResponse>, Status> {
         let req = request.into_inner();
         let (cells, next_offset, total) = self.with_sweep(&req.sweep, |core, s| {
-            let (cells, next) = core.cells_page(s, req.offset, PAGE_BYTES);
+            let (cells, next) = page(s, req.offset, PAGE_BYTES, |c, out: &mut Vec<pb::Cell>| {
+                let m = pb::Cell::from(core.cell_row(s, c));
+                let n = prost::Message::encoded_len(&m);
+                out.push(m);
+                n
+            });
             (cells, next, s.cells.len() as u64)
         })?;
         Ok(Response::new(pb::ListCellsResponse {
@@ -209,7 +214,19 @@ impl<S: Store> SweepService for SweepApi<S> {
     ) -> Result<Response<pb::GetResultsResponse>, Status> {
         let req = request.into_inner();
         let (rows, next_offset, total) = self.with_sweep(&req.sweep, |core, s| {
-            let (rows, next) = core.results_page(s, req.offset, PAGE_BYTES);
+            let mut domain = Vec::new();
+            let (rows, next) = page(
+                s,
+                req.offset,
+                PAGE_BYTES,
+                |c, out: &mut Vec<pb::ResultRow>| {
+                    core.cell_results(s, c, &mut domain);
+                    let rows = domain.drain(..).map(pb::ResultRow::from);
+                    let before = out.len();
+                    out.extend(rows);
+                    out[before..].iter().map(prost::Message::encoded_len).sum()
+                },
+            );
             (rows, next, s.cells.len() as u64)
         })?;
         Ok(Response::new(pb::GetResultsResponse {

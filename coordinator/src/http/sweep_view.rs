@@ -18,7 +18,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Value, json};
+use stilts_common::job::StageKind;
 use stilts_common::state::JobState;
+use stilts_common::sweep_status::{by_cell_state, by_job_state};
 
 use super::{HttpState, error, json};
 use crate::cache::{CellEntry, Core};
@@ -140,28 +142,20 @@ fn view(st: &Arc<HttpState>, name: &str) -> Option<Value> {
     })?;
     let mut per_axis: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for a in status.axes {
-        let counts: BTreeMap<String, u64> =
-            a.cells.into_iter().map(|c| (c.state, c.count)).collect();
+        let counts: BTreeMap<&str, u64> = by_cell_state(&a.cells).into_iter().collect();
         per_axis
-            .entry(a.axis)
+            .entry(a.axis.to_string())
             .or_default()
             .push(json!({ "value": a.value, "cells": counts }));
     }
-    let jobs: BTreeMap<String, BTreeMap<String, u64>> = status
-        .jobs
+    let jobs: BTreeMap<&str, BTreeMap<&str, u64>> = StageKind::ALL
         .into_iter()
         .map(|k| {
-            (
-                k.kind,
-                k.jobs.into_iter().map(|c| (c.state, c.count)).collect(),
-            )
+            let counts = by_job_state(&status.jobs[k.rank() as usize]);
+            (k.as_str(), counts.into_iter().collect())
         })
         .collect();
-    let counts: BTreeMap<String, u64> = status
-        .cells
-        .into_iter()
-        .map(|c| (c.state, c.count))
-        .collect();
+    let counts: BTreeMap<&str, u64> = by_cell_state(&status.cells).into_iter().collect();
     let own: BTreeMap<String, Value> = if status.tasks_json.is_empty() {
         BTreeMap::new()
     } else {
@@ -198,7 +192,7 @@ fn view(st: &Arc<HttpState>, name: &str) -> Option<Value> {
         "per_axis": per_axis,
         "cells": if detail { json!(cells) } else { Value::Null },
         "tiles": if detail { Value::Null } else { json!(tiles) },
-        "compute": status.compute.as_ref().map(report::compute::Compute::from),
+        "compute": report::compute::Compute::from(&status.compute),
         "delta": *delta,
         "delta_at_ms": delta_at_ms,
     }))
@@ -265,12 +259,9 @@ fn build_delta(
         if too_big {
             return;
         }
-        let cell = core.cell_message(s, c);
-        if let Some(state) = report::CellState::parse(&cell.state) {
-            input
-                .cells
-                .push(report::CellOutcome::from_cell(cell, state));
-        }
+        input
+            .cells
+            .push(report::CellOutcome::from(core.cell_row(s, c)));
         core.cell_results(s, c, &mut rows);
     });
     if too_big {

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
+use stilts_common::sweep_status::ComputeSummary;
 use stilts_common::usage::{SweepCompute, hours};
-use stilts_proto::v1 as pb;
 
 /// A sweep's compute, in milliseconds, as the report keeps it (JSON: `compute`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -17,17 +17,10 @@ pub struct Compute {
     pub axes: Vec<(String, String, u64, u64, u64)>,
 }
 
-impl From<&pb::SweepCompute> for Compute {
-    fn from(c: &pb::SweepCompute) -> Self {
+impl From<&ComputeSummary> for Compute {
+    fn from(c: &ComputeSummary) -> Self {
         Self {
-            totals: SweepCompute {
-                spent_ms: c.spent_ms,
-                gpu_ms: c.gpu_ms,
-                lost_ms: c.lost_ms,
-                naive_training_ms: c.naive_training_ms,
-                planned_training_ms: c.planned_training_ms,
-                reused_training_ms: c.reused_training_ms,
-            },
+            totals: c.totals.clone(),
             saved_ms: c.saved_ms,
             axes: c
                 .axes

@@ -42,6 +42,7 @@ pub mod tensorboard;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use stilts_common::sweep_status::{CellRow, ResultRow};
 
 pub use alignment::{
     AlignmentSummary, CellRef, Excluded, GroupStat, IntervalOptions, TargetContrast,
@@ -56,44 +57,7 @@ pub use tasks::{ScoreRule, TaskInfo, UNKNOWN_DOMAIN, catalog_tasks};
 /// The intermediate task name of the baseline chain (base model → target → evaluate).
 pub const BASELINE: &str = "none";
 
-/// A cell's state as the coordinator derives it from its chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CellState {
-    Blocked,
-    Ready,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl CellState {
-    /// Parses the `Cell.state` string of the API (`blocked`, `ready`, …); `None` if unknown.
-    pub fn parse(s: &str) -> Option<CellState> {
-        Some(match s {
-            "blocked" => CellState::Blocked,
-            "ready" => CellState::Ready,
-            "running" => CellState::Running,
-            "succeeded" => CellState::Succeeded,
-            "failed" => CellState::Failed,
-            "cancelled" => CellState::Cancelled,
-            _ => return None,
-        })
-    }
-
-    /// The API's name of the state (the inverse of [`CellState::parse`]).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CellState::Blocked => "blocked",
-            CellState::Ready => "ready",
-            CellState::Running => "running",
-            CellState::Succeeded => "succeeded",
-            CellState::Failed => "failed",
-            CellState::Cancelled => "cancelled",
-        }
-    }
-}
+pub use stilts_common::cell_state::CellState;
 
 /// One grid point and its state.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,25 +86,22 @@ pub struct ResultValue {
     pub job_key: String,
 }
 
-impl CellOutcome {
-    /// A cell as `ListCells` returns it, in `state` (the caller decides what an unknown state
-    /// string means).
-    pub fn from_cell(c: stilts_proto::v1::Cell, state: CellState) -> Self {
-        let reason = (!c.reason.is_empty()).then_some(c.reason);
+impl From<CellRow> for CellOutcome {
+    fn from(c: CellRow) -> Self {
         CellOutcome {
-            reason,
+            reason: c.reason,
             model: c.model,
             intermediate: c.intermediate,
             target: c.target,
             language: c.language,
             seed: c.seed,
-            state,
+            state: c.state,
         }
     }
 }
 
-impl From<stilts_proto::v1::ResultRow> for ResultValue {
-    fn from(r: stilts_proto::v1::ResultRow) -> Self {
+impl From<ResultRow> for ResultValue {
+    fn from(r: ResultRow) -> Self {
         ResultValue {
             model: r.model,
             intermediate: r.intermediate,
