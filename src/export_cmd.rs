@@ -142,7 +142,7 @@ fn csv(runs: &[Run]) -> String {
                 s,
                 "{},{},{},{},{},{},{},{},{},{},{},{}",
                 field(&r.job_key),
-                field(&r.stage),
+                field(r.stage),
                 field(&r.model),
                 field(&r.intermediate),
                 field(&r.target),
