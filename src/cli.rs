@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -30,6 +31,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (the coordinator's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a grid on this machine: coordinator, SQLite store and local workers in one process.
@@ -283,9 +286,16 @@ pub struct CoordinatorArgs {
     pub artifacts: Option<PathBuf>,
     #[command(flatten)]
     pub state: StateArgs,
-    /// Worker lease time-to-live, seconds (at least 2: workers heartbeat every third of it).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=86_400))]
-    pub lease_ttl: u64,
+    /// Worker lease time-to-live, a duration (`30s`, `1.5m`; a bare number counts seconds),
+    /// from 2 s (workers heartbeat every third of it) to 1 d.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        env = "STILTS_LEASE_TTL",
+        value_parser = lease_ttl
+    )]
+    pub lease_ttl: Duration,
     /// Attempts per job before it is marked failed.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u32,
@@ -312,10 +322,16 @@ pub struct CoordinatorArgs {
     /// hint (with --store etcd). Default: http:// + the --listen address.
     #[arg(long, env = "STILTS_ADVERTISE")]
     pub advertise: Option<String>,
-    /// Election lease TTL, seconds (with --store etcd): a dead leader is replaced after about
-    /// this long.
-    #[arg(long, default_value_t = 5)]
-    pub election_ttl: u64,
+    /// Election lease TTL, a duration (`5s`; a bare number counts seconds; with --store etcd):
+    /// a dead leader is replaced after about this long.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        env = "STILTS_ELECTION_TTL",
+        value_parser = duration
+    )]
+    pub election_ttl: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -343,9 +359,16 @@ pub struct WorkerArgs {
     /// gives this worker only burn jobs whose sweep needs this backend (or names none).
     #[arg(long, default_value = "cpu")]
     pub backend: String,
-    /// Seconds running jobs may take to finish after SIGTERM before they are cancelled.
-    #[arg(long, default_value_t = 60)]
-    pub grace: u64,
+    /// How long running jobs may take to finish after SIGTERM before they are cancelled, a
+    /// duration (`60s`, `5m`; a bare number counts seconds).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60s",
+        env = "STILTS_GRACE",
+        value_parser = duration
+    )]
+    pub grace: Duration,
     /// Device this worker's jobs are accounted on (GPU-hours in `stilts sweep status` and the
     /// report): default `cpu`, or the GPU's name from nvidia-smi for libtorch-cuda. Set it for
     /// command jobs that use a GPU, e.g. --device "NVIDIA H100".
@@ -424,9 +447,10 @@ pub struct HealthArgs {
     /// Health service name ("" = the API; "liveness" = the process).
     #[arg(long, default_value = "")]
     pub service: String,
-    /// Seconds to wait for the answer.
-    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
-    pub timeout: u64,
+    /// How long to wait for the answer, a duration (`5s`, `500ms`; a bare number counts
+    /// seconds).
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = duration)]
+    pub timeout: Duration,
     #[command(flatten)]
     pub security: ClientSecurityArgs,
 }
@@ -579,5 +603,52 @@ impl FromStr for HttpAddr {
         s.parse()
             .map(|a| Self(Some(a)))
             .map_err(|e| format!("{s:?} is not `off` or an address such as 127.0.0.1:50052 ({e})"))
+    }
+}
+
+/// A duration flag: the one syntax of `stilts_common::duration` (`30s`, `1.5m`, `1h30m`); a bare
+/// number counts seconds, as these flags always did.
+fn duration(text: &str) -> Result<Duration, String> {
+    stilts_common::duration::parse_or_seconds(text).map_err(|e| e.to_string())
+}
+
+/// `--lease-ttl`: a [`duration`] from 2 s to 1 d.
+fn lease_ttl(text: &str) -> Result<Duration, String> {
+    let d = duration(text)?;
+    if !(Duration::from_secs(2)..=Duration::from_secs(86_400)).contains(&d) {
+        return Err(format!(
+            "{text:?} is outside 2s..=1d: workers heartbeat every third of the TTL (e.g. \"30s\")"
+        ));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_flags_take_the_one_syntax_and_bare_seconds() {
+        assert_eq!(lease_ttl("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(lease_ttl("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(lease_ttl("2s"), Ok(Duration::from_secs(2)));
+        let e = lease_ttl("1500ms").unwrap_err();
+        assert!(
+            e.contains("outside 2s..=1d") && e.contains("\"30s\""),
+            "{e}"
+        );
+        assert!(lease_ttl("2d").is_err());
+        let e = duration("5 minutes").unwrap_err();
+        assert!(e.contains("\"5 minutes\" has an unknown unit"), "{e}");
+        let cli = Cli::try_parse_from(["stilts", "health", "--timeout", "500ms"]).unwrap();
+        let Command::Health(h) = cli.command else {
+            panic!("not health")
+        };
+        assert_eq!(h.timeout, Duration::from_millis(500));
+        let cli = Cli::try_parse_from(["stilts", "health"]).unwrap();
+        let Command::Health(h) = cli.command else {
+            panic!("not health")
+        };
+        assert_eq!(h.timeout, Duration::from_secs(5));
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use stilts_common::csv::field;
 use stilts_common::series::Point;
 use stilts_coordinator::report::tensorboard;
 use stilts_proto::v1::GetCurvesRequest;
@@ -128,7 +129,8 @@ fn write(out: &Path, runs: &[Run]) -> Result<usize> {
     Ok(runs.len() + 2)
 }
 
-/// One row per point; an absent value is empty, a non-finite one `NaN`, `inf` or `-inf`.
+/// One row per point; an absent value is empty, a non-finite one `NaN`, `inf` or `-inf`; names
+/// quoted by the one CSV writer (`stilts_common::csv`).
 fn csv(runs: &[Run]) -> String {
     let mut s = String::from(
         "job_key,stage,model,intermediate,target,seed,attempt,step,loss,lr,grad_norm,dev\n",
@@ -139,11 +141,11 @@ fn csv(runs: &[Run]) -> String {
             let _ = writeln!(
                 s,
                 "{},{},{},{},{},{},{},{},{},{},{},{}",
-                r.job_key,
-                r.stage,
-                r.model,
-                r.intermediate,
-                r.target,
+                field(&r.job_key),
+                field(r.stage),
+                field(&r.model),
+                field(&r.intermediate),
+                field(&r.target),
                 r.seed,
                 r.attempt,
                 p.step,

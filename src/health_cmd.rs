@@ -1,8 +1,6 @@
 //! `stilts health`: one `grpc.health.v1.Health/Check` call to one coordinator process (the
 //! container image's HEALTHCHECK and the Helm chart's `exec` probes use it).
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -34,14 +32,18 @@ pub async fn run(args: &HealthArgs) -> Result<u8> {
             .with_context(|| format!("health check of {name} at {}", args.coordinator))?;
         anyhow::Ok(reply.into_inner().status())
     };
-    let status = match tokio::time::timeout(Duration::from_secs(args.timeout), check).await {
+    let status = match tokio::time::timeout(args.timeout, check).await {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => {
             eprintln!("{e:#}");
             return Ok(1);
         }
         Err(_) => {
-            eprintln!("{}: no answer within {} s", args.coordinator, args.timeout);
+            eprintln!(
+                "{}: no answer within {}",
+                args.coordinator,
+                stilts_common::duration::format(args.timeout)
+            );
             return Ok(1);
         }
     };

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use stilts_common::csv::field;
 use stilts_proto::v1::{Cell, ResultRow};
 
 use crate::cli::Format;
@@ -81,14 +82,6 @@ fn unscored(rows: &[ResultRow], cells: &[Cell]) -> String {
     out
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// Columns: `model,intermediate,target,language,seed,metric,value,job_key,state,reason`; a cell
 /// without results has empty `metric`, `value` and `job_key`.
 fn csv(rows: &[ResultRow], cells: &[Cell]) -> String {
@@ -98,7 +91,7 @@ fn csv(rows: &[ResultRow], cells: &[Cell]) -> String {
     let axes = |m: &str, i: &str, t: &str, l: &str| {
         [m, i, t, l]
             .iter()
-            .map(|f| csv_field(f))
+            .map(|f| field(f))
             .collect::<Vec<_>>()
             .join(",")
     };
@@ -109,10 +102,10 @@ fn csv(rows: &[ResultRow], cells: &[Cell]) -> String {
             "{},{},{},{},{},{state},{}",
             axes(&r.model, &r.intermediate, &r.target, &r.language),
             r.seed,
-            csv_field(&r.metric),
+            field(&r.metric),
             r.value,
             r.job_key,
-            csv_field(reason)
+            field(reason)
         );
     }
     for c in without {
@@ -122,7 +115,7 @@ fn csv(rows: &[ResultRow], cells: &[Cell]) -> String {
             axes(&c.model, &c.intermediate, &c.target, &c.language),
             c.seed,
             c.state,
-            csv_field(&c.reason)
+            field(&c.reason)
         );
     }
     out

@@ -64,7 +64,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
         );
     }
     let cfg = CoordinatorConfig {
-        lease_ttl: Duration::from_secs(args.lease_ttl),
+        lease_ttl: args.lease_ttl,
         tls,
         auth,
         artifacts_root: args.artifacts.clone(),
@@ -115,7 +115,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
                 "coordinator replica listening on {local}, advertised as {advertise} (etcd store at {endpoints})"
             );
             let cluster = ClusterConfig {
-                election_ttl: Duration::from_secs(args.election_ttl.max(1)),
+                election_ttl: args.election_ttl.max(Duration::from_secs(1)),
                 ..ClusterConfig::new(advertise)
             };
             stilts_coordinator::run_replica(cfg, cluster, listener, store, clock, shutdown).await?;
@@ -136,7 +136,7 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
     let executor = executors::local(&args.backend, &models, &catalog)?;
     let mut cfg = stilts_worker::WorkerConfig::new(args.coordinator.clone(), &args.artifacts);
     cfg.slots = args.slots;
-    cfg.shutdown_grace = Duration::from_secs(args.grace);
+    cfg.shutdown_grace = args.grace;
     cfg.labels.insert(
         stilts_common::usage::DEVICE_LABEL.to_string(),
         stilts_worker::device::label(&args.backend, args.device.as_deref()),

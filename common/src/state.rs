@@ -178,15 +178,17 @@ pub fn transition(
 }
 
 /// Delay before the next attempt: exponential in the attempts spent, capped, with "full jitter"
-/// (`jitter` is a uniform sample in [0, 1) supplied by the caller, so this stays pure).
+/// (`jitter` is a uniform sample in [0, 1) supplied by the caller, so this stays pure). The
+/// shared [`Backoff`](crate::backoff::Backoff) computes it.
 pub fn backoff_ms(budget_spent: u32, base_ms: u64, cap_ms: u64, jitter: f64) -> u64 {
     if budget_spent == 0 {
         return 0;
     }
-    let exp = base_ms
-        .saturating_mul(1u64 << (budget_spent - 1).min(30))
-        .min(cap_ms);
-    (exp as f64 * jitter.clamp(0.0, 1.0)) as u64
+    let backoff = crate::backoff::Backoff::new(crate::backoff::BackoffConfig {
+        initial: std::time::Duration::from_millis(base_ms),
+        max: std::time::Duration::from_millis(cap_ms),
+    });
+    backoff.delay_after(budget_spent - 1, jitter).as_millis() as u64
 }
 
 #[cfg(test)]

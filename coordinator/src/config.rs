@@ -6,34 +6,36 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use stilts_common::backoff::{Backoff, BackoffConfig, Jitter};
 
-/// How the coordinator runs. In TOML, durations are integer milliseconds or strings with units
-/// (`"30s"`, `"1m"`).
+/// How the coordinator runs. In TOML, durations use the one syntax of
+/// [`stilts_common::duration`] (`"30s"`, `"250ms"`, `"1.5m"`, `"1h30m"`); an integer, the older
+/// form, still counts milliseconds.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CoordinatorConfig {
     /// Worker lease time-to-live: a worker that neither heartbeats nor calls for this long loses
     /// its lease and its jobs. Default 30 s.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "stilts_common::duration::serde")]
     pub lease_ttl: Duration,
     /// How often the reaper expires leases and releases jobs whose backoff has passed.
     /// Default 500 ms.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "stilts_common::duration::serde")]
     pub reaper_period: Duration,
     /// Attempt budget of newly planned jobs. Default 3.
     pub max_attempts: u32,
     /// Largest sweep accepted, in cells (a grid over it is refused before it is expanded).
     /// Default 5,000,000.
     pub max_cells: u64,
-    /// Backoff before the second attempt; doubles per spent attempt, with full jitter.
-    /// Default 5 s.
-    #[serde(with = "duration_serde")]
+    /// Backoff before the second attempt; doubles per spent attempt up to `backoff_cap`, with
+    /// equal jitter (at least half of each wait passes). Default 5 s.
+    #[serde(with = "stilts_common::duration::serde")]
     pub backoff_base: Duration,
     /// Longest backoff. Default 5 min.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "stilts_common::duration::serde")]
     pub backoff_cap: Duration,
     /// Longest `AcquireJob` long-poll, whatever the worker asks for. Default 30 s.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "stilts_common::duration::serde")]
     pub acquire_max_wait: Duration,
     /// Most job writes in one group commit. Default 1024.
     pub max_batch: usize,
@@ -46,7 +48,7 @@ pub struct CoordinatorConfig {
     pub http_listen: Option<std::net::SocketAddr>,
     /// An HTTP connection that has not sent its request headers within this long is closed.
     /// Default 10 s.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "stilts_common::duration::serde")]
     pub http_header_timeout: Duration,
     /// The artifact directory the workers write to, when the coordinator can read it (a shared
     /// file system): the dashboard then shows the tail of each job's logs. Default none: the
@@ -104,6 +106,16 @@ impl CoordinatorConfig {
     pub(crate) fn lease_ttl_ms(&self) -> u64 {
         self.lease_ttl.as_millis() as u64
     }
+
+    /// The backoff of a failed job's retries: `backoff_base` doubling to `backoff_cap`, equal
+    /// jitter.
+    pub(crate) fn retry_backoff(&self) -> Backoff {
+        Backoff::new(BackoffConfig {
+            initial: self.backoff_base,
+            max: self.backoff_cap,
+        })
+        .with_jitter(Jitter::Equal)
+    }
 }
 
 /// TLS on the coordinator's gRPC port (rustls). Files are PEM, read once at start.
@@ -154,49 +166,6 @@ impl fmt::Debug for AuthConfig {
             )
             .field("http_open", &self.http_open)
             .finish()
-    }
-}
-
-/// Durations as integer milliseconds or strings with units (`"500ms"`, `"30s"`, `"1h30m"`).
-mod duration_serde {
-    use std::time::Duration;
-
-    use serde::de::{self, Deserializer, Visitor};
-    use serde::ser::Serializer;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Duration;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("milliseconds, or a duration string such as \"500ms\" or \"30s\"")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-                Ok(Duration::from_millis(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-                u64::try_from(v)
-                    .map(Duration::from_millis)
-                    .map_err(|_| E::custom("a duration cannot be negative"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-                if let Some(ms) = v.trim().strip_suffix("ms") {
-                    return ms
-                        .trim()
-                        .parse::<u64>()
-                        .map(Duration::from_millis)
-                        .map_err(|e| E::custom(format!("duration {v:?}: {e}")));
-                }
-                stilts_common::grid::parse_duration(v)
-                    .map(Duration::from_secs)
-                    .map_err(|e| E::custom(format!("duration {v:?} {e}")))
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 

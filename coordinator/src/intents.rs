@@ -7,7 +7,7 @@
 use stilts_common::convert::job_spec_to_json;
 use stilts_common::failure::{Failure, FailureReason};
 use stilts_common::plan::Plan;
-use stilts_common::state::{Event, JobState, JobStatus, backoff_ms, transition};
+use stilts_common::state::{Event, JobState, JobStatus, transition};
 use stilts_common::store::{DeleteOutcome, EventRecord, JobRecord, JobUpdate, SweepRecord};
 use stilts_common::usage::Usage;
 use tokio::sync::oneshot;
@@ -470,16 +470,13 @@ impl Core {
         let message = failure.to_string();
         let lost = event == Event::LeaseExpired;
         self.build(job, event, now_ms, message, |d| {
-            let delay = if lost {
-                0
-            } else {
-                backoff_ms(
-                    d.status.budget_spent,
-                    cfg.backoff_base.as_millis() as u64,
-                    cfg.backoff_cap.as_millis() as u64,
-                    // "Equal jitter": at least half the backoff always passes, the rest is spread.
-                    0.5 + 0.5 * rand::random::<f64>(),
-                )
+            let delay = match d.status.budget_spent {
+                _ if lost => 0,
+                0 => 0,
+                spent => cfg
+                    .retry_backoff()
+                    .delay_after(spent - 1, rand::random::<f64>())
+                    .as_millis() as u64,
             };
             d.not_before_ms = now_ms + delay;
             d.worker_id = None;

@@ -24,6 +24,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
+use stilts_common::backoff::{Backoff, BackoffConfig, Jitter};
 use stilts_common::clock::Clock;
 use stilts_common::store::StoreError;
 use stilts_proto::v1::sweep_service_server::SweepServiceServer;
@@ -159,18 +160,27 @@ pub async fn run_replica(
     result
 }
 
-/// Backoff while etcd fails (1 s doubling to 10 s), with a warning per attempt.
-#[derive(Default)]
-struct StoreOutage {
-    attempts: u32,
+/// Backoff while etcd fails: the shared [`Backoff`], 1 s doubling to 8 s, equal jitter (so
+/// replicas that lost etcd together do not come back in lockstep, and no wait is longer than
+/// the plain doubling's), with a warning per attempt.
+struct StoreOutage(Backoff);
+
+impl Default for StoreOutage {
+    fn default() -> Self {
+        Self(
+            Backoff::new(BackoffConfig {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(8),
+            })
+            .with_jitter(Jitter::Equal),
+        )
+    }
 }
 
 impl StoreOutage {
     async fn wait(&mut self, error: &CoordinatorError, shutdown: &CancellationToken) {
-        self.attempts += 1;
-        let delay = Duration::from_millis(1_000 << self.attempts.min(4).saturating_sub(1))
-            .min(Duration::from_secs(10));
-        warn!(%error, attempt = self.attempts, retry_in_ms = delay.as_millis() as u64, "etcd unavailable; not serving, retrying");
+        let delay = self.0.next_delay();
+        warn!(%error, attempt = self.0.failures(), retry_in_ms = delay.as_millis() as u64, "etcd unavailable; not serving, retrying");
         tokio::select! {
             () = shutdown.cancelled() => {}
             () = tokio::time::sleep(delay) => {}

@@ -37,7 +37,7 @@ impl StoreFactory for EtcdFactory {
     async fn open(&self) -> EtcdStore {
         EtcdStore::connect(EtcdConfig {
             prefix: self.prefix.clone(),
-            startup_wait_ms: 0,
+            startup_wait: std::time::Duration::ZERO,
             ..EtcdConfig::new([self.server.endpoint()])
         })
         .await

@@ -17,7 +17,7 @@ use support_etcd::{EtcdServer, Replica, replica, unique_prefix};
 async fn store(server: &EtcdServer, prefix: &str) -> EtcdStore {
     EtcdStore::connect(EtcdConfig {
         prefix: prefix.to_owned(),
-        startup_wait_ms: 0,
+        startup_wait: std::time::Duration::ZERO,
         ..EtcdConfig::new([server.endpoint()])
     })
     .await

@@ -23,7 +23,7 @@ use support_etcd::{EtcdServer, unique_prefix};
 fn config(server: &EtcdServer, prefix: &str) -> EtcdConfig {
     EtcdConfig {
         prefix: prefix.to_owned(),
-        startup_wait_ms: 0,
+        startup_wait: Duration::ZERO,
         ..EtcdConfig::new([server.endpoint()])
     }
 }
@@ -430,8 +430,8 @@ async fn unreachable_etcd_is_a_clear_error_after_a_bounded_wait() {
         .port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let cfg = EtcdConfig {
-        startup_wait_ms: 600,
-        connect_timeout_ms: 300,
+        startup_wait: Duration::from_millis(600),
+        connect_timeout: Duration::from_millis(300),
         ..EtcdConfig::new([endpoint.clone()])
     };
     let started = Instant::now();
@@ -511,7 +511,7 @@ async fn mutual_tls_connects_and_a_missing_client_certificate_is_refused() {
             key_file: None,
             ..tls
         }),
-        connect_timeout_ms: 2_000,
+        connect_timeout: Duration::from_secs(2),
         ..cfg
     };
     let err = EtcdStore::connect(anonymous).await.unwrap_err();

@@ -1,5 +1,7 @@
 //! Worker configuration: data, with a default for every field but the coordinator addresses.
-//! Durations are written as text: `"250ms"`, `"10s"`, `"5m"`, `"6h"`.
+//! Durations use the one syntax of [`stilts_common::duration`]: `"250ms"`, `"10s"`, `"1.5m"`,
+//! `"1h30m"`; a bare number in a string (`"5"`) counts seconds, an integer (`5000`) milliseconds,
+//! as in every stilts config file.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,25 +37,40 @@ pub struct WorkerConfig {
     /// Heartbeat period. Default: a third of the lease TTL the coordinator hands out.
     #[serde(
         default,
-        with = "duration_text::option",
+        with = "stilts_common::duration::serde::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub heartbeat_period: Option<Duration>,
     /// How long one AcquireJob call may wait at the coordinator for a ready job. Default 5s.
-    #[serde(default = "default_acquire_wait", with = "duration_text")]
+    #[serde(
+        default = "default_acquire_wait",
+        with = "stilts_common::duration::serde"
+    )]
     pub acquire_wait: Duration,
     /// Client-side limit of every other call (and added to `acquire_wait`). Default 10s.
-    #[serde(default = "default_rpc_timeout", with = "duration_text")]
+    #[serde(
+        default = "default_rpc_timeout",
+        with = "stilts_common::duration::serde"
+    )]
     pub rpc_timeout: Duration,
     /// On shutdown, how long running jobs may go on before they are cancelled. Default 30s.
-    #[serde(default = "default_shutdown_grace", with = "duration_text")]
+    #[serde(
+        default = "default_shutdown_grace",
+        with = "stilts_common::duration::serde"
+    )]
     pub shutdown_grace: Duration,
     /// How long a cancelled job may take to stop before the worker gives up waiting for it.
     /// Default 30s.
-    #[serde(default = "default_cancel_wait", with = "duration_text")]
+    #[serde(
+        default = "default_cancel_wait",
+        with = "stilts_common::duration::serde"
+    )]
     pub cancel_wait: Duration,
     /// On shutdown, how long to keep trying to deliver queued reports. Default 30s.
-    #[serde(default = "default_report_flush", with = "duration_text")]
+    #[serde(
+        default = "default_report_flush",
+        with = "stilts_common::duration::serde"
+    )]
     pub report_flush: Duration,
     /// Reconnect backoff. Default 100ms doubling to 10s, full jitter.
     #[serde(default)]
@@ -145,75 +162,13 @@ impl WorkerConfig {
     }
 }
 
-/// Parses `"250ms"`, `"10s"`, `"5m"`, `"6h"`, `"1d"` (a bare number is seconds).
+/// [`stilts_common::duration::parse_or_seconds`] with the error as text: the one duration syntax
+/// (`"250ms"`, `"10s"`, `"1.5m"`, `"1h30m"`, `"1d"`), a bare number counting seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in duration {text:?} (ms, s, m, h, d)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} is out of range"))
+    stilts_common::duration::parse_or_seconds(text).map_err(|e| e.to_string())
 }
 
-/// Formats a duration the way [`parse_duration`] reads it.
-pub fn format_duration(d: Duration) -> String {
-    if d.subsec_millis() != 0 || d.is_zero() {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{}s", d.as_secs())
-    }
-}
-
-/// Serde helpers for durations as text.
-pub mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format_duration(*d))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        super::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-
-    /// The same for `Option<Duration>` (absent = `None`).
-    pub mod option {
-        use std::time::Duration;
-
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-            match d {
-                Some(d) => s.serialize_str(&super::super::format_duration(*d)),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-            Option::<String>::deserialize(d)?
-                .map(|text| super::super::parse_duration(&text).map_err(serde::de::Error::custom))
-                .transpose()
-        }
-    }
-}
+pub use stilts_common::duration::format as format_duration;
 
 #[cfg(test)]
 mod tests {

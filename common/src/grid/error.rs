@@ -108,7 +108,7 @@ pub enum GridError {
 
     /// A timeout that is not a positive duration.
     #[error(
-        "{at}: [executor] timeout: {value:?} {reason}\n  hint: write numbers with units s, m, h, d: \"90s\", \"30m\", \"6h\", \"1h30m\""
+        "{at}: [executor] timeout: {value:?} {reason}\n  hint: write numbers with units ms, s, m, h, d: \"90s\", \"30m\", \"1.5h\", \"1h30m\""
     )]
     BadTimeout {
         at: Location,

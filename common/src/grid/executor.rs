@@ -202,41 +202,13 @@ impl Ctx<'_> {
     }
 }
 
-/// Parses "90s", "30m", "6h", "2d", "1h30m" (spaces allowed between parts) into seconds.
+/// A grid's timeout in whole seconds: the [duration syntax](crate::duration) (`"90s"`,
+/// `"1h30m"`, `"1h 30m"`, `"1.5h"`, `"2d"`), not zero, a part of a second counting as a whole
+/// one; a bare number is refused.
 pub fn parse_duration(s: &str) -> Result<u64, &'static str> {
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err("is empty");
-    }
-    let mut total: u64 = 0;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err("does not start with a number");
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| "is too large")?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            "" => return Err("has a number without a unit"),
-            _ => return Err("has an unknown unit"),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or("is too large")?;
-        rest = rest[unit_len..].trim_start();
-    }
-    if total == 0 {
+    let d = crate::duration::parse(s).map_err(|e| e.reason)?;
+    if d.is_zero() {
         return Err("is zero: every job would be killed at once");
     }
-    Ok(total)
+    Ok(d.as_secs() + u64::from(d.subsec_nanos() > 0))
 }

@@ -17,28 +17,18 @@
 //! independent replicate: its coverage must fall below the bar, which shows that the check has
 //! the power to fail a method that ignores the shared training run.
 
+use stilts_common::rng::SplitMix64;
 use stilts_tasks::Catalog;
 
 use super::matrix::tests::Fixture;
 use super::{ReportInput, Scope, build_with, catalog_tasks};
 
-/// SplitMix64 with Box–Muller normals; only for generating the worlds.
-struct Rng(u64);
+/// The common SplitMix64 with Box–Muller normals; only for generating the worlds.
+struct Rng(SplitMix64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in (0, 1).
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
     fn normal(&mut self, sd: f64) -> f64 {
-        let (a, b) = (self.uniform(), self.uniform());
+        let (a, b) = (self.0.unit(), self.0.unit());
         sd * (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
     }
 }
@@ -151,7 +141,7 @@ fn simulate(worlds: usize) -> Coverage {
     let catalog = Catalog::builtin();
     let lookup = catalog_tasks(&catalog);
     let options = super::matrix::tests::small_options();
-    let mut rng = Rng(0x005E_ED0F_C0FE);
+    let mut rng = Rng(SplitMix64::new(0x005E_ED0F_C0FE));
     let mut cov = Coverage {
         contrast: 0,
         contrast_total: 0,

@@ -27,14 +27,8 @@ pub const HEADER: &str = "model,intermediate,intermediate_domain,target,target_d
 scope,language,metric,measure,status,mean,sd,n,ci_low,ci_high,failed,cancelled,pending,absent,\
 no_metric";
 
-/// Quotes a field when it holds a comma, quote or line break (RFC 4180).
-pub fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
+/// Quotes a field when it holds a comma, quote or line break (RFC 4180): the one CSV writer.
+pub use stilts_common::csv::field;
 
 /// `ok`, or the gap label's words as one token: `failed`, `metric_missing`, `missing`,
 /// `baseline_failed`, …

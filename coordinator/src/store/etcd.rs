@@ -89,6 +89,7 @@ use std::time::{Duration, Instant};
 use etcd_client::{
     Client, Compare, CompareOp, GetOptions, KeyValue, KvClient, Txn, TxnOp, TxnResponse,
 };
+use stilts_common::backoff::{Backoff, BackoffConfig, Jitter};
 use stilts_common::store::{
     CellRecord, Conflict, CurveRecord, DeleteOutcome, EventRecord, JobUpdate, Snapshot, Store,
     StoreError, SubmitOutcome, SweepRecord, WorkerRecord,
@@ -143,7 +144,7 @@ impl std::fmt::Debug for EtcdStore {
 }
 
 impl EtcdStore {
-    /// Connects, checks that etcd answers (retrying for up to `startup_wait_ms`, with a warning
+    /// Connects, checks that etcd answers (retrying for up to `startup_wait`, with a warning
     /// per attempt) and that the prefix holds this layout (writing the marker on first use).
     /// An unreachable etcd is [`EtcdError::Unreachable`], naming the endpoints, with a hint.
     pub async fn connect(cfg: EtcdConfig) -> Result<Self, StoreError> {
@@ -151,7 +152,12 @@ impl EtcdStore {
         let opts = cfg.connect_options()?;
         let keys = Keys::new(cfg.normalized_prefix());
         let start = Instant::now();
-        let mut delay = Duration::from_millis(100);
+        // 100 ms doubling to 2 s, equal jitter: replicas started together spread their retries.
+        let mut backoff = Backoff::new(BackoffConfig {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        })
+        .with_jitter(Jitter::Equal);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -188,8 +194,9 @@ impl EtcdStore {
                     .into());
                 }
                 Err(e) => {
+                    let delay = backoff.next_delay();
                     let waited = start.elapsed();
-                    if waited + delay > cfg.startup_wait() {
+                    if waited + delay > cfg.startup_wait {
                         return Err(EtcdError::Unreachable {
                             endpoints: cfg.endpoints_display(),
                             attempts,
@@ -206,7 +213,6 @@ impl EtcdStore {
                         "etcd not reachable yet"
                     );
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
                 }
             }
         }

@@ -335,7 +335,7 @@ pub async fn etcd_store(
     stilts_coordinator::store::etcd::EtcdStore::connect(
         stilts_coordinator::store::etcd::EtcdConfig {
             prefix: prefix.to_owned(),
-            startup_wait_ms: 0,
+            startup_wait: std::time::Duration::ZERO,
             ..stilts_coordinator::store::etcd::EtcdConfig::new([server.endpoint()])
         },
     )

@@ -36,13 +36,18 @@ pub struct EtcdConfig {
     pub password: Option<String>,
     /// TLS towards etcd. Default: none (plain HTTP/2).
     pub tls: Option<EtcdTlsConfig>,
-    /// Timeout of one TCP/TLS connection attempt, in milliseconds. Default: 5000.
-    pub connect_timeout_ms: u64,
-    /// Timeout of one etcd request, in milliseconds. Default: 10000.
-    pub request_timeout_ms: u64,
+    /// Timeout of one TCP/TLS connection attempt (a duration: `"5s"`; an integer counts
+    /// milliseconds). Default: 5s. Also read under its older name `connect_timeout_ms`.
+    #[serde(alias = "connect_timeout_ms", with = "stilts_common::duration::serde")]
+    pub connect_timeout: Duration,
+    /// Timeout of one etcd request. Default: 10s. Older name: `request_timeout_ms`.
+    #[serde(alias = "request_timeout_ms", with = "stilts_common::duration::serde")]
+    pub request_timeout: Duration,
     /// How long `connect` keeps retrying an unreachable etcd (with visible warnings) before it
-    /// gives up, in milliseconds; 0 tries once. Default: 10000 (a pod may start before etcd).
-    pub startup_wait_ms: u64,
+    /// gives up; 0 tries once. Default: 10s (a pod may start before etcd). Older name:
+    /// `startup_wait_ms`.
+    #[serde(alias = "startup_wait_ms", with = "stilts_common::duration::serde")]
+    pub startup_wait: Duration,
     /// Most operations per transaction; must not exceed the server's `--max-txn-ops`.
     /// Default: 128 (etcd's default).
     pub max_txn_ops: usize,
@@ -78,9 +83,9 @@ impl Default for EtcdConfig {
             username: None,
             password: None,
             tls: None,
-            connect_timeout_ms: 5_000,
-            request_timeout_ms: 10_000,
-            startup_wait_ms: 10_000,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            startup_wait: Duration::from_secs(10),
             max_txn_ops: 128,
             max_txn_bytes: 1 << 20,
         }
@@ -134,12 +139,9 @@ impl EtcdConfig {
         self.endpoints.join(",")
     }
 
+    /// The connect timeout, at least 1 ms (etcd-client refuses 0).
     pub(crate) fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms.max(1))
-    }
-
-    pub(crate) fn startup_wait(&self) -> Duration {
-        Duration::from_millis(self.startup_wait_ms)
+        self.connect_timeout.max(Duration::from_millis(1))
     }
 
     /// Checks what can be checked without a network.
@@ -181,7 +183,7 @@ impl EtcdConfig {
     pub(crate) fn connect_options(&self) -> Result<ConnectOptions, EtcdError> {
         let mut opts = ConnectOptions::new()
             .with_connect_timeout(self.connect_timeout())
-            .with_timeout(Duration::from_millis(self.request_timeout_ms.max(1)))
+            .with_timeout(self.request_timeout.max(Duration::from_millis(1)))
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_require_leader(true);
         if let Some(user) = &self.username {
@@ -229,6 +231,32 @@ mod tests {
         assert_eq!(cfg, EtcdConfig::default());
         assert_eq!(cfg.prefix, "/stilts/");
         cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn timeouts_are_durations_and_the_older_ms_names_still_read() {
+        let cfg: EtcdConfig = toml::from_str(
+            "connect_timeout = \"1.5s\"\nrequest_timeout = \"1m\"\nstartup_wait = 0",
+        )
+        .unwrap();
+        assert_eq!(cfg.connect_timeout, Duration::from_millis(1_500));
+        assert_eq!(cfg.request_timeout, Duration::from_secs(60));
+        assert_eq!(cfg.startup_wait, Duration::ZERO);
+        let old: EtcdConfig = toml::from_str(
+            "connect_timeout_ms = 300\nrequest_timeout_ms = 2000\nstartup_wait_ms = 600",
+        )
+        .unwrap();
+        assert_eq!(old.connect_timeout, Duration::from_millis(300));
+        assert_eq!(old.request_timeout, Duration::from_secs(2));
+        assert_eq!(old.startup_wait, Duration::from_millis(600));
+        let e = toml::from_str::<EtcdConfig>("startup_wait = \"10 sec\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("startup_wait") && e.contains("\"10 sec\""),
+            "{e}"
+        );
+        assert!(e.contains("\"30s\""), "{e}");
     }
 
     #[test]
