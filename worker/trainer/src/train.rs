@@ -159,7 +159,9 @@ fn loss_of(
                         e.id
                     )));
                 };
+                let lead = tokens.lead(row);
                 for (&p, &t) in starts.iter().zip(tags) {
+                    let p = lead + p;
                     if t >= num_labels || p >= seq {
                         return Err(TrainerError::Data(format!(
                             "example {}: tag {t} at position {p} does not fit",
@@ -175,12 +177,13 @@ fn loss_of(
             let logits = model.token_scores(tokens, device);
             let [b, seq, _] = logits.dims();
             let (mut starts, mut ends) = (Vec::new(), Vec::new());
-            for e in batch {
+            for (row, e) in batch.iter().enumerate() {
+                let lead = tokens.lead(row);
                 match &e.target {
-                    Target::Span(t) if t.gold.is_some_and(|(s, e)| s <= e && e < seq) => {
+                    Target::Span(t) if t.gold.is_some_and(|(s, e)| s <= e && lead + e < seq) => {
                         let (s, e) = t.gold.expect("checked");
-                        starts.push(s);
-                        ends.push(e);
+                        starts.push(lead + s);
+                        ends.push(lead + e);
                     }
                     _ => {
                         return Err(TrainerError::Data(format!(

@@ -78,3 +78,41 @@ pub fn job_ctx(dir: &Path, key: &str, spec: JobSpec, input: Option<&str>) -> Job
         log_dir: dir.join(key).join("logs"),
     }
 }
+
+/// Writes a tiny random XLNet checkpoint (every parameter perturbed, `transformer.` names) with
+/// the hand-written XLNet-style tokenizer of `tests/fixtures` into `dir`, through
+/// `tests/oracle/xlnet_numpy.py make`; `None` (after a visible skip notice) without python3,
+/// numpy and safetensors.
+pub fn tiny_xlnet(dir: &Path, seed: u64) -> Option<()> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/xlnet_numpy.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg("make")
+        .arg(dir)
+        .arg(seed.to_string())
+        .output();
+    match out {
+        Err(e) => {
+            eprintln!("skipping: python3 not found ({e})");
+            return None;
+        }
+        Ok(o) if o.status.code() == Some(3) => {
+            eprintln!("skipping: {}", String::from_utf8_lossy(&o.stderr).trim());
+            return None;
+        }
+        Ok(o) => assert!(
+            o.status.success(),
+            "xlnet_numpy.py make failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    }
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/xlnet-tokenizer.json"
+        ),
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
+    Some(())
+}
