@@ -296,6 +296,42 @@ mod tests {
         assert_eq!(c.position_offset, 0);
     }
 
+    const XLNET: &str = r#"{"model_type": "xlnet", "vocab_size": 32000, "d_model": 768,
+        "n_layer": 12, "n_head": 12, "d_head": 64, "d_inner": 3072, "ff_activation": "gelu",
+        "untie_r": true, "attn_type": "bi", "bi_data": false, "clamp_len": -1, "mem_len": null,
+        "layer_norm_eps": 1e-12, "dropout": 0.1, "pad_token_id": 5, "summary_type": "last"}"#;
+
+    #[test]
+    fn xlnet_config_reads_its_own_names() {
+        let p = Path::new("config.json");
+        let c = HfConfig::parse(p, XLNET).unwrap().encoder_config(p).unwrap();
+        assert_eq!(
+            (c.hidden_size, c.num_layers, c.num_heads, c.intermediate_size),
+            (768, 12, 12, 3072)
+        );
+        assert_eq!((c.pad_token_id, c.dropout, c.attention_dropout), (5, 0.1, 0.1));
+        let x = c.xlnet.expect("an XLNet encoder");
+        assert_eq!((x.d_head, x.clamp_len), (64, None));
+        let clamped = XLNET.replace("\"clamp_len\": -1", "\"clamp_len\": 512");
+        let c = HfConfig::parse(p, &clamped).unwrap().encoder_config(p).unwrap();
+        assert_eq!(c.xlnet.unwrap().clamp_len, Some(512));
+    }
+
+    #[test]
+    fn xlnet_options_it_cannot_run_are_named() {
+        let p = Path::new("x/config.json");
+        for (from, to, named) in [
+            ("\"attn_type\": \"bi\"", "\"attn_type\": \"uni\"", "attn_type \"uni\""),
+            ("\"bi_data\": false", "\"bi_data\": true", "bi_data"),
+            ("\"summary_type\": \"last\"", "\"summary_type\": \"mean\"", "summary_type"),
+            ("\"d_head\": 64", "\"d_head\": 32", "d_head 32"),
+        ] {
+            let err = HfConfig::parse(p, &XLNET.replace(from, to)).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("x/config.json") && msg.contains(named), "{msg}");
+        }
+    }
+
     #[test]
     fn unsupported_model_type_is_named() {
         let err = HfConfig::parse(Path::new("m/config.json"), &cfg("gpt2")).unwrap_err();

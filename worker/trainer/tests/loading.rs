@@ -258,3 +258,43 @@ fn xlnet_missing_or_misshaped_weights_are_named() {
     );
     assert!(!msg.contains("mask_emb") && !msg.contains("lm_loss"), "{msg}");
 }
+
+/// XLNet export: HF's unprefixed names and shapes (the encoder's tensors of the original file,
+/// without `transformer.`, `mask_emb` and the LM bias), loading back to the same hidden states.
+#[test]
+fn xlnet_hf_export_round_trips() {
+    let src = tempfile::tempdir().unwrap();
+    let Some(()) = common::tiny_xlnet(src.path(), 4) else {
+        return;
+    };
+    let device = Device::flex();
+    let pre = load_pretrained(src.path().to_str().unwrap(), 64, &device).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    stilts_trainer::weights::save_encoder_hf(&pre.encoder, &out.path().join("model.safetensors"))
+        .unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(src.path().join(f), out.path().join(f)).unwrap();
+    }
+    let names_shapes = |path: &Path| {
+        let bytes = std::fs::read(path).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let mut v: Vec<(String, Vec<usize>)> = meta
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| (name.trim_start_matches("transformer.").to_string(), info.shape.clone()))
+            .filter(|(name, _)| name != "mask_emb" && name != "lm_loss.bias")
+            .collect();
+        v.sort();
+        v
+    };
+    let exported = names_shapes(&out.path().join("model.safetensors"));
+    assert_eq!(exported, names_shapes(&src.path().join("model.safetensors")));
+    assert!(exported.iter().any(|(n, s)| n == "layer.1.rel_attn.seg_embed" && s == &[2, 4, 8]));
+    let back = load_pretrained(out.path().to_str().unwrap(), 64, &device).unwrap();
+    let enc = pre.tokenizer.encode("What a dull movie!", Some("It was.")).unwrap();
+    let batch = stilts_trainer::batch::TokenBatch::new(&[&enc], &pre.config);
+    let a = pre.encoder.forward(&batch.to_input(&device));
+    let b = back.encoder.forward(&batch.to_input(&device));
+    let diff: f32 = (a - b).abs().max().into_scalar();
+    assert_eq!(diff, 0.0);
+}

@@ -27,7 +27,7 @@ except ImportError as e:  # the caller reports this as a skip
     sys.exit(3)
 
 TINY = {
-    "model_type": "xlnet", "architectures": ["XLNetLMHeadModel"], "vocab_size": 240,
+    "model_type": "xlnet", "architectures": ["XLNetLMHeadModel"], "vocab_size": 340,
     "d_model": 32, "n_layer": 2, "n_head": 4, "d_head": 8, "d_inner": 64,
     "ff_activation": "gelu", "untie_r": True, "attn_type": "bi", "bi_data": False,
     "clamp_len": 6, "mem_len": None, "reuse_len": None, "same_length": False,
