@@ -211,6 +211,9 @@ fn tiny_xlnet_matches_numpy_reference() {
         .map(|(a, b)| model.tokenizer.encode(a, *b).unwrap())
         .collect();
     let (sep, cls) = (4, 3);
+    // Tagging builds single sequences from these: nothing before, `<sep>` `<cls>` after.
+    let pieces = model.tokenizer.special_pieces().unwrap();
+    assert_eq!(pieces, (vec![], vec![(sep, 0), (cls, 2)]));
     for e in &encoded {
         let n = e.len();
         assert_eq!(&e.ids[n - 2..], &[sep, cls], "<sep> <cls> close every input");
