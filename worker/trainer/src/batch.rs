@@ -84,8 +84,7 @@ impl TokenBatch {
                 match i.checked_sub(lead).filter(|&t| t < e.len()) {
                     Some(t) => {
                         b.ids[k] = e.ids[t] as i64;
-                        b.type_ids[k] =
-                            (e.type_ids[t] as i64).min(cfg.type_vocab_size as i64 - 1);
+                        b.type_ids[k] = (e.type_ids[t] as i64).min(cfg.type_vocab_size as i64 - 1);
                         b.position_ids[k] = (cfg.position_offset + t) as i64;
                         b.pad[k] = false;
                     }

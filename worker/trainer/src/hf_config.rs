@@ -244,10 +244,7 @@ impl HfConfig {
     /// XLNet: no position table (no length limit of its own), four segment classes (A, B,
     /// `<cls>`, padding; only equal or not matters), one dropout everywhere.
     fn xlnet_config(&self, path: &Path) -> Result<EncoderConfig> {
-        let clamp_len = self
-            .clamp_len
-            .filter(|&c| c > 0)
-            .map(|c| c as usize);
+        let clamp_len = self.clamp_len.filter(|&c| c > 0).map(|c| c as usize);
         Ok(EncoderConfig::new(
             self.vocab_size,
             self.hidden_size,
@@ -304,16 +301,30 @@ mod tests {
     #[test]
     fn xlnet_config_reads_its_own_names() {
         let p = Path::new("config.json");
-        let c = HfConfig::parse(p, XLNET).unwrap().encoder_config(p).unwrap();
+        let c = HfConfig::parse(p, XLNET)
+            .unwrap()
+            .encoder_config(p)
+            .unwrap();
         assert_eq!(
-            (c.hidden_size, c.num_layers, c.num_heads, c.intermediate_size),
+            (
+                c.hidden_size,
+                c.num_layers,
+                c.num_heads,
+                c.intermediate_size
+            ),
             (768, 12, 12, 3072)
         );
-        assert_eq!((c.pad_token_id, c.dropout, c.attention_dropout), (5, 0.1, 0.1));
+        assert_eq!(
+            (c.pad_token_id, c.dropout, c.attention_dropout),
+            (5, 0.1, 0.1)
+        );
         let x = c.xlnet.expect("an XLNet encoder");
         assert_eq!((x.d_head, x.clamp_len), (64, None));
         let clamped = XLNET.replace("\"clamp_len\": -1", "\"clamp_len\": 512");
-        let c = HfConfig::parse(p, &clamped).unwrap().encoder_config(p).unwrap();
+        let c = HfConfig::parse(p, &clamped)
+            .unwrap()
+            .encoder_config(p)
+            .unwrap();
         assert_eq!(c.xlnet.unwrap().clamp_len, Some(512));
     }
 
@@ -321,14 +332,25 @@ mod tests {
     fn xlnet_options_it_cannot_run_are_named() {
         let p = Path::new("x/config.json");
         for (from, to, named) in [
-            ("\"attn_type\": \"bi\"", "\"attn_type\": \"uni\"", "attn_type \"uni\""),
+            (
+                "\"attn_type\": \"bi\"",
+                "\"attn_type\": \"uni\"",
+                "attn_type \"uni\"",
+            ),
             ("\"bi_data\": false", "\"bi_data\": true", "bi_data"),
-            ("\"summary_type\": \"last\"", "\"summary_type\": \"mean\"", "summary_type"),
+            (
+                "\"summary_type\": \"last\"",
+                "\"summary_type\": \"mean\"",
+                "summary_type",
+            ),
             ("\"d_head\": 64", "\"d_head\": 32", "d_head 32"),
         ] {
             let err = HfConfig::parse(p, &XLNET.replace(from, to)).unwrap_err();
             let msg = err.to_string();
-            assert!(msg.contains("x/config.json") && msg.contains(named), "{msg}");
+            assert!(
+                msg.contains("x/config.json") && msg.contains(named),
+                "{msg}"
+            );
         }
     }
 

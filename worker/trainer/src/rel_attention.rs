@@ -142,7 +142,10 @@ impl RelAttention {
             .unsqueeze_dim::<4>(0)
             .expand([b, n, d, two_s]);
 
-        let ac = p.matmul(q.clone() + Self::head_bias(&self.r_w_bias), k.swap_dims(2, 3));
+        let ac = p.matmul(
+            q.clone() + Self::head_bias(&self.r_w_bias),
+            k.swap_dims(2, 3),
+        );
         let bd = rel_shift(p.matmul(q.clone() + Self::head_bias(&self.r_r_bias), k_r));
         // Segment term: [b, n, s, 2] scores against "same" and "different", then picked per pair.
         let seg = self
@@ -158,10 +161,7 @@ impl RelAttention {
 
         let scores = (ac + bd + ef).mul_scalar(1.0 / (d as f64).sqrt()) + ctx.mask.clone();
         let probs = dropout::forward(&self.dropout, softmax(scores, 3));
-        let attn = p
-            .matmul(probs, v)
-            .swap_dims(1, 2)
-            .reshape([b * s, n * d]);
+        let attn = p.matmul(probs, v).swap_dims(1, 2).reshape([b * s, n * d]);
         let out = p
             .matmul(attn, self.o.val().reshape([m, n * d]).transpose())
             .reshape([b, s, m]);

@@ -27,6 +27,9 @@ impl Encoded {
     }
 }
 
+/// A special token of the template: `(id, segment id)`.
+pub type SpecialPiece = (u32, u32);
+
 /// One piece of the tokenizer's template for a text pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemplatePiece {
@@ -164,7 +167,7 @@ impl TextTokenizer {
     }
 
     /// As [`TextTokenizer::specials`], each token with its segment id (XLNet's `<cls>`: 2).
-    pub fn special_pieces(&self) -> Result<(Vec<(u32, u32)>, Vec<(u32, u32)>)> {
+    pub fn special_pieces(&self) -> Result<(Vec<SpecialPiece>, Vec<SpecialPiece>)> {
         let enc = self
             .inner
             .encode("a", true)

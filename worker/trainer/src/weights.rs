@@ -180,9 +180,9 @@ fn check_apply(
     }
     for (name, _) in &result.missing {
         match shapes.get(name) {
-            Some(shape) => problems.push(format!(
-                "missing tensor {name} (expected shape {shape:?})"
-            )),
+            Some(shape) => {
+                problems.push(format!("missing tensor {name} (expected shape {shape:?})"))
+            }
             None => problems.push(format!("missing tensor {name}")),
         }
     }

@@ -162,7 +162,12 @@ impl XlnetFeedForward {
 /// `[2·seq, d_model]` sinusoids of the relative positions `seq, seq−1, …, −seq+1` (clamped to
 /// `±clamp_len` when it is > 0): `sin(p·f)` in the first half of the columns, `cos(p·f)` in the
 /// second, with `f_k = 10000^(−2k/d_model)`. Computed in f64 on the host, then rounded.
-pub fn relative_positions(seq: usize, d_model: usize, clamp_len: usize, device: &Device) -> Tensor<2> {
+pub fn relative_positions(
+    seq: usize,
+    d_model: usize,
+    clamp_len: usize,
+    device: &Device,
+) -> Tensor<2> {
     let half = d_model / 2;
     let mut data = Vec::with_capacity(2 * seq * d_model);
     for row in 0..2 * seq {
@@ -219,8 +224,14 @@ mod tests {
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();
-        assert!((clamped[0] as f64 - 1f64.sin()).abs() < 1e-6, "clamped to +1");
-        assert!((clamped[20] as f64 - (-1f64).sin()).abs() < 1e-6, "clamped to −1");
+        assert!(
+            (clamped[0] as f64 - 1f64.sin()).abs() < 1e-6,
+            "clamped to +1"
+        );
+        assert!(
+            (clamped[20] as f64 - (-1f64).sin()).abs() < 1e-6,
+            "clamped to −1"
+        );
     }
 
     #[test]
@@ -230,7 +241,10 @@ mod tests {
         let m: Vec<f32> = key_mask(pad).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(m, vec![0.0, 0.0, MASKED_SCORE, 0.0]);
         let types = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 0, 2], [1, 3]), &device);
-        let d: Vec<f32> = segment_differs(types).into_data().try_to_vec::<f32>().unwrap();
+        let d: Vec<f32> = segment_differs(types)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(d, vec![0., 0., 1., 0., 0., 1., 1., 1., 0.]);
     }
 }

@@ -223,7 +223,10 @@ fn rewrite_safetensors(path: &Path, drop: &str, reshape: (&str, Vec<usize>)) {
         } else {
             view.shape().to_vec()
         };
-        kept.push((name, TensorView::new(view.dtype(), shape, view.data()).unwrap()));
+        kept.push((
+            name,
+            TensorView::new(view.dtype(), shape, view.data()).unwrap(),
+        ));
     }
     std::fs::write(path, safetensors::serialize(kept, None).unwrap()).unwrap();
 }
@@ -233,12 +236,10 @@ fn rewrite_safetensors(path: &Path, drop: &str, reshape: (&str, Vec<usize>)) {
 /// are not complaints.
 #[test]
 fn xlnet_missing_or_misshaped_weights_are_named() {
-    let tmp = tempfile::tempdir().unwrap();
-    let Some(()) = common::tiny_xlnet(tmp.path(), 3) else {
+    let Some((tmp, model)) = common::load_tiny_xlnet(3, 64) else {
         return;
     };
     let device = Device::flex();
-    let model = load_pretrained(tmp.path().to_str().unwrap(), 64, &device).unwrap();
     assert_eq!(model.encoder.num_layers(), 2);
     rewrite_safetensors(
         &tmp.path().join("model.safetensors"),
@@ -256,19 +257,20 @@ fn xlnet_missing_or_misshaped_weights_are_named() {
         msg.contains("xlnet.layer.0.rel_attn.q") && msg.contains("[32, 4, 8]"),
         "{msg}"
     );
-    assert!(!msg.contains("mask_emb") && !msg.contains("lm_loss"), "{msg}");
+    assert!(
+        !msg.contains("mask_emb") && !msg.contains("lm_loss"),
+        "{msg}"
+    );
 }
 
 /// XLNet export: HF's unprefixed names and shapes (the encoder's tensors of the original file,
 /// without `transformer.`, `mask_emb` and the LM bias), loading back to the same hidden states.
 #[test]
 fn xlnet_hf_export_round_trips() {
-    let src = tempfile::tempdir().unwrap();
-    let Some(()) = common::tiny_xlnet(src.path(), 4) else {
+    let Some((src, pre)) = common::load_tiny_xlnet(4, 64) else {
         return;
     };
     let device = Device::flex();
-    let pre = load_pretrained(src.path().to_str().unwrap(), 64, &device).unwrap();
     let out = tempfile::tempdir().unwrap();
     stilts_trainer::weights::save_encoder_hf(&pre.encoder, &out.path().join("model.safetensors"))
         .unwrap();
@@ -281,17 +283,32 @@ fn xlnet_hf_export_round_trips() {
         let mut v: Vec<(String, Vec<usize>)> = meta
             .tensors()
             .into_iter()
-            .map(|(name, info)| (name.trim_start_matches("transformer.").to_string(), info.shape.clone()))
+            .map(|(name, info)| {
+                (
+                    name.trim_start_matches("transformer.").to_string(),
+                    info.shape.clone(),
+                )
+            })
             .filter(|(name, _)| name != "mask_emb" && name != "lm_loss.bias")
             .collect();
         v.sort();
         v
     };
     let exported = names_shapes(&out.path().join("model.safetensors"));
-    assert_eq!(exported, names_shapes(&src.path().join("model.safetensors")));
-    assert!(exported.iter().any(|(n, s)| n == "layer.1.rel_attn.seg_embed" && s == &[2, 4, 8]));
+    assert_eq!(
+        exported,
+        names_shapes(&src.path().join("model.safetensors"))
+    );
+    assert!(
+        exported
+            .iter()
+            .any(|(n, s)| n == "layer.1.rel_attn.seg_embed" && s == &[2, 4, 8])
+    );
     let back = load_pretrained(out.path().to_str().unwrap(), 64, &device).unwrap();
-    let enc = pre.tokenizer.encode("What a dull movie!", Some("It was.")).unwrap();
+    let enc = pre
+        .tokenizer
+        .encode("What a dull movie!", Some("It was."))
+        .unwrap();
     let batch = stilts_trainer::batch::TokenBatch::new(&[&enc], &pre.config);
     let a = pre.encoder.forward(&batch.to_input(&device));
     let b = back.encoder.forward(&batch.to_input(&device));

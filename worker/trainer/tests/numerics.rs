@@ -200,12 +200,10 @@ fn xlmr_positions_match_numpy_reference() {
 /// pooling) against the same reference.
 #[test]
 fn tiny_xlnet_matches_numpy_reference() {
-    let tmp = tempfile::tempdir().unwrap();
-    let Some(()) = common::tiny_xlnet(tmp.path(), 11) else {
+    let Some((tmp, model)) = common::load_tiny_xlnet(11, 128) else {
         return;
     };
     let device = Device::flex();
-    let model = load_pretrained(tmp.path().to_str().unwrap(), 128, &device).unwrap();
     let encoded: Vec<_> = PAIRS
         .iter()
         .map(|(a, b)| model.tokenizer.encode(a, *b).unwrap())
@@ -216,13 +214,21 @@ fn tiny_xlnet_matches_numpy_reference() {
     assert_eq!(pieces, (vec![], vec![(sep, 0), (cls, 2)]));
     for e in &encoded {
         let n = e.len();
-        assert_eq!(&e.ids[n - 2..], &[sep, cls], "<sep> <cls> close every input");
+        assert_eq!(
+            &e.ids[n - 2..],
+            &[sep, cls],
+            "<sep> <cls> close every input"
+        );
         assert_eq!(e.type_ids[n - 1], 2, "<cls> has its own segment id");
     }
     let pair = &encoded[1];
     let first_sep = pair.ids.iter().position(|&i| i == sep).unwrap();
     assert!(pair.type_ids[..=first_sep].iter().all(|&t| t == 0));
-    assert!(pair.type_ids[first_sep + 1..pair.len() - 1].iter().all(|&t| t == 1));
+    assert!(
+        pair.type_ids[first_sep + 1..pair.len() - 1]
+            .iter()
+            .all(|&t| t == 1)
+    );
 
     let ids: Vec<&Vec<u32>> = encoded.iter().map(|e| &e.ids).collect();
     let types: Vec<&Vec<u32>> = encoded.iter().map(|e| &e.type_ids).collect();
@@ -235,7 +241,11 @@ fn tiny_xlnet_matches_numpy_reference() {
     let leads: Vec<usize> = (0..batch.batch).map(|r| batch.lead(r)).collect();
     assert!(leads.iter().any(|&l| l > 0), "some row is padded");
     for (r, e) in encoded.iter().enumerate() {
-        assert_eq!(leads[r] + e.len(), batch.seq, "row {r} is padded on the left");
+        assert_eq!(
+            leads[r] + e.len(),
+            batch.seq,
+            "row {r} is padded on the left"
+        );
         assert_eq!(batch.ids[(r + 1) * batch.seq - 1], cls as i64);
     }
     let hidden = model.encoder.forward(&batch.to_input(&device));
@@ -257,7 +267,8 @@ fn tiny_xlnet_matches_numpy_reference() {
     let types: Vec<&Vec<u32>> = singles.iter().map(|e| &e.type_ids).collect();
     let request = serde_json::json!({ "ids": ids, "type_ids": types });
     let reference = run_oracle("xlnet_numpy.py", tmp.path(), request).unwrap();
-    let mean = stilts_trainer::encode(tmp.path(), &texts, None, stilts_trainer::Pool::Mean).unwrap();
+    let mean =
+        stilts_trainer::encode(tmp.path(), &texts, None, stilts_trainer::Pool::Mean).unwrap();
     let last = stilts_trainer::encode(tmp.path(), &texts, None, stilts_trainer::Pool::Cls).unwrap();
     let mut delta = 0f64;
     for (i, e) in singles.iter().enumerate() {

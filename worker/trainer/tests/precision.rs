@@ -8,7 +8,6 @@ mod common;
 use burn::prelude::*;
 use stilts_common::job::StageKind;
 use stilts_trainer::batch::TokenBatch;
-use stilts_trainer::model::load_pretrained;
 use stilts_trainer::precision::Precision;
 use stilts_trainer::{Backend, BurnExecutor};
 use stilts_worker::executor::{CancelFlag, Executor, Progress, ProgressSink};
@@ -83,12 +82,10 @@ fn bf16_fine_tunes_sst2_like_fp32() {
 /// of a tiny XLNet by rounding, not more.
 #[test]
 fn xlnet_products_follow_the_precision() {
-    let tmp = tempfile::tempdir().unwrap();
-    let Some(()) = common::tiny_xlnet(tmp.path(), 5) else {
+    let Some((_dir, mut model)) = common::load_tiny_xlnet(5, 64) else {
         return;
     };
     let device = Device::flex();
-    let mut model = load_pretrained(tmp.path().to_str().unwrap(), 64, &device).unwrap();
     let a = model
         .tokenizer
         .encode("A man is playing a guitar.", Some("Someone plays music."))
@@ -101,6 +98,9 @@ fn xlnet_products_follow_the_precision() {
     let err: f32 = (fp32 - bf16).abs().max().into_scalar();
     eprintln!("tiny XLNet, bf16 vs fp32: max |delta| = {err:e}");
     // LayerNorm outputs are O(1); 8 mantissa bits give ~4e-3 per product.
-    assert!(err > 1e-4, "bf16 changed nothing: the products did not follow the precision");
+    assert!(
+        err > 1e-4,
+        "bf16 changed nothing: the products did not follow the precision"
+    );
     assert!(err < 0.2, "bf16 error {err}");
 }

@@ -116,3 +116,64 @@ pub fn tiny_xlnet(dir: &Path, seed: u64) -> Option<()> {
     .unwrap();
     Some(())
 }
+
+/// [`tiny_xlnet`] in a fresh temporary directory, loaded on the CPU with inputs truncated to
+/// `max_len`; the directory lives as long as the returned handle.
+pub fn load_tiny_xlnet(
+    seed: u64,
+    max_len: usize,
+) -> Option<(tempfile::TempDir, stilts_trainer::model::Pretrained)> {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_xlnet(tmp.path(), seed)?;
+    let device = burn::prelude::Device::flex();
+    let model =
+        stilts_trainer::model::load_pretrained(tmp.path().to_str().unwrap(), max_len, &device)
+            .unwrap();
+    Some((tmp, model))
+}
+
+struct NoProgress;
+impl stilts_worker::executor::ProgressSink for NoProgress {
+    fn report(&self, _: stilts_worker::executor::Progress) {}
+}
+
+/// Trains a fresh head of `kind` (initialised after seeding the device with `cfg.seed`) on a
+/// clone of `pre`'s encoder, selecting on `dev`; checkpoints go to `out`, which must outlive the
+/// returned model (its best weights are read from there on use).
+pub fn fit_head(
+    pre: &stilts_trainer::model::Pretrained,
+    kind: stilts_trainer::heads::HeadKind,
+    (train, dev): (
+        &[stilts_trainer::train::Example],
+        &[stilts_trainer::train::Example],
+    ),
+    cfg: &stilts_trainer::recipe::TrainConfig,
+    out: &Path,
+) -> (
+    stilts_trainer::heads::TaskModel,
+    stilts_trainer::train::TrainOutcome,
+) {
+    use stilts_trainer::heads::{HeadConfig, TaskModel};
+    let device = burn::prelude::Device::flex();
+    device.seed(cfg.seed);
+    let head = HeadConfig::new(pre.config.hidden_size, kind.num_outputs()).init(&device);
+    let cancel = stilts_worker::executor::CancelFlag::new();
+    let run = stilts_trainer::train::TrainRun {
+        kind,
+        train,
+        dev,
+        config: cfg,
+        encoder_config: &pre.config,
+        device,
+        out,
+        base_dir: &pre.dir,
+        eval: stilts_trainer::evaluate::EvalSpec::default(),
+        progress: &NoProgress,
+        cancel: &cancel,
+    };
+    let model = TaskModel {
+        encoder: pre.encoder.clone(),
+        head,
+    };
+    stilts_trainer::train::train(&run, model).unwrap()
+}
