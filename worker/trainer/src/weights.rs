@@ -41,7 +41,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::store::{
-    ApplyResult, BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot,
+    ApplyError, ApplyResult, BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot,
     PyTorchToBurnAdapter, SafetensorsStore,
 };
 
@@ -166,6 +166,21 @@ fn file_shapes<M: Module>(module: &M) -> HashMap<String, Vec<usize>> {
         .collect()
 }
 
+/// A misshaped tensor, with both shapes as the file stores them (`expected` and `found` come in
+/// burn's layout, where a Linear weight is transposed).
+fn shape_problem(
+    path: &str,
+    expected: Vec<usize>,
+    found: Vec<usize>,
+    shapes: &HashMap<String, Vec<usize>>,
+) -> String {
+    let (want, got) = match shapes.get(path) {
+        Some(file) if *file != expected => (file.clone(), found.into_iter().rev().collect()),
+        _ => (expected, found),
+    };
+    format!("tensor {path} has shape {got:?}, expected {want:?}")
+}
+
 /// Turns an [`ApplyResult`] into an error naming every missing, unused or mismatched tensor
 /// (with the expected shape, from `shapes`, for a missing one).
 fn check_apply(
@@ -176,7 +191,14 @@ fn check_apply(
 ) -> Result<()> {
     let mut problems = Vec::new();
     for e in &result.errors {
-        problems.push(e.to_string());
+        problems.push(match e {
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => shape_problem(path, expected.to_vec(), found.to_vec(), shapes),
+            other => other.to_string(),
+        });
     }
     for (name, _) in &result.missing {
         match shapes.get(name) {

@@ -207,9 +207,9 @@ fn hf_export_round_trips() {
     assert_eq!(a, b);
 }
 
-/// Rewrites `path` (safetensors) without the tensor `drop` and with `reshape`'s tensor given the
-/// shape `to` (same number of elements).
-fn rewrite_safetensors(path: &Path, drop: &str, reshape: (&str, Vec<usize>)) {
+/// Rewrites `path` (safetensors) without the tensor `drop` and with each tensor of `reshape`
+/// given its new shape (same number of elements).
+fn rewrite_safetensors(path: &Path, drop: &str, reshape: &[(&str, Vec<usize>)]) {
     use safetensors::tensor::TensorView;
     let bytes = std::fs::read(path).unwrap();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -218,10 +218,9 @@ fn rewrite_safetensors(path: &Path, drop: &str, reshape: (&str, Vec<usize>)) {
         if name == drop {
             continue;
         }
-        let shape = if name == reshape.0 {
-            reshape.1.clone()
-        } else {
-            view.shape().to_vec()
+        let shape = match reshape.iter().find(|(n, _)| *n == name) {
+            Some((_, to)) => to.clone(),
+            None => view.shape().to_vec(),
         };
         kept.push((
             name,
@@ -244,7 +243,10 @@ fn xlnet_missing_or_misshaped_weights_are_named() {
     rewrite_safetensors(
         &tmp.path().join("model.safetensors"),
         "transformer.layer.1.rel_attn.r_r_bias",
-        ("transformer.layer.0.rel_attn.q", vec![32, 8, 4]),
+        &[
+            ("transformer.layer.0.rel_attn.q", vec![32, 8, 4]),
+            ("transformer.layer.1.ff.layer_1.weight", vec![32, 64]),
+        ],
     );
     let err = load_pretrained(tmp.path().to_str().unwrap(), 64, &device).unwrap_err();
     let msg = err.to_string();
@@ -254,7 +256,14 @@ fn xlnet_missing_or_misshaped_weights_are_named() {
         "{msg}"
     );
     assert!(
-        msg.contains("xlnet.layer.0.rel_attn.q") && msg.contains("[32, 4, 8]"),
+        msg.contains("tensor xlnet.layer.0.rel_attn.q has shape [32, 8, 4], expected [32, 4, 8]"),
+        "{msg}"
+    );
+    // A Linear weight is named in the file's `[out, in]` layout.
+    assert!(
+        msg.contains(
+            "tensor xlnet.layer.1.ff.layer_1.weight has shape [32, 64], expected [64, 32]"
+        ),
         "{msg}"
     );
     assert!(
