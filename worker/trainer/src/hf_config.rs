@@ -53,6 +53,8 @@ impl ModelType {
 #[derive(Debug, Clone, Deserialize)]
 pub struct HfConfig {
     pub model_type: String,
+    /// `n_token` in XLNet configs written before `vocab_size` was its name.
+    #[serde(alias = "n_token")]
     pub vocab_size: usize,
     #[serde(alias = "d_model")]
     pub hidden_size: usize,
@@ -320,6 +322,9 @@ mod tests {
         );
         let x = c.xlnet.expect("an XLNet encoder");
         assert_eq!((x.d_head, x.clamp_len), (64, None));
+        let old = XLNET.replace("\"vocab_size\"", "\"n_token\"");
+        let c = HfConfig::parse(p, &old).unwrap().encoder_config(p).unwrap();
+        assert_eq!(c.vocab_size, 32000);
         let clamped = XLNET.replace("\"clamp_len\": -1", "\"clamp_len\": 512");
         let c = HfConfig::parse(p, &clamped)
             .unwrap()
