@@ -1,20 +1,22 @@
-//! Fine-tuning XLNet: classification, multiple choice and span QA heads train on a tiny random
-//! XLNet (`tests/oracle/xlnet_numpy.py make`) with the XLNet layout (left padding, the last
-//! token as summary, QA gold and scores shifted by each row's padding). Each task is learnable
-//! from its training examples, and the model is scored on those examples after training: a
-//! wrong summary token or a wrong padding offset leaves it at chance. Needs python3 with numpy
-//! and safetensors; skips visibly otherwise.
-
+//! Fine-tuning XLNet: classification, multiple choice, span QA and tagging heads train on a tiny
+//! random XLNet (`tests/oracle/xlnet_numpy.py make`) with the XLNet layout (left padding, the last
+//! token as summary, QA gold and token scores shifted by each row's padding). Each task is
+//! learnable from its training examples, and the model is scored on those examples after
+//! training, token-level heads in one batch of mixed lengths: a wrong summary token or a wrong
+//! padding offset fails the test. Needs python3 with numpy and safetensors; skips visibly
+//! otherwise.
 mod common;
 
 use std::path::Path;
 
 use burn::prelude::*;
-use stilts_tasks::example::QaExample;
+use stilts_tasks::example::{QaExample, TaggedSentence};
+use stilts_tasks::metrics::squad::QaNormalization;
+use stilts_trainer::data::tagged;
 use stilts_trainer::evaluate::score_examples;
 use stilts_trainer::heads::HeadKind;
 use stilts_trainer::model::Pretrained;
-use stilts_trainer::qa::{QaWindows, all_features};
+use stilts_trainer::qa::{QaWindows, all_features, qa_metrics};
 use stilts_trainer::recipe::TrainConfig;
 use stilts_trainer::train::{Example, Target};
 
@@ -62,7 +64,7 @@ fn config(epochs: usize, max_seq_len: usize) -> TrainConfig {
 }
 
 #[test]
-fn xlnet_classification_multiple_choice_and_span_qa_train() {
+fn xlnet_classification_multiple_choice_span_qa_and_tagging_train() {
     let Some((_dir, pre)) = common::load_tiny_xlnet(2, 48) else {
         return;
     };
@@ -138,9 +140,74 @@ fn xlnet_classification_multiple_choice_and_span_qa_train() {
     let qa = all_features(tok, &questions, windows).unwrap();
     assert_eq!(qa.len(), questions.len(), "one window per question");
     let qa_out = out.path().join("qa");
-    let (_, outcome) =
+    let (model, outcome) =
         common::fit_head(&pre, HeadKind::SpanQa, (&qa, &qa), &config(15, 48), &qa_out);
-    let f1 = outcome.dev["f1"].as_f64().unwrap();
+    // One batch of every length: shorter windows are padded.
+    let scores = score_examples(
+        &model,
+        HeadKind::SpanQa,
+        &qa,
+        qa.len(),
+        &pre.config,
+        &device,
+    );
+    let (f1, _) = qa_metrics(&qa, &scores.unwrap(), QaNormalization::Squad).unwrap();
     eprintln!("span QA: loss {:.3}, F1 {f1:.1}", outcome.final_loss);
     assert!(f1 >= 80.0, "span QA F1 {f1}");
+
+    // Token classification: names and cities tagged among other words; per-word predictions are
+    // read at each word's first sub-token, shifted by the row's left padding.
+    let labels: Vec<String> = ["O", "PER", "LOC"].map(String::from).to_vec();
+    let sentences: Vec<TaggedSentence> = (0..24)
+        .map(|i| {
+            let (name, city) = (NAMES[i % 6], CITIES[(i * 5 + 2) % 6]);
+            let mut words = vec![name, "lives", "in", city];
+            let mut tags = vec!["PER", "O", "O", "LOC"];
+            // 0, 2 or 4 leading words: rows of a batch differ in padding.
+            let lead = 2 * (i % 3);
+            words.splice(
+                0..0,
+                ["Then", "last", "year", "and"][..lead].iter().copied(),
+            );
+            tags.splice(0..0, std::iter::repeat_n("O", lead));
+            TaggedSentence {
+                id: format!("t{i}"),
+                tokens: words.iter().map(|w| w.to_string()).collect(),
+                tags: Some(tags.iter().map(|t| t.to_string()).collect()),
+            }
+        })
+        .collect();
+    let tags: Vec<Example> = sentences
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| tagged(tok, i, s, &labels, "tags").unwrap())
+        .collect();
+    let kind = HeadKind::TokenClassification { num_labels: 3 };
+    let (model, outcome) = common::fit_head_with(
+        &pre,
+        (kind, &labels),
+        (&tags, &tags),
+        &config(15, 48),
+        &out.path().join("tags"),
+    );
+    // One batch of every length: shorter rows are padded.
+    let scores = score_examples(&model, kind, &tags, tags.len(), &pre.config, &device).unwrap();
+    let (mut hits, mut words) = (0, 0);
+    for (e, s) in tags.iter().zip(&scores) {
+        let Target::Tags {
+            tags: Some(gold), ..
+        } = &e.target
+        else {
+            panic!("tagged examples carry tags");
+        };
+        for (w, &g) in gold.iter().enumerate() {
+            let v = &s[3 * w..3 * w + 3];
+            let best = (0..3).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+            hits += usize::from(best == g);
+            words += 1;
+        }
+    }
+    let acc = hits as f64 / words as f64;
+    eprintln!("tagging: word accuracy {acc:.2}, dev {:?}", outcome.dev);
+    assert!(acc >= 0.95, "tagging accuracy {acc}");
 }

@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use stilts_common::job::{ExecutorSpec, JobSpec, Recipe, StageKind};
+use stilts_trainer::heads::{HeadConfig, HeadKind, TaskModel};
+use stilts_trainer::model::Pretrained;
+use stilts_trainer::recipe::TrainConfig;
+use stilts_trainer::train::{Example, TrainOutcome};
 use stilts_worker::executor::JobContext;
 
 /// `$STILTS_TEST_MODELS` (written by `deploy/fetch-models.sh`), or `None` after printing a
@@ -119,10 +123,7 @@ pub fn tiny_xlnet(dir: &Path, seed: u64) -> Option<()> {
 
 /// [`tiny_xlnet`] in a fresh temporary directory, loaded on the CPU with inputs truncated to
 /// `max_len`; the directory lives as long as the returned handle.
-pub fn load_tiny_xlnet(
-    seed: u64,
-    max_len: usize,
-) -> Option<(tempfile::TempDir, stilts_trainer::model::Pretrained)> {
+pub fn load_tiny_xlnet(seed: u64, max_len: usize) -> Option<(tempfile::TempDir, Pretrained)> {
     let tmp = tempfile::tempdir().unwrap();
     tiny_xlnet(tmp.path(), seed)?;
     let device = burn::prelude::Device::flex();
@@ -141,19 +142,23 @@ impl stilts_worker::executor::ProgressSink for NoProgress {
 /// clone of `pre`'s encoder, selecting on `dev`; checkpoints go to `out`, which must outlive the
 /// returned model (its best weights are read from there on use).
 pub fn fit_head(
-    pre: &stilts_trainer::model::Pretrained,
-    kind: stilts_trainer::heads::HeadKind,
-    (train, dev): (
-        &[stilts_trainer::train::Example],
-        &[stilts_trainer::train::Example],
-    ),
-    cfg: &stilts_trainer::recipe::TrainConfig,
+    pre: &Pretrained,
+    kind: HeadKind,
+    data: (&[Example], &[Example]),
+    cfg: &TrainConfig,
     out: &Path,
-) -> (
-    stilts_trainer::heads::TaskModel,
-    stilts_trainer::train::TrainOutcome,
-) {
-    use stilts_trainer::heads::{HeadConfig, TaskModel};
+) -> (TaskModel, TrainOutcome) {
+    fit_head_with(pre, (kind, &[]), data, cfg, out)
+}
+
+/// As [`fit_head`], dev metrics naming the classes `labels` (tagging needs them).
+pub fn fit_head_with(
+    pre: &Pretrained,
+    (kind, labels): (HeadKind, &[String]),
+    (train, dev): (&[Example], &[Example]),
+    cfg: &TrainConfig,
+    out: &Path,
+) -> (TaskModel, TrainOutcome) {
     let device = burn::prelude::Device::flex();
     device.seed(cfg.seed);
     let head = HeadConfig::new(pre.config.hidden_size, kind.num_outputs()).init(&device);
@@ -167,7 +172,10 @@ pub fn fit_head(
         device,
         out,
         base_dir: &pre.dir,
-        eval: stilts_trainer::evaluate::EvalSpec::default(),
+        eval: stilts_trainer::evaluate::EvalSpec {
+            labels,
+            ..Default::default()
+        },
         progress: &NoProgress,
         cancel: &cancel,
     };
