@@ -560,12 +560,15 @@ pub struct ServerSecurityArgs {
 
 #[derive(Debug, Args)]
 pub struct EncodeArgs {
-    /// HuggingFace model directory (config.json, model.safetensors, tokenizer.json) or hub id.
+    /// HuggingFace model directory (config.json, model.safetensors, tokenizer.json) or hub id;
+    /// model_type bert, roberta, xlm-roberta or xlnet.
     #[arg(long)]
     pub model: String,
     /// Hidden layer to pool (0 = embeddings; default: last).
     #[arg(long)]
     pub layer: Option<usize>,
+    /// mean (over all tokens, special ones included) or cls (the summary token: the first,
+    /// XLNet's last).
     #[arg(long, default_value = "mean")]
     pub pool: String,
     /// Read one text per line from this file.

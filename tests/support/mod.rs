@@ -209,15 +209,40 @@ pub fn output_ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `stilts results --format csv` of a state dir: the accuracy rows, sorted.
-pub fn results_csv(state: &Path) -> Vec<String> {
+/// `stilts run --no-progress` of `grid` into `state` (with `STILTS_DATA_DIR` when given), which
+/// must succeed; prints how long it took.
+pub fn run_grid(grid: &Path, state: &Path, data_dir: Option<&Path>) {
+    let started = Instant::now();
+    let mut cmd = stilts();
+    cmd.args(["run", "--no-progress", "--state-dir"])
+        .arg(state)
+        .arg(grid)
+        .stdin(Stdio::null());
+    if let Some(d) = data_dir {
+        cmd.env("STILTS_DATA_DIR", d);
+    }
+    output_ok(&cmd.output().unwrap());
+    eprintln!(
+        "{} ran in {:.1} s",
+        grid.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// `stilts results --format csv` of a state dir, as printed (header included).
+pub fn results_csv_text(state: &Path) -> String {
     let out = stilts()
         .args(["results", "--format", "csv", "--state-dir"])
         .arg(state)
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let mut lines: Vec<String> = output_ok(&out)
+    output_ok(&out)
+}
+
+/// `stilts results --format csv` of a state dir: the accuracy rows, sorted.
+pub fn results_csv(state: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = results_csv_text(state)
         .lines()
         .filter(|l| l.contains(",accuracy,"))
         .map(str::to_string)

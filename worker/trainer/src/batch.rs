@@ -11,6 +11,9 @@ use rand::seq::SliceRandom;
 use crate::encoder::{EncoderConfig, EncoderInput};
 use crate::tokenize::Encoded;
 
+/// XLNet's segment id of padding (HF `pad_token_type_id`).
+pub const XLNET_PAD_TYPE_ID: i64 = 3;
+
 /// A padded batch on the host: row-major `[batch, seq]` arrays.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenBatch {
@@ -44,8 +47,10 @@ impl Padding {
 }
 
 impl TokenBatch {
-    /// Pads `items` (right padding) to the longest one. Position ids follow the model family:
-    /// `offset + i` for real tokens, `pad_token_id` for padding (RoBERTa) or `i` (BERT).
+    /// Pads `items` to the longest one: on the right, or on the left for XLNet (whose summary
+    /// token `<cls>` then sits at the last position of every row; padding gets XLNet's segment
+    /// id 3). Position ids follow the model family: `offset + i` for real tokens,
+    /// `pad_token_id` for padding (RoBERTa) or `i` (BERT); XLNet reads none.
     pub fn new(items: &[&Encoded], cfg: &EncoderConfig) -> Self {
         Self::padded_to(items, cfg, 1)
     }
@@ -71,20 +76,33 @@ impl TokenBatch {
             pad: vec![true; n],
         };
         let roberta = cfg.position_offset > 0;
+        let left = cfg.is_xlnet();
         for (r, e) in items.iter().enumerate() {
+            let lead = if left { seq - e.len() } else { 0 };
             for i in 0..seq {
                 let k = r * seq + i;
-                if i < e.len() {
-                    b.ids[k] = e.ids[i] as i64;
-                    b.type_ids[k] = (e.type_ids[i] as i64).min(cfg.type_vocab_size as i64 - 1);
-                    b.position_ids[k] = (cfg.position_offset + i) as i64;
-                    b.pad[k] = false;
-                } else {
-                    b.position_ids[k] = if roberta { pad_id } else { i as i64 };
+                match i.checked_sub(lead).filter(|&t| t < e.len()) {
+                    Some(t) => {
+                        b.ids[k] = e.ids[t] as i64;
+                        b.type_ids[k] = (e.type_ids[t] as i64).min(cfg.type_vocab_size as i64 - 1);
+                        b.position_ids[k] = (cfg.position_offset + t) as i64;
+                        b.pad[k] = false;
+                    }
+                    None if left => b.type_ids[k] = XLNET_PAD_TYPE_ID,
+                    None => b.position_ids[k] = if roberta { pad_id } else { i as i64 },
                 }
             }
         }
         b
+    }
+
+    /// Padding tokens before the first real token of `row` (non-zero only for left padding):
+    /// token `t` of an input is at position `lead(row) + t` of its row.
+    pub fn lead(&self, row: usize) -> usize {
+        self.pad[row * self.seq..(row + 1) * self.seq]
+            .iter()
+            .take_while(|&&p| p)
+            .count()
     }
 
     /// Non-padding tokens.
@@ -205,6 +223,28 @@ mod tests {
         assert_eq!(batch.position_ids, vec![2, 3, 4, 2, 1, 1]);
         assert_eq!(batch.ids, vec![5, 5, 5, 5, 1, 1]);
         assert_eq!(batch.pad, vec![false, false, false, false, true, true]);
+    }
+
+    #[test]
+    fn xlnet_pads_on_the_left() {
+        let cfg = EncoderConfig::new(10, 8, 1, 2, 16, usize::MAX, 4)
+            .with_pad_token_id(5)
+            .with_xlnet(Some(crate::xlnet::XlnetConfig::new(4)));
+        let a = Encoded {
+            ids: vec![7, 4, 3],
+            type_ids: vec![0, 0, 2],
+            offsets: vec![(0, 0); 3],
+        };
+        let b = Encoded {
+            ids: vec![4, 3],
+            type_ids: vec![0, 2],
+            offsets: vec![(0, 0); 2],
+        };
+        let batch = TokenBatch::new(&[&a, &b], &cfg);
+        assert_eq!(batch.ids, vec![7, 4, 3, 5, 4, 3]);
+        assert_eq!(batch.type_ids, vec![0, 0, 2, 3, 0, 2]);
+        assert_eq!(batch.pad, vec![false, false, false, true, false, false]);
+        assert_eq!((batch.lead(0), batch.lead(1)), (0, 1));
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub fn tagged(
     labels: &[String],
     what: &str,
 ) -> Result<Vec<Example>> {
-    let (pre, post) = tok.specials()?;
+    let (pre_pieces, post_pieces) = tok.special_pieces()?;
+    let ids_of = |v: &[(u32, u32)]| v.iter().map(|p| p.0).collect::<Vec<u32>>();
+    let (pre, post) = (ids_of(&pre_pieces), ids_of(&post_pieces));
     let budget = tok.max_len().saturating_sub(pre.len() + post.len()).max(1);
     let gold = match &s.tags {
         None => None,
@@ -89,7 +91,12 @@ pub fn tagged(
             id: format!("{}#{}", s.id, out.len()),
             inputs: vec![Encoded {
                 ids,
-                type_ids: vec![0; n],
+                type_ids: pre_pieces
+                    .iter()
+                    .map(|p| p.1)
+                    .chain(std::iter::repeat_n(0, n - pre.len() - post.len()))
+                    .chain(post_pieces.iter().map(|p| p.1))
+                    .collect(),
                 offsets: vec![(0, 0); n],
             }],
             target: Target::Tags {

@@ -16,7 +16,7 @@ pub enum Pool {
     /// Mean over non-padding tokens (special tokens included, as sentence-transformers does).
     #[default]
     Mean,
-    /// The first token (`[CLS]` / `<s>`).
+    /// The summary token: the first (`[CLS]` / `<s>`), for XLNet the last (`<cls>`).
     Cls,
 }
 
@@ -33,11 +33,11 @@ impl std::str::FromStr for Pool {
     }
 }
 
-/// Pools `[batch, seq, hidden]` hidden states into `[batch, hidden]`.
-pub fn pool(hidden: Tensor<3>, batch: &TokenBatch, how: Pool) -> Tensor<2> {
+/// Pools `[batch, seq, hidden]` hidden states of `encoder` into `[batch, hidden]`.
+pub fn pool(encoder: &Encoder, hidden: Tensor<3>, batch: &TokenBatch, how: Pool) -> Tensor<2> {
     let [b, _, h] = hidden.dims();
     match how {
-        Pool::Cls => hidden.slice([0..b, 0..1, 0..h]).reshape([b, h]),
+        Pool::Cls => encoder.summary(hidden),
         Pool::Mean => {
             let keep = batch.keep_mask(&hidden.device()); // [b, seq, 1]
             let sum = (hidden * keep.clone()).sum_dim(1).reshape([b, h]);
@@ -73,7 +73,7 @@ pub fn embed_texts(
         let refs: Vec<_> = encoded.iter().collect();
         let batch = TokenBatch::new(&refs, config);
         let hidden = encoder.forward_to_layer(&batch.to_input(device), layer);
-        let pooled = pool(hidden, &batch, how);
+        let pooled = pool(encoder, hidden, &batch, how);
         let [b, h] = pooled.dims();
         let flat: Vec<f32> = pooled
             .into_data()

@@ -18,7 +18,7 @@ pub enum TrainerError {
     BadModelFile { path: PathBuf, message: String },
     /// `config.json` names an architecture this trainer does not implement.
     #[error(
-        "{path}: unsupported model_type {model_type:?} (supported: bert, roberta, xlm-roberta)"
+        "{path}: unsupported model_type {model_type:?} (supported: bert, roberta, xlm-roberta, xlnet)"
     )]
     UnsupportedModel { path: PathBuf, model_type: String },
     /// The tokenizer can produce ids the embedding matrix has no row for.

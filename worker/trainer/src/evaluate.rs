@@ -65,7 +65,7 @@ pub fn score_examples(
             for (row, &i) in idx.iter().enumerate() {
                 if let Target::Tags { starts, .. } = &examples[i].target {
                     for &p in starts {
-                        let at = (row * seq + p) * c;
+                        let at = (row * seq + tokens.lead(row) + p) * c;
                         out[i].extend_from_slice(&flat[at..at + c]);
                     }
                 }
@@ -78,7 +78,8 @@ pub fn score_examples(
             let flat = to_vec(logits.into_data())?;
             for (row, &i) in idx.iter().enumerate() {
                 let n = examples[i].inputs[0].len();
-                let at = |p: usize, k: usize| flat[(row * seq + p) * 2 + k];
+                let lead = tokens.lead(row);
+                let at = |p: usize, k: usize| flat[(row * seq + lead + p) * 2 + k];
                 out[i] = (0..n)
                     .map(|p| at(p, 0))
                     .chain((0..n).map(|p| at(p, 1)))

@@ -1,5 +1,6 @@
-//! Task heads on top of the encoder. Every head reads the first token (`[CLS]` / `<s>`) through
-//! a fresh `dense → tanh` layer, RoBERTa-style, and a fresh output layer; the checkpoint's NSP
+//! Task heads on top of the encoder. Every head reads the summary token (the first, `[CLS]` /
+//! `<s>`; for XLNet the last, `<cls>`: [`Encoder::summary`]) through a fresh `dense → tanh`
+//! layer, RoBERTa-style, and a fresh output layer; the checkpoint's NSP
 //! pooler is not used, so BERT and RoBERTa families are treated alike and the target stage's
 //! "fresh head" means the same thing for every model.
 //!
@@ -54,7 +55,7 @@ pub struct HeadConfig {
     pub dropout: f64,
 }
 
-/// `dropout → dense → tanh → dropout → out` on the first token.
+/// `dropout → dense → tanh → dropout → out` on the summary token.
 #[derive(Module, Debug)]
 pub struct Head {
     pub dense: Linear,
@@ -81,10 +82,8 @@ impl HeadConfig {
 }
 
 impl Head {
-    /// `[batch, seq, hidden]` → `[batch, num_outputs]`
-    pub fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
-        let [b, _, h] = hidden.dims();
-        let cls = hidden.slice([0..b, 0..1, 0..h]).reshape([b, h]);
+    /// The summary token's hidden state `[batch, hidden]` → `[batch, num_outputs]`
+    pub fn forward(&self, cls: Tensor<2>) -> Tensor<2> {
         let x = self
             .dense
             .forward(dropout::forward(&self.dropout, cls))
@@ -108,8 +107,8 @@ pub struct TaskModel {
 impl TaskModel {
     /// Head outputs for a batch of sequences, `[batch, num_outputs]`.
     pub fn forward(&self, batch: &TokenBatch, device: &Device) -> Tensor<2> {
-        self.head
-            .forward(self.encoder.forward(&batch.to_input(device)))
+        let hidden = self.encoder.forward(&batch.to_input(device));
+        self.head.forward(self.encoder.summary(hidden))
     }
 
     /// Per-token head outputs, `[batch, seq, num_outputs]`.

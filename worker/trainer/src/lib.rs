@@ -1,4 +1,4 @@
-//! The built-in trainer (burn): BERT/mBERT/RoBERTa/XLM-R encoders loaded from HuggingFace
+//! The built-in trainer (burn): BERT/mBERT/RoBERTa/XLM-R and XLNet encoders loaded from HuggingFace
 //! directories, task heads, a resumable training loop and the [`BurnExecutor`] that runs stage
 //! jobs. See README.md ("where to change what").
 
@@ -20,12 +20,14 @@ pub mod model;
 pub mod precision;
 pub mod qa;
 pub mod recipe;
+pub mod rel_attention;
 pub mod retrieval;
 mod seed;
 pub mod source;
 pub mod tokenize;
 pub mod train;
 pub mod weights;
+pub mod xlnet;
 
 pub use backend::Backend;
 pub use embed::{Pool, encode};

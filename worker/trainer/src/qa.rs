@@ -1,7 +1,7 @@
 //! Extractive QA (SQuAD, XQuAD, MLQA, TyDiQA-GoldP) as XTREME featurises and decodes it:
 //! question truncated to `max_query_len` tokens, context cut into windows of the remaining room
-//! that start `doc_stride` tokens apart; the gold span's tokens in a window, or the first token
-//! (`[CLS]` / `<s>`) when the answer is not inside it; n-best decoding (20 starts × 20 ends,
+//! that start `doc_stride` tokens apart; the gold span's tokens in a window, or the summary token
+//! (`[CLS]` / `<s>` first; XLNet's `<cls>` last) when the answer is not inside it; n-best decoding (20 starts × 20 ends,
 //! end ≥ start, at most 30 sub-tokens, both in the context, start in its max-context window)
 //! mapped back to the context text through the tokenizer's character offsets.
 
@@ -61,8 +61,8 @@ pub struct SpanTarget {
     pub context_lang: String,
     /// Gold answer texts (empty when unlabelled).
     pub answers: Vec<String>,
-    /// Gold `(start, end)` positions of the first answer in this window, `(0, 0)` when it is
-    /// not inside; `None` when unlabelled.
+    /// Gold `(start, end)` positions of the first answer in this window, the summary token's
+    /// `(c, c)` when it is not inside; `None` when unlabelled.
     pub gold: Option<(usize, usize)>,
     /// Per position: the token's character span in the context (context tokens only).
     pub chars: Vec<Option<(usize, usize)>>,
@@ -161,15 +161,21 @@ pub fn features(
                 }
             }
         }
+        let n = ids.len();
+        // The summary token: first where the template starts with a special token (BERT,
+        // RoBERTa), else last (XLNet's `A <sep> B <sep> <cls>`).
+        let cls = match template.first() {
+            Some(TemplatePiece::Special { .. }) => 0,
+            _ => n - 1,
+        };
         let gold = if answers.is_empty() {
             None
         } else {
             Some(match gold_tokens {
                 Some((gs, ge)) if gs >= s && ge < s + len => (ctx_at + gs - s, ctx_at + ge - s),
-                _ => (0, 0),
+                _ => (cls, cls),
             })
         };
-        let n = ids.len();
         out.push(Example {
             id: format!("{}#{k}", ex.id),
             inputs: vec![Encoded {

@@ -27,6 +27,9 @@ impl Encoded {
     }
 }
 
+/// A special token of the template: `(id, segment id)`.
+pub type SpecialPiece = (u32, u32);
+
 /// One piece of the tokenizer's template for a text pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemplatePiece {
@@ -156,19 +159,31 @@ impl TextTokenizer {
     }
 
     /// The special tokens the tokenizer puts before and after a single text
-    /// (`[CLS]` / `[SEP]`, `<s>` / `</s>`).
+    /// (`[CLS]` / `[SEP]`, `<s>` / `</s>`, XLNet's none / `<sep> <cls>`).
     pub fn specials(&self) -> Result<(Vec<u32>, Vec<u32>)> {
+        let (pre, post) = self.special_pieces()?;
+        let ids = |v: &[(u32, u32)]| v.iter().map(|p| p.0).collect();
+        Ok((ids(&pre), ids(&post)))
+    }
+
+    /// As [`TextTokenizer::specials`], each token with its segment id (XLNet's `<cls>`: 2).
+    pub fn special_pieces(&self) -> Result<(Vec<SpecialPiece>, Vec<SpecialPiece>)> {
         let enc = self
             .inner
             .encode("a", true)
             .map_err(|e| TrainerError::Tokenize(e.to_string()))?;
         let mask = enc.get_special_tokens_mask();
-        let ids = enc.get_ids();
+        let pieces: Vec<(u32, u32)> = enc
+            .get_ids()
+            .iter()
+            .copied()
+            .zip(enc.get_type_ids().iter().copied())
+            .collect();
         let lead = mask.iter().take_while(|&&m| m == 1).count();
         let trail = mask.iter().rev().take_while(|&&m| m == 1).count();
         Ok((
-            ids[..lead].to_vec(),
-            ids[ids.len() - trail.min(ids.len() - lead)..].to_vec(),
+            pieces[..lead].to_vec(),
+            pieces[pieces.len() - trail.min(pieces.len() - lead)..].to_vec(),
         ))
     }
 

@@ -160,7 +160,9 @@ fn loss_of(
                         e.id
                     )));
                 };
+                let lead = tokens.lead(row);
                 for (&p, &t) in starts.iter().zip(tags) {
+                    let p = lead + p;
                     if t >= num_labels || p >= seq {
                         return Err(TrainerError::Data(format!(
                             "example {}: tag {t} at position {p} does not fit",
@@ -176,12 +178,13 @@ fn loss_of(
             let logits = model.token_scores(tokens, device);
             let [b, seq, _] = logits.dims();
             let (mut starts, mut ends) = (Vec::new(), Vec::new());
-            for e in batch {
+            for (row, e) in batch.iter().enumerate() {
+                let lead = tokens.lead(row);
                 match &e.target {
-                    Target::Span(t) if t.gold.is_some_and(|(s, e)| s <= e && e < seq) => {
+                    Target::Span(t) if t.gold.is_some_and(|(s, e)| s <= e && lead + e < seq) => {
                         let (s, e) = t.gold.expect("checked");
-                        starts.push(s);
-                        ends.push(e);
+                        starts.push(lead + s);
+                        ends.push(lead + e);
                     }
                     _ => {
                         return Err(TrainerError::Data(format!(
@@ -198,7 +201,8 @@ fn loss_of(
     }
 }
 
-/// AdamW over all parameters, with a second group without weight decay for biases and
+/// AdamW over all parameters, with a second group without weight decay for biases (XLNet's
+/// attention biases `r_w_bias`, `r_r_bias`, `r_s_bias` included, as HF's `"bias" in name`) and
 /// LayerNorm (gamma/beta).
 fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     let adamw = |wd: f64| {
@@ -206,10 +210,14 @@ fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
             .with_epsilon(1e-8)
             .with_weight_decay(wd as f32)
     };
-    let no_decay = ParamGroup::from_regex(r"(\.bias|\.gamma|\.beta)$").expect("valid regex");
     adamw(cfg.weight_decay)
         .init()
-        .with_group(no_decay, adamw(0.0).build(), None)
+        .with_group(no_decay(), adamw(0.0).build(), None)
+}
+
+/// The parameters trained without weight decay.
+fn no_decay() -> ParamGroup {
+    ParamGroup::from_regex(r"(\.bias|\.r_[wrs]_bias|\.gamma|\.beta)$").expect("valid regex")
 }
 
 /// Sums of squared gradients of every float parameter.
@@ -454,4 +462,37 @@ fn select(run: &TrainRun, model: &TaskModel, state: &mut TrainState) -> Result<(
         state.best_metrics = metrics;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::ParamId;
+    use burn::store::ModuleSnapshot;
+
+    use super::*;
+    use crate::xlnet::XlnetConfig;
+
+    /// Biases (XLNet's three attention biases too) and LayerNorm parameters, and nothing else.
+    #[test]
+    fn no_decay_holds_biases_and_norms_of_both_families() {
+        let device = Device::flex();
+        let bert = EncoderConfig::new(20, 8, 1, 2, 16, 10, 2);
+        let xlnet = bert.clone().with_xlnet(Some(XlnetConfig::new(4)));
+        let group = no_decay();
+        for cfg in [bert, xlnet] {
+            let names: Vec<String> = cfg
+                .init(&device)
+                .collect(None, None, false)
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
+            for name in &names {
+                let last = name.rsplit('.').next().unwrap();
+                let want = last.ends_with("bias") || last == "gamma" || last == "beta";
+                assert_eq!(group.matches(&ParamId::new(), Some(name)), want, "{name}");
+            }
+            assert!(names.len() > 10);
+        }
+        assert!(group.matches(&ParamId::new(), Some("xlnet.layer.0.rel_attn.r_s_bias")));
+    }
 }

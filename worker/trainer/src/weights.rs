@@ -16,17 +16,32 @@
 //! | `encoder.layer.N.output.dense`                     | `layers.N.pwff.linear_outer`     |
 //! | `encoder.layer.N.output.LayerNorm`                 | `layers.N.norm_2`                |
 //!
+//! XLNet (HF `XLNetModel`, prefix `transformer.` or none): every name keeps its HF spelling
+//! under `xlnet.`:
+//!
+//! | HuggingFace                                        | burn module path                 |
+//! |----------------------------------------------------|----------------------------------|
+//! | `word_embedding.weight`                            | `xlnet.word_embedding.weight`    |
+//! | `layer.N.rel_attn.{q,k,v,o,r}` `[d_model, n_head, d_head]` | `xlnet.layer.N.rel_attn.{q,k,v,o,r}` (as stored) |
+//! | `layer.N.rel_attn.{r_w_bias,r_r_bias,r_s_bias}` `[n_head, d_head]` | `xlnet.layer.N.rel_attn.…` |
+//! | `layer.N.rel_attn.seg_embed` `[2, n_head, d_head]` | `xlnet.layer.N.rel_attn.seg_embed` |
+//! | `layer.N.rel_attn.layer_norm`                      | `xlnet.layer.N.rel_attn.layer_norm` |
+//! | `layer.N.ff.{layer_1,layer_2,layer_norm}`          | `xlnet.layer.N.ff.…`             |
+//!
+//! `mask_emb` (used only with pretraining's query stream) is not loaded.
+//!
 //! Linear weights are transposed (`[out, in]` → `[in, out]`) and LayerNorm weight/bias become
 //! gamma/beta by burn's `PyTorchToBurnAdapter`. Old checkpoints name LayerNorm parameters
 //! `gamma`/`beta`; they are renamed to `weight`/`bias` first. Source tensors that are not part of
 //! the encoder and are deliberately left out are listed in [`IGNORED_SOURCE_TENSORS`]; any
 //! other unused or missing tensor is an error naming it.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use burn::module::Module;
 use burn::store::{
-    ApplyResult, BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot,
+    ApplyError, ApplyResult, BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot,
     PyTorchToBurnAdapter, SafetensorsStore,
 };
 
@@ -36,6 +51,8 @@ use crate::error::{Result, TrainerError};
 /// `(regex on the HF name, replacement)`, applied in order.
 pub const HF_TO_BURN: &[(&str, &str)] = &[
     (r"^(bert|roberta)\.", ""),
+    (r"^transformer\.", "xlnet."),
+    (r"^(word_embedding\.|mask_emb$|layer\.)", "xlnet.$1"),
     (r"LayerNorm\.gamma$", "LayerNorm.weight"),
     (r"LayerNorm\.beta$", "LayerNorm.bias"),
     (r"^embeddings\.LayerNorm\.", "embeddings.layer_norm."),
@@ -66,8 +83,14 @@ pub const HF_TO_BURN: &[(&str, &str)] = &[
 ];
 
 /// Source tensors (after remapping) that are not encoder weights: the position-id buffer, the
-/// NSP pooler (heads start fresh, see `heads.rs`) and pretraining/task heads.
+/// NSP pooler (heads start fresh, see `heads.rs`), pretraining/task heads, and XLNet's mask
+/// embedding and heads.
 pub const IGNORED_SOURCE_TENSORS: &[&str] = &[
+    r"^xlnet\.mask_emb$",
+    r"^sequence_summary\.",
+    r"^lm_loss\.",
+    r"^logits_proj\.",
+    r"^(start_logits|end_logits|answer_class)\.",
     r"^embeddings\.position_ids$",
     r"^pooler\.",
     r"^cls\.",
@@ -77,8 +100,9 @@ pub const IGNORED_SOURCE_TENSORS: &[&str] = &[
 ];
 
 /// The reverse of [`HF_TO_BURN`] (after `BurnToPyTorchAdapter` renamed gamma/beta back to
-/// weight/bias), for exporting in HuggingFace's unprefixed BERT names.
+/// weight/bias), for exporting in HuggingFace's unprefixed BERT and XLNet names.
 pub const BURN_TO_HF: &[(&str, &str)] = &[
+    (r"^xlnet\.", ""),
     (r"^embeddings\.layer_norm\.", "embeddings.LayerNorm."),
     (
         r"^layers\.(\d+)\.mha\.(query|key|value)\.",
@@ -131,18 +155,58 @@ fn is_ignored(name: &str) -> bool {
     })
 }
 
-/// Turns an [`ApplyResult`] into an error naming every missing, unused or mismatched tensor.
+/// Module path → shape as a HF file stores it (Linear weights `[out, in]`), for naming the
+/// expected shape of a missing tensor.
+fn file_shapes<M: Module>(module: &M) -> HashMap<String, Vec<usize>> {
+    let burn = module.collect(None, None, false);
+    let file = module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false);
+    burn.into_iter()
+        .zip(file)
+        .map(|(b, f)| (b.name, f.shape.to_vec()))
+        .collect()
+}
+
+/// A misshaped tensor, with both shapes as the file stores them (`expected` and `found` come in
+/// burn's layout, where a Linear weight is transposed).
+fn shape_problem(
+    path: &str,
+    expected: Vec<usize>,
+    found: Vec<usize>,
+    shapes: &HashMap<String, Vec<usize>>,
+) -> String {
+    let (want, got) = match shapes.get(path) {
+        Some(file) if *file != expected => (file.clone(), found.into_iter().rev().collect()),
+        _ => (expected, found),
+    };
+    format!("tensor {path} has shape {got:?}, expected {want:?}")
+}
+
+/// Turns an [`ApplyResult`] into an error naming every missing, unused or mismatched tensor
+/// (with the expected shape, from `shapes`, for a missing one).
 fn check_apply(
     path: &Path,
     result: &ApplyResult,
+    shapes: &HashMap<String, Vec<usize>>,
     ignore_unused: &dyn Fn(&str) -> bool,
 ) -> Result<()> {
     let mut problems = Vec::new();
     for e in &result.errors {
-        problems.push(e.to_string());
+        problems.push(match e {
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => shape_problem(path, expected.to_vec(), found.to_vec(), shapes),
+            other => other.to_string(),
+        });
     }
     for (name, _) in &result.missing {
-        problems.push(format!("missing tensor {name}"));
+        match shapes.get(name) {
+            Some(shape) => {
+                problems.push(format!("missing tensor {name} (expected shape {shape:?})"))
+            }
+            None => problems.push(format!("missing tensor {name}")),
+        }
     }
     for name in result.unused.iter().filter(|n| !ignore_unused(n)) {
         problems.push(format!(
@@ -170,10 +234,11 @@ pub fn load_encoder_weights(encoder: Encoder, path: &Path) -> Result<Encoder> {
         .allow_partial(true)
         .validate(false);
     let mut encoder = encoder;
+    let shapes = file_shapes(&encoder);
     let result = encoder
         .load_from(&mut store)
         .map_err(|e| TrainerError::bad_file(path, e.to_string()))?;
-    check_apply(path, &result, &is_ignored)?;
+    check_apply(path, &result, &shapes, &is_ignored)?;
     Ok(encoder)
 }
 
@@ -200,6 +265,6 @@ pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
     let result = module
         .load_from(&mut store)
         .map_err(|e| TrainerError::checkpoint(path, e))?;
-    check_apply(path, &result, &|_| false)?;
+    check_apply(path, &result, &HashMap::new(), &|_| false)?;
     Ok(module)
 }

@@ -206,3 +206,121 @@ fn hf_export_round_trips() {
     let b = encode(out.path(), &texts, None, Pool::Mean).unwrap();
     assert_eq!(a, b);
 }
+
+/// Rewrites `path` (safetensors) without the tensor `drop` and with each tensor of `reshape`
+/// given its new shape (same number of elements).
+fn rewrite_safetensors(path: &Path, drop: &str, reshape: &[(&str, Vec<usize>)]) {
+    use safetensors::tensor::TensorView;
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut kept = Vec::new();
+    for (name, view) in file.tensors() {
+        if name == drop {
+            continue;
+        }
+        let shape = match reshape.iter().find(|(n, _)| *n == name) {
+            Some((_, to)) => to.clone(),
+            None => view.shape().to_vec(),
+        };
+        kept.push((
+            name,
+            TensorView::new(view.dtype(), shape, view.data()).unwrap(),
+        ));
+    }
+    std::fs::write(path, safetensors::serialize(kept, None).unwrap()).unwrap();
+}
+
+/// XLNet: a missing tensor and a misshaped one are both named with the shape the config
+/// expects; the tensors XLNet checkpoints carry besides the encoder (`mask_emb`, the LM bias)
+/// are not complaints.
+#[test]
+fn xlnet_missing_or_misshaped_weights_are_named() {
+    let Some((tmp, model)) = common::load_tiny_xlnet(3, 64) else {
+        return;
+    };
+    let device = Device::flex();
+    assert_eq!(model.encoder.num_layers(), 2);
+    rewrite_safetensors(
+        &tmp.path().join("model.safetensors"),
+        "transformer.layer.1.rel_attn.r_r_bias",
+        &[
+            ("transformer.layer.0.rel_attn.q", vec![32, 8, 4]),
+            ("transformer.layer.1.ff.layer_1.weight", vec![32, 64]),
+        ],
+    );
+    let err = load_pretrained(tmp.path().to_str().unwrap(), 64, &device).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("model.safetensors"), "{msg}");
+    assert!(
+        msg.contains("missing tensor xlnet.layer.1.rel_attn.r_r_bias (expected shape [4, 8])"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("tensor xlnet.layer.0.rel_attn.q has shape [32, 8, 4], expected [32, 4, 8]"),
+        "{msg}"
+    );
+    // A Linear weight is named in the file's `[out, in]` layout.
+    assert!(
+        msg.contains(
+            "tensor xlnet.layer.1.ff.layer_1.weight has shape [32, 64], expected [64, 32]"
+        ),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("mask_emb") && !msg.contains("lm_loss"),
+        "{msg}"
+    );
+}
+
+/// XLNet export: HF's unprefixed names and shapes (the encoder's tensors of the original file,
+/// without `transformer.`, `mask_emb` and the LM bias), loading back to the same hidden states.
+#[test]
+fn xlnet_hf_export_round_trips() {
+    let Some((src, pre)) = common::load_tiny_xlnet(4, 64) else {
+        return;
+    };
+    let device = Device::flex();
+    let out = tempfile::tempdir().unwrap();
+    stilts_trainer::weights::save_encoder_hf(&pre.encoder, &out.path().join("model.safetensors"))
+        .unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(src.path().join(f), out.path().join(f)).unwrap();
+    }
+    let names_shapes = |path: &Path| {
+        let bytes = std::fs::read(path).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let mut v: Vec<(String, Vec<usize>)> = meta
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| {
+                (
+                    name.trim_start_matches("transformer.").to_string(),
+                    info.shape.clone(),
+                )
+            })
+            .filter(|(name, _)| name != "mask_emb" && name != "lm_loss.bias")
+            .collect();
+        v.sort();
+        v
+    };
+    let exported = names_shapes(&out.path().join("model.safetensors"));
+    assert_eq!(
+        exported,
+        names_shapes(&src.path().join("model.safetensors"))
+    );
+    assert!(
+        exported
+            .iter()
+            .any(|(n, s)| n == "layer.1.rel_attn.seg_embed" && s == &[2, 4, 8])
+    );
+    let back = load_pretrained(out.path().to_str().unwrap(), 64, &device).unwrap();
+    let enc = pre
+        .tokenizer
+        .encode("What a dull movie!", Some("It was."))
+        .unwrap();
+    let batch = stilts_trainer::batch::TokenBatch::new(&[&enc], &pre.config);
+    let a = pre.encoder.forward(&batch.to_input(&device));
+    let b = back.encoder.forward(&batch.to_input(&device));
+    let diff: f32 = (a - b).abs().max().into_scalar();
+    assert_eq!(diff, 0.0);
+}

@@ -5,7 +5,10 @@
 
 mod common;
 
+use burn::prelude::*;
 use stilts_common::job::StageKind;
+use stilts_trainer::batch::TokenBatch;
+use stilts_trainer::precision::Precision;
 use stilts_trainer::{Backend, BurnExecutor};
 use stilts_worker::executor::{CancelFlag, Executor, Progress, ProgressSink};
 
@@ -72,4 +75,32 @@ fn bf16_fine_tunes_sst2_like_fp32() {
         (fp32 - bf16).abs() <= 3.0,
         "bf16 {bf16:.2} vs fp32 {fp32:.2}: more than rounding noise"
     );
+}
+
+/// XLNet's products (the projections, the content, position and segment scores, the attention
+/// output, the feed-forward layers) follow the recipe's precision: bf16 changes the hidden states
+/// of a tiny XLNet by rounding, not more.
+#[test]
+fn xlnet_products_follow_the_precision() {
+    let Some((_dir, mut model)) = common::load_tiny_xlnet(5, 64) else {
+        return;
+    };
+    let device = Device::flex();
+    let a = model
+        .tokenizer
+        .encode("A man is playing a guitar.", Some("Someone plays music."))
+        .unwrap();
+    let b = model.tokenizer.encode("What a dull movie!", None).unwrap();
+    let input = TokenBatch::new(&[&a, &b], &model.config).to_input(&device);
+    let fp32 = model.encoder.forward(&input);
+    model.encoder.precision = Precision::Bf16;
+    let bf16 = model.encoder.forward(&input);
+    let err: f32 = (fp32 - bf16).abs().max().into_scalar();
+    eprintln!("tiny XLNet, bf16 vs fp32: max |delta| = {err:e}");
+    // LayerNorm outputs are O(1); 8 mantissa bits give ~4e-3 per product.
+    assert!(
+        err > 1e-4,
+        "bf16 changed nothing: the products did not follow the precision"
+    );
+    assert!(err < 0.2, "bf16 error {err}");
 }

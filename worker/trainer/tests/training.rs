@@ -62,30 +62,7 @@ fn run_training(model_dir: &Path, out: &Path, cfg: &TrainConfig) -> (TrainOutcom
     let data = sentiment(&pre.tokenizer);
     let (train_set, dev) = data.split_at(12);
     let kind = HeadKind::Classification { num_labels: 2 };
-    device.seed(cfg.seed);
-    let head = HeadConfig::new(pre.config.hidden_size, 2).init(&device);
-    let cancel = CancelFlag::new();
-    let run = TrainRun {
-        kind,
-        train: train_set,
-        dev,
-        config: cfg,
-        encoder_config: &pre.config,
-        device: device.clone(),
-        out,
-        base_dir: &pre.dir,
-        eval: EvalSpec::default(),
-        progress: &NoProgress,
-        cancel: &cancel,
-    };
-    let (model, outcome) = train(
-        &run,
-        TaskModel {
-            encoder: pre.encoder,
-            head,
-        },
-    )
-    .unwrap();
+    let (model, outcome) = common::fit_head(&pre, kind, (train_set, dev), cfg, out);
     let scores = score_examples(&model, kind, &data, 8, &pre.config, &device).unwrap();
     (outcome, scores)
 }
@@ -252,26 +229,7 @@ fn multiple_choice_and_regression_heads_train() {
         (HeadKind::Regression, &reg, 1),
     ] {
         let out = tempfile::tempdir().unwrap();
-        let head = HeadConfig::new(pre.config.hidden_size, kind.num_outputs()).init(&device);
-        let cancel = CancelFlag::new();
-        let run = TrainRun {
-            kind,
-            train: data,
-            dev: &data[..4],
-            config: &cfg,
-            encoder_config: &pre.config,
-            device: device.clone(),
-            out: out.path(),
-            base_dir: &pre.dir,
-            eval: EvalSpec::default(),
-            progress: &NoProgress,
-            cancel: &cancel,
-        };
-        let model = TaskModel {
-            encoder: pre.encoder.clone(),
-            head,
-        };
-        let (model, outcome) = train(&run, model).unwrap();
+        let (model, outcome) = common::fit_head(&pre, kind, (data, &data[..4]), &cfg, out.path());
         assert_eq!(outcome.steps, 2);
         assert!(outcome.final_loss.is_finite());
         let metric = if kind == HeadKind::Regression {

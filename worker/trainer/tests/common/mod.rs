@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use stilts_common::job::{ExecutorSpec, JobSpec, Recipe, StageKind};
+use stilts_trainer::heads::{HeadConfig, HeadKind, TaskModel};
+use stilts_trainer::model::Pretrained;
+use stilts_trainer::recipe::TrainConfig;
+use stilts_trainer::train::{Example, TrainOutcome};
 use stilts_worker::executor::JobContext;
 
 /// `$STILTS_TEST_MODELS` (written by `deploy/fetch-models.sh`), or `None` after printing a
@@ -77,4 +81,107 @@ pub fn job_ctx(dir: &Path, key: &str, spec: JobSpec, input: Option<&str>) -> Job
         metrics_file: dir.join(key).join("metrics.json"),
         log_dir: dir.join(key).join("logs"),
     }
+}
+
+/// Writes a tiny random XLNet checkpoint (every parameter perturbed, `transformer.` names) with
+/// the hand-written XLNet-style tokenizer of `tests/fixtures` into `dir`, through
+/// `tests/oracle/xlnet_numpy.py make`; `None` (after a visible skip notice) without python3,
+/// numpy and safetensors.
+pub fn tiny_xlnet(dir: &Path, seed: u64) -> Option<()> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/xlnet_numpy.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg("make")
+        .arg(dir)
+        .arg(seed.to_string())
+        .output();
+    match out {
+        Err(e) => {
+            eprintln!("skipping: python3 not found ({e})");
+            return None;
+        }
+        Ok(o) if o.status.code() == Some(3) => {
+            eprintln!("skipping: {}", String::from_utf8_lossy(&o.stderr).trim());
+            return None;
+        }
+        Ok(o) => assert!(
+            o.status.success(),
+            "xlnet_numpy.py make failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    }
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/xlnet-tokenizer.json"
+        ),
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
+    Some(())
+}
+
+/// [`tiny_xlnet`] in a fresh temporary directory, loaded on the CPU with inputs truncated to
+/// `max_len`; the directory lives as long as the returned handle.
+pub fn load_tiny_xlnet(seed: u64, max_len: usize) -> Option<(tempfile::TempDir, Pretrained)> {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_xlnet(tmp.path(), seed)?;
+    let device = burn::prelude::Device::flex();
+    let model =
+        stilts_trainer::model::load_pretrained(tmp.path().to_str().unwrap(), max_len, &device)
+            .unwrap();
+    Some((tmp, model))
+}
+
+struct NoProgress;
+impl stilts_worker::executor::ProgressSink for NoProgress {
+    fn report(&self, _: stilts_worker::executor::Progress) {}
+}
+
+/// Trains a fresh head of `kind` (initialised after seeding the device with `cfg.seed`) on a
+/// clone of `pre`'s encoder, selecting on `dev`; checkpoints go to `out`, which must outlive the
+/// returned model (its best weights are read from there on use).
+pub fn fit_head(
+    pre: &Pretrained,
+    kind: HeadKind,
+    data: (&[Example], &[Example]),
+    cfg: &TrainConfig,
+    out: &Path,
+) -> (TaskModel, TrainOutcome) {
+    fit_head_with(pre, (kind, &[]), data, cfg, out)
+}
+
+/// As [`fit_head`], dev metrics naming the classes `labels` (tagging needs them).
+pub fn fit_head_with(
+    pre: &Pretrained,
+    (kind, labels): (HeadKind, &[String]),
+    (train, dev): (&[Example], &[Example]),
+    cfg: &TrainConfig,
+    out: &Path,
+) -> (TaskModel, TrainOutcome) {
+    let device = burn::prelude::Device::flex();
+    device.seed(cfg.seed);
+    let head = HeadConfig::new(pre.config.hidden_size, kind.num_outputs()).init(&device);
+    let cancel = stilts_worker::executor::CancelFlag::new();
+    let run = stilts_trainer::train::TrainRun {
+        kind,
+        train,
+        dev,
+        config: cfg,
+        encoder_config: &pre.config,
+        device,
+        out,
+        base_dir: &pre.dir,
+        eval: stilts_trainer::evaluate::EvalSpec {
+            labels,
+            ..Default::default()
+        },
+        progress: &NoProgress,
+        cancel: &cancel,
+    };
+    let model = TaskModel {
+        encoder: pre.encoder.clone(),
+        head,
+    };
+    stilts_trainer::train::train(&run, model).unwrap()
 }
