@@ -412,6 +412,70 @@ fn a_grid_brings_its_own_tasks_and_their_definitions_travel_with_the_jobs() {
     assert_ne!(p.grid_digest, q.grid_digest);
 }
 
+/// A multi-task dual encoder declared in the grid as an intermediate task: its jobs carry the
+/// mixture and its own components, and it lands in the transfer matrix like any intermediate.
+#[test]
+fn a_mixture_intermediate_plans_like_any_task() {
+    let text = r#"[sweep]
+name = "mt"
+seeds = [1]
+[models]
+m = "models/m"
+[grid]
+intermediate = ["none", "mix", "mt_dual"]
+target = ["lareqa", "xnli"]
+languages = ["de"]
+
+[tasks.parallel]
+role = "intermediate"
+domain = "retrieval"
+head = "dual_encoder"
+metric = "map_at_20"
+languages = ["en"]
+[[tasks.parallel.layout]]
+reader = "tsv"
+columns = { text = "en", pair = "de" }
+train = ["pairs.tsv"]
+
+[tasks.mix]
+role = "intermediate"
+domain = "retrieval"
+head = "dual_encoder"
+metric = "map_at_20"
+languages = ["en"]
+[[tasks.mix.mixture]]
+task = "squad"
+weight = 1.0
+[[tasks.mix.mixture]]
+task = "parallel"
+weight = 0.5
+"#;
+    let p = plan_own(text, None).unwrap_or_else(|e| panic!("{e}"));
+    let inter = p
+        .jobs
+        .iter()
+        .find(|j| j.spec.kind == StageKind::Intermediate && j.spec.task == "mix")
+        .expect("the mixture is an intermediate stage");
+    let names: Vec<&str> = inter.spec.task_defs.keys().map(String::as_str).collect();
+    assert_eq!(names, ["mix", "parallel"]);
+    assert_eq!(inter.spec.task_defs["mix"]["mixture"][1]["weight"], 0.5);
+    // Every target gets a cell below the mixture.
+    for target in ["lareqa", "xnli"] {
+        assert!(
+            p.jobs.iter().any(|j| j.spec.kind == StageKind::Target
+                && j.spec.task == target
+                && j.spec.parent.as_deref() == Some(inter.key.as_str())),
+            "{target}"
+        );
+    }
+    let bad = text.replace("task = \"parallel\"", "task = \"paralel\"");
+    let e = plan_own(&bad, None).unwrap_err().to_string();
+    assert!(
+        e.starts_with("grid.toml:28:") && e.contains("mixture[1].task: unknown task `paralel`"),
+        "{e}"
+    );
+}
+
 #[test]
 fn built_in_tasks_keep_their_keys_and_digest() {
     // No own tasks: the specs and the grid digest serialise as before (no `task_defs`, no

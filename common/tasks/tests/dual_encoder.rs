@@ -25,7 +25,10 @@ fn mewslix_mentions_form_a_pool_with_their_sentences() {
     assert_eq!((q.id.as_str(), q.question.as_str()), ("de-m1", "Berlin"));
     assert_eq!(q.context, "Der Bundestag tagte in Berlin.");
     let gold = &de.candidates[de.gold[0][0]];
-    assert_eq!((gold.id.as_str(), gold.sentence.as_str()), ("Q64", "Berlin"));
+    assert_eq!(
+        (gold.id.as_str(), gold.sentence.as_str()),
+        ("Q64", "Berlin")
+    );
     assert!(gold.context.starts_with("Berlin ist die Hauptstadt"));
     // The second sentence of an article is found by `sentence_spans`.
     let Dataset::AnswerPool(en) = load(task, Split::Test, "en", &fixture()).unwrap() else {
@@ -71,14 +74,27 @@ fn a_mention_whose_gold_is_not_in_the_pool_names_file_and_example() {
     )
     .unwrap();
     let catalog = Catalog::builtin();
-    let err = load(catalog.get("mewslix").unwrap(), Split::Test, "de", dir.path())
-        .unwrap_err()
-        .to_string();
+    let err = load(
+        catalog.get("mewslix").unwrap(),
+        Split::Test,
+        "de",
+        dir.path(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("wikinews_mentions-test.jsonl:6"), "{err}");
     assert!(err.contains("de-m3") && err.contains("Q1490"), "{err}");
     assert!(err.contains("candidate_set_entities.jsonl"), "{err}");
     // English mentions are all in the pool.
-    assert!(load(catalog.get("mewslix").unwrap(), Split::Test, "en", dir.path()).is_ok());
+    assert!(
+        load(
+            catalog.get("mewslix").unwrap(),
+            Split::Test,
+            "en",
+            dir.path()
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -171,7 +187,10 @@ fn grid_mixtures_are_checked_with_file_and_line() {
             "gives no (query, candidate) pairs",
         ),
         (
-            GRID_MIXTURE.replace("[[tasks.mix.mixture]]\ntask = \"squad\"", "[[tasks.mix.layout]]\nreader = \"tsv\"\n[[tasks.mix.mixture]]\ntask = \"squad\""),
+            GRID_MIXTURE.replace(
+                "[[tasks.mix.mixture]]\ntask = \"squad\"",
+                "[[tasks.mix.layout]]\nreader = \"tsv\"\n[[tasks.mix.mixture]]\ntask = \"squad\"",
+            ),
             "has no `layout`",
         ),
     ];
@@ -198,10 +217,16 @@ fn grid_mixtures_are_checked_with_file_and_line() {
     // A mixture task must be a dual-encoder intermediate task.
     let err = Catalog::builtin()
         .add_embedded(
-            &GRID_MIXTURE.replace("[tasks.mix]\nrole = \"intermediate\"", "[tasks.mix]\nrole = \"target\""),
+            &GRID_MIXTURE.replace(
+                "[tasks.mix]\nrole = \"intermediate\"",
+                "[tasks.mix]\nrole = \"target\"",
+            ),
             "grid.toml",
         )
         .unwrap_err()
         .to_string();
-    assert!(err.contains("dual_encoder") && err.contains("intermediate"), "{err}");
+    assert!(
+        err.contains("dual_encoder") && err.contains("intermediate"),
+        "{err}"
+    );
 }

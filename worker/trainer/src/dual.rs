@@ -39,11 +39,14 @@ pub fn sentence_around(context: &str, at: usize) -> String {
     for i in 0..chars.len() {
         let c = chars[i];
         let end_here = matches!(c, '。' | '！' | '？')
-            || (matches!(c, '.' | '!' | '?')
-                && chars.get(i + 1).is_none_or(|n| n.is_whitespace()));
+            || (matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_none_or(|n| n.is_whitespace()));
         if end_here || i + 1 == chars.len() {
             if at <= i {
-                return chars[start..=i].iter().collect::<String>().trim().to_string();
+                return chars[start..=i]
+                    .iter()
+                    .collect::<String>()
+                    .trim()
+                    .to_string();
             }
             start = i + 1;
         }
@@ -161,12 +164,22 @@ pub fn pair_examples(
 
 /// Scales every row to unit length.
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
-    let norm = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-12);
+    let norm = x
+        .clone()
+        .powf_scalar(2.0)
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(1e-12);
     x / norm
 }
 
 /// Unit-length embeddings `[batch, hidden]` of a batch of sequences (last layer, pooled).
-pub fn embed_batch(encoder: &Encoder, tokens: &TokenBatch, how: Pool, device: &Device) -> Tensor<2> {
+pub fn embed_batch(
+    encoder: &Encoder,
+    tokens: &TokenBatch,
+    how: Pool,
+    device: &Device,
+) -> Tensor<2> {
     let hidden = encoder.forward(&tokens.to_input(device));
     l2_normalize(pool(hidden, tokens, how))
 }
@@ -210,7 +223,10 @@ pub fn in_batch_loss(
     let q = pairs.clone().slice([0..b, 0..1, 0..h]).reshape([b, h]);
     let c = pairs.slice([0..b, 1..2, 0..h]).reshape([b, h]);
     let mask = |side: usize| {
-        let ids: Vec<&[u32]> = batch.iter().map(|e| e.inputs[side].ids.as_slice()).collect();
+        let ids: Vec<&[u32]> = batch
+            .iter()
+            .map(|e| e.inputs[side].ids.as_slice())
+            .collect();
         Tensor::<2>::from_data(TensorData::new(duplicate_mask(&ids), [b, b]), &device)
     };
     let targets: Vec<usize> = (0..b).collect();
@@ -465,9 +481,10 @@ mod tests {
     #[test]
     fn duplicates_are_masked_off_the_diagonal() {
         let (a, b): (&[u32], &[u32]) = (&[1, 2], &[3]);
-        assert_eq!(duplicate_mask(&[a, b, a]), vec![
-            0.0, 0.0, -1e4, 0.0, 0.0, 0.0, -1e4, 0.0, 0.0
-        ]);
+        assert_eq!(
+            duplicate_mask(&[a, b, a]),
+            vec![0.0, 0.0, -1e4, 0.0, 0.0, 0.0, -1e4, 0.0, 0.0]
+        );
     }
 
     #[test]

@@ -587,7 +587,11 @@ impl BurnExecutor {
                     }
                 }
             }
-            per_lang.push((lang.clone(), queries.len()..queries.len() + p.queries.len(), p.gold));
+            per_lang.push((
+                lang.clone(),
+                queries.len()..queries.len() + p.queries.len(),
+                p.gold,
+            ));
             queries.extend(p.queries);
         }
         let Some((_, candidates)) = pool else {
@@ -609,7 +613,13 @@ impl BurnExecutor {
             pooling,
         };
         let ranked = crate::dual::rank_pool(
-            &encoder, &config, &tokenizer, &queries, &candidates, opts, &device,
+            &encoder,
+            &config,
+            &tokenizer,
+            &queries,
+            &candidates,
+            opts,
+            &device,
         )
         .map_err(failure)?;
         let pred_dir = ctx.output_dir.join("predictions");

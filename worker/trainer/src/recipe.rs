@@ -132,12 +132,11 @@ fn precision(recipe: &Recipe) -> Result<Option<Precision>> {
 fn pooling(recipe: &Recipe) -> Result<Option<Pool>> {
     match recipe.get("pooling") {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => s
-            .parse::<Pool>()
-            .map(Some)
-            .map_err(|_| TrainerError::Config(format!(
+        Some(serde_json::Value::String(s)) => s.parse::<Pool>().map(Some).map_err(|_| {
+            TrainerError::Config(format!(
                 "recipe key pooling: expected \"mean\" or \"cls\", got \"{s}\""
-            ))),
+            ))
+        }),
         Some(v) => Err(TrainerError::Config(format!(
             "recipe key pooling: expected \"mean\" or \"cls\", got {v}"
         ))),
@@ -306,13 +305,19 @@ mod tests {
     fn dual_encoder_keys() {
         let mut r = Recipe::new();
         let c = TrainConfig::from_recipe(&r, 1).unwrap();
-        assert_eq!((c.pooling, c.temperature, c.symmetric), (Pool::Mean, 0.05, false));
+        assert_eq!(
+            (c.pooling, c.temperature, c.symmetric),
+            (Pool::Mean, 0.05, false)
+        );
         r.insert("pooling".into(), "cls".into());
         r.insert("temperature".into(), serde_json::json!(0.1));
         r.insert("symmetric".into(), true.into());
         r.insert("pool_chunk".into(), 16.into());
         let c = TrainConfig::from_recipe(&r, 1).unwrap();
-        assert_eq!((c.pooling, c.temperature, c.symmetric, c.pool_chunk), (Pool::Cls, 0.1, true, 16));
+        assert_eq!(
+            (c.pooling, c.temperature, c.symmetric, c.pool_chunk),
+            (Pool::Cls, 0.1, true, 16)
+        );
         for (key, bad, says) in [
             ("pooling", serde_json::json!("max"), "pooling"),
             ("temperature", serde_json::json!(0), "temperature"),

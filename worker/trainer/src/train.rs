@@ -38,7 +38,9 @@ pub enum Target {
     /// One window of an extractive QA question.
     Span(Box<crate::qa::SpanTarget>),
     /// A (query, candidate) pair of a dual encoder; `group`: its task in a multi-task mixture.
-    Pair { group: usize },
+    Pair {
+        group: usize,
+    },
     Unlabelled,
 }
 

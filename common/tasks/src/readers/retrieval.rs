@@ -209,7 +209,12 @@ pub struct MewsliMention {
 
 type JsonObj = serde_json::Map<String, Value>;
 
-fn object<'v>(path: &Path, n: usize, obj: &'v JsonObj, key: &str) -> Result<&'v JsonObj, TaskError> {
+fn object<'v>(
+    path: &Path,
+    n: usize,
+    obj: &'v JsonObj,
+    key: &str,
+) -> Result<&'v JsonObj, TaskError> {
     obj.get(key)
         .and_then(Value::as_object)
         .ok_or_else(|| TaskError::format(path, n, format!("missing object `{key}`")))
@@ -218,7 +223,10 @@ fn object<'v>(path: &Path, n: usize, obj: &'v JsonObj, key: &str) -> Result<&'v 
 /// The sentence of a Mewsli-X `context` (text + `sentence_spans`, offsets in characters) that
 /// holds character `at`; empty without text.
 fn sentence_at(path: &Path, n: usize, context: &JsonObj, at: usize) -> Result<String, TaskError> {
-    let text = context.get("text").and_then(Value::as_str).unwrap_or_default();
+    let text = context
+        .get("text")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if text.is_empty() {
         return Ok(String::new());
     }
@@ -248,7 +256,13 @@ fn sentence_at(path: &Path, n: usize, context: &JsonObj, at: usize) -> Result<St
     Ok(text.to_string())
 }
 
-fn mention(path: &Path, n: usize, m: &JsonObj, context: &JsonObj, lang: &str) -> Result<MewsliMention, TaskError> {
+fn mention(
+    path: &Path,
+    n: usize,
+    m: &JsonObj,
+    context: &JsonObj,
+    lang: &str,
+) -> Result<MewsliMention, TaskError> {
     let span = object(path, n, m, "mention_span")?;
     let start = span.get("start").and_then(Value::as_u64).unwrap_or(0) as usize;
     Ok(MewsliMention {
@@ -295,7 +309,12 @@ pub fn read_mewslix_mentions(
 /// One entity of `candidate_set_entities.jsonl` (or a pair's `entity`) as a pool candidate:
 /// id = QID, first segment = title, second = description.
 fn entity(path: &Path, n: usize, obj: &JsonObj) -> Result<PoolCandidate, TaskError> {
-    let text = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |k: &str| {
+        obj.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     Ok(PoolCandidate {
         id: field(path, n, obj, "entity_id")?,
         sentence: text("title"),
@@ -315,7 +334,10 @@ pub fn read_mewslix_pairs(path: &Path, text: &str) -> Result<Dataset, TaskError>
     for (n, obj) in json_lines(path, text)? {
         let cm = object(path, n, &obj, "contextual_mention")?;
         let context = object(path, n, cm, "context")?;
-        let lang = context.get("language").and_then(Value::as_str).unwrap_or("en");
+        let lang = context
+            .get("language")
+            .and_then(Value::as_str)
+            .unwrap_or("en");
         let m = mention(path, n, object(path, n, cm, "mention")?, context, lang)?;
         let e = entity(path, n, object(path, n, &obj, "entity")?)?;
         if m.entity_id != e.id {
@@ -347,7 +369,10 @@ pub fn read_mewslix_pairs(path: &Path, text: &str) -> Result<Dataset, TaskError>
 /// line and the mention's `example_id`.
 pub fn read_mewslix(ctx: &ReadCtx<'_>, path: &Path) -> Result<Dataset, TaskError> {
     let text = read_to_string(path)?;
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
     if first.contains("\"contextual_mention\"") {
         return read_mewslix_pairs(path, &text);
     }
@@ -376,7 +401,10 @@ pub fn read_mewslix(ctx: &ReadCtx<'_>, path: &Path) -> Result<Dataset, TaskError
             return Err(TaskError::format(
                 &entities_path,
                 n,
-                format!("entity `{}` is listed twice (first as candidate {prev})", e.id),
+                format!(
+                    "entity `{}` is listed twice (first as candidate {prev})",
+                    e.id
+                ),
             ));
         }
         candidates.push(e);
