@@ -416,40 +416,13 @@ fn a_grid_brings_its_own_tasks_and_their_definitions_travel_with_the_jobs() {
 /// mixture and its own components, and it lands in the transfer matrix like any intermediate.
 #[test]
 fn a_mixture_intermediate_plans_like_any_task() {
-    let text = r#"[sweep]
-name = "mt"
-seeds = [1]
-[models]
-m = "models/m"
-[grid]
-intermediate = ["none", "mix", "mt_dual"]
-target = ["lareqa", "xnli"]
-languages = ["de"]
-
-[tasks.parallel]
-role = "intermediate"
-domain = "retrieval"
-head = "dual_encoder"
-metric = "map_at_20"
-languages = ["en"]
-[[tasks.parallel.layout]]
-reader = "tsv"
-columns = { text = "en", pair = "de" }
-train = ["pairs.tsv"]
-
-[tasks.mix]
-role = "intermediate"
-domain = "retrieval"
-head = "dual_encoder"
-metric = "map_at_20"
-languages = ["en"]
-[[tasks.mix.mixture]]
-task = "squad"
-weight = 1.0
-[[tasks.mix.mixture]]
-task = "parallel"
-weight = 0.5
-"#;
+    let header = "[sweep]\nname = \"mt\"\nseeds = [1]\n[models]\nm = \"models/m\"\n[grid]\n\
+                  intermediate = [\"none\", \"mix\", \"mt_dual\"]\ntarget = [\"lareqa\", \"xnli\"]\n\
+                  languages = [\"de\"]\n";
+    let text = &format!(
+        "{header}{}",
+        include_str!("../../tasks/tests/fixtures/mixture_tasks.toml")
+    );
     let p = plan_own(text, None).unwrap_or_else(|e| panic!("{e}"));
     let inter = p
         .jobs
@@ -457,8 +430,12 @@ weight = 0.5
         .find(|j| j.spec.kind == StageKind::Intermediate && j.spec.task == "mix")
         .expect("the mixture is an intermediate stage");
     let names: Vec<&str> = inter.spec.task_defs.keys().map(String::as_str).collect();
-    assert_eq!(names, ["mix", "parallel"]);
-    assert_eq!(inter.spec.task_defs["mix"]["mixture"][1]["weight"], 0.5);
+    assert_eq!(names, ["mix", "tatoeba-de-en"]);
+    assert_eq!(inter.spec.task_defs["mix"]["mixture"][0]["weight"], 2.0);
+    assert_eq!(
+        inter.spec.task_defs["mix"]["mixture"][1]["label"],
+        "entailment"
+    );
     // Every target gets a cell below the mixture.
     for target in ["lareqa", "xnli"] {
         assert!(
@@ -468,10 +445,15 @@ weight = 0.5
             "{target}"
         );
     }
-    let bad = text.replace("task = \"parallel\"", "task = \"paralel\"");
+    let bad = text.replace("task = \"tatoeba-de-en\"", "task = \"tatoeba-de\"");
     let e = plan_own(&bad, None).unwrap_err().to_string();
+    let line = 1 + bad
+        .lines()
+        .position(|l| l == "[[tasks.mix.mixture]]")
+        .unwrap();
     assert!(
-        e.starts_with("grid.toml:28:") && e.contains("mixture[1].task: unknown task `paralel`"),
+        e.starts_with(&format!("grid.toml:{line}:"))
+            && e.contains("mixture[2].task: unknown task `tatoeba-de`"),
         "{e}"
     );
 }

@@ -335,6 +335,12 @@ impl Catalog {
                     c.task, def.head
                 )));
             }
+            if def.layouts.iter().all(|l| l.train.is_empty()) {
+                return Err(invalid(format!(
+                    "task: `{}` has no train split to draw pairs from",
+                    c.task
+                )));
+            }
             if let Some(label) = &c.label
                 && def.label_index(label).is_none()
             {

@@ -130,49 +130,23 @@ fn builtin_mixture_task() {
     assert_eq!(c.get("tatoeba").unwrap().head, Head::Retrieval);
 }
 
-const GRID_MIXTURE: &str = r#"
-[grid]
-models = ["m"]
-
-[tasks.parallel]
-role = "intermediate"
-domain = "retrieval"
-head = "dual_encoder"
-metric = "map_at_20"
-languages = ["en"]
-
-[[tasks.parallel.layout]]
-reader = "tsv"
-train = ["pairs.tsv"]
-columns = { text = "en", pair = "de" }
-
-[tasks.mix]
-role = "intermediate"
-domain = "retrieval"
-head = "dual_encoder"
-metric = "map_at_20"
-languages = ["en"]
-
-[[tasks.mix.mixture]]
-task = "squad"
-weight = 2.0
-
-[[tasks.mix.mixture]]
-task = "parallel"
-weight = 1.0
-"#;
+const GRID_MIXTURE: &str = include_str!("fixtures/mixture_tasks.toml");
 
 #[test]
 fn grid_mixtures_are_checked_with_file_and_line() {
     let mut c = Catalog::builtin();
     let added = c.add_embedded(GRID_MIXTURE, "grid.toml").unwrap();
     assert_eq!(added.len(), 2);
-    assert_eq!(c.get("mix").unwrap().mixture[1].task, "parallel");
+    assert_eq!(c.get("mix").unwrap().mixture[2].task, "tatoeba-de-en");
 
     let cases = [
         (
-            GRID_MIXTURE.replace("task = \"parallel\"", "task = \"paralel\""),
-            "mixture[1].task: unknown task `paralel`",
+            GRID_MIXTURE.replace("task = \"tatoeba-de-en\"", "task = \"tatoeba\""),
+            "mixture[2].task: `tatoeba` has no train split to draw pairs from",
+        ),
+        (
+            GRID_MIXTURE.replace("task = \"mnli\"", "task = \"mnly\""),
+            "mixture[1].task: unknown task `mnly`",
         ),
         (
             GRID_MIXTURE.replace("weight = 2.0", "weight = 0.0"),
@@ -203,7 +177,7 @@ fn grid_mixtures_are_checked_with_file_and_line() {
         assert!(err.contains(says), "{says}: {err}");
     }
     // The line points at the mixture.
-    let bad = GRID_MIXTURE.replace("task = \"parallel\"", "task = \"paralel\"");
+    let bad = GRID_MIXTURE.replace("task = \"mnli\"", "task = \"mnly\"");
     let err = Catalog::builtin()
         .add_embedded(&bad, "grid.toml")
         .unwrap_err()

@@ -304,39 +304,7 @@ fn mixture_intermediate_stage_then_lareqa() {
     let (Some(model), Some(root)) = (common::minilm(), common::shared_data()) else {
         return;
     };
-    let grid = r#"
-[tasks.tatoeba_de_en]
-role = "intermediate"
-domain = "retrieval"
-head = "dual_encoder"
-metric = "map_at_20"
-languages = ["en"]
-
-[[tasks.tatoeba_de_en.layout]]
-reader = "tatoeba_laser"
-dirs = ["tatoeba/v1"]
-train = ["tatoeba.deu-eng.deu"]
-
-[tasks.mix]
-role = "intermediate"
-domain = "retrieval"
-head = "dual_encoder"
-metric = "map_at_20"
-languages = ["en"]
-
-[[tasks.mix.mixture]]
-task = "squad"
-weight = 2.0
-
-[[tasks.mix.mixture]]
-task = "mnli"
-weight = 1.0
-label = "entailment"
-
-[[tasks.mix.mixture]]
-task = "tatoeba_de_en"
-weight = 1.0
-"#;
+    let grid = include_str!("../../../common/tasks/tests/fixtures/mixture_tasks.toml");
     let mut catalog = Catalog::builtin();
     let added = catalog.add_embedded(grid, "grid.toml").unwrap();
     let defs: std::collections::BTreeMap<String, serde_json::Value> = added
