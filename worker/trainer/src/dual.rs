@@ -487,6 +487,48 @@ mod tests {
         );
     }
 
+    fn pair(q: u32, c: u32) -> Example {
+        let enc = |id: u32| Encoded {
+            ids: vec![id],
+            type_ids: vec![0],
+            offsets: vec![(0, 0)],
+        };
+        pair_example(format!("{q}-{c}"), enc(q), enc(c), 0)
+    }
+
+    #[test]
+    fn in_batch_softmax_with_temperature_symmetry_and_masked_duplicates() {
+        let device = Device::flex();
+        // Rows q0, c0, q1, c1: q0 = c0 = e0, q1 = e1, c1 = (e0 + e1) / √2.
+        let r = std::f32::consts::FRAC_1_SQRT_2;
+        let emb = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0, 0.0, 1.0, 0.0, 0.0, 1.0, r, r], [4, 2]),
+            &device,
+        );
+        let (a, b) = (pair(1, 2), pair(3, 4));
+        let batch = [&a, &b];
+        let loss = |t: f64, sym: bool| -> f64 {
+            in_batch_loss(emb.clone(), &batch, t, sym)
+                .unwrap()
+                .into_scalar::<f32>()
+                .into()
+        };
+        let ce = |right: f64, wrong: f64| -> f64 { (wrong - right).exp().ln_1p() };
+        let r = f64::from(r);
+        // Query 0: sims (1, r); query 1: (0, r). Each divided by t = 0.5.
+        let forward = (ce(2.0, 2.0 * r) + ce(2.0 * r, 0.0)) / 2.0;
+        assert!((loss(0.5, false) - forward).abs() < 1e-5);
+        // Candidate → query: candidate 0 sims (1, 0), candidate 1 sims (r, r).
+        let backward = (ce(2.0, 0.0) + ce(2.0 * r, 2.0 * r)) / 2.0;
+        assert!((loss(0.5, true) - (forward + backward) / 2.0).abs() < 1e-5);
+        // The same candidate twice in a batch is no negative of itself.
+        let (c, d) = (pair(1, 2), pair(3, 2));
+        let dup = in_batch_loss(emb.clone(), &[&c, &d], 0.5, false)
+            .unwrap()
+            .into_scalar::<f32>();
+        assert!(f64::from(dup).abs() < 1e-5, "{dup}");
+    }
+
     #[test]
     fn mixture_draws_by_weight_and_keeps_tasks_apart() {
         let lengths = vec![10; 400];
