@@ -242,6 +242,16 @@ fn mixture_pairs(
     Ok(out)
 }
 
+/// `output_dir/eval.json`: per language, the split its metrics come from and what was scored.
+fn write_eval_info(
+    output_dir: &Path,
+    info: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Failure> {
+    let path = output_dir.join("eval.json");
+    std::fs::write(&path, serde_json::Value::Object(info).to_string())
+        .map_err(|e| failure(TrainerError::io(&path, e)))
+}
+
 fn write_metrics(path: &Path, metrics: &serde_json::Value) -> Result<(), Failure> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| failure(TrainerError::io(parent, e)))?;
@@ -520,9 +530,7 @@ impl BurnExecutor {
                 serde_json::json!({"metrics_split": "test", "examples": pred.len(), "layer": layer}),
             );
         }
-        let info_path = ctx.output_dir.join("eval.json");
-        std::fs::write(&info_path, serde_json::Value::Object(info).to_string())
-            .map_err(|e| failure(TrainerError::io(&info_path, e)))?;
+        write_eval_info(&ctx.output_dir, info)?;
         Ok(serde_json::Value::Object(metrics))
     }
 
@@ -647,9 +655,7 @@ impl BurnExecutor {
                     "pool": candidates.len(), "pool_chunk": cfg.pool_chunk}),
             );
         }
-        let info_path = ctx.output_dir.join("eval.json");
-        std::fs::write(&info_path, serde_json::Value::Object(info).to_string())
-            .map_err(|e| failure(TrainerError::io(&info_path, e)))?;
+        write_eval_info(&ctx.output_dir, info)?;
         Ok(serde_json::Value::Object(metrics))
     }
 
@@ -733,9 +739,7 @@ impl BurnExecutor {
             );
         }
         // Which split each language's metrics come from, beside the predictions.
-        let info_path = ctx.output_dir.join("eval.json");
-        std::fs::write(&info_path, serde_json::Value::Object(info).to_string())
-            .map_err(|e| failure(TrainerError::io(&info_path, e)))?;
+        write_eval_info(&ctx.output_dir, info)?;
         Ok(serde_json::Value::Object(metrics))
     }
 }
