@@ -26,7 +26,7 @@ use crate::precision::Precision;
 /// | `max_query_len` | 64 | span QA: question tokens kept (set `max_seq_len` 384 for XTREME) |
 /// | `retrieval_layer` | middle | retrieval: hidden layer mean-pooled (0 = embeddings) |
 /// | `precision` | `"fp32"` | encoder matmuls: `"fp32"`, `"tf32"` (CUDA tensor cores) or `"bf16"` (mixed precision, f32 master weights); see [`crate::precision`] |
-/// | `pooling` | `"mean"` | dual encoder: `"mean"` (over non-padding tokens) or `"cls"` (first token) of the last layer |
+/// | `pooling` | `"mean"` | dual encoder: `"mean"` (over non-padding tokens) or `"cls"` (first token) of the last layer; saved with the model (`head.json`), which the evaluate stage follows |
 /// | `temperature` | 0.05 | dual encoder: in-batch softmax over cosine similarity / temperature (> 0) |
 /// | `symmetric` | false | dual encoder: also the candidate → query softmax (mean of both losses) |
 /// | `pool_chunk` | 4096 | dual encoder evaluation: candidates embedded and scored per chunk (memory bound) |
