@@ -268,21 +268,6 @@ fn report_marks_failed_cells_and_computes_the_rest() {
     assert!(report_dir.join("heatmap-alpha.svg").is_file());
 }
 
-/// `$STILTS_SHARED_DATA` and the MiniLM test model, or `None` after a visible skip notice.
-fn shared_data_and_minilm() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
-    let data = std::env::var_os("STILTS_SHARED_DATA").map(std::path::PathBuf::from);
-    let models = std::env::var_os("STILTS_TEST_MODELS").map(std::path::PathBuf::from);
-    match (data, models) {
-        (Some(d), Some(m)) if d.is_dir() && m.join("all-MiniLM-L6-v2/config.json").is_file() => {
-            Some((d, m.join("all-MiniLM-L6-v2")))
-        }
-        _ => {
-            eprintln!("skipping: STILTS_SHARED_DATA or STILTS_TEST_MODELS not set");
-            None
-        }
-    }
-}
-
 /// The example grid as shipped, on the MiniLM test model with one seed and a few training steps.
 fn tiny_example(model: &std::path::Path) -> String {
     let text = std::fs::read_to_string(
