@@ -88,9 +88,12 @@ fn mixture_intermediate_into_lareqa_runs_and_reports() {
     let out = stilts()
         .args(["report", "--state-dir"])
         .arg(&state)
+        .arg("--out")
+        .arg(dir.path().join("report"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
     let report = output_ok(&out);
     assert!(report.contains("| mix | retrieval |"), "{report}");
+    assert!(dir.path().join("report/report.md").is_file());
 }
