@@ -59,27 +59,7 @@ fn mixture_intermediate_into_lareqa_runs_and_reports() {
     }
     let grid = write(dir.path(), "dual-encoder.toml", &grid);
     let state = dir.path().join("state");
-    let started = std::time::Instant::now();
-    let out = stilts()
-        .args(["run", "--no-progress", "--state-dir"])
-        .arg(&state)
-        .arg(&grid)
-        .env("STILTS_DATA_DIR", &root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    output_ok(&out);
-    eprintln!(
-        "dual-encoder grid ran in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let out = stilts()
-        .args(["results", "--format", "csv", "--state-dir"])
-        .arg(&state)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let csv = output_ok(&out);
+    let csv = run_grid_results(&grid, &state, &root);
     let rows: Vec<&str> = csv.lines().filter(|l| l.contains(",map@20,")).collect();
     assert_eq!(rows.len(), 2 * 2, "{csv}");
     for cell in [",none,lareqa,de,", ",mix,lareqa,en,"] {

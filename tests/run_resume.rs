@@ -315,27 +315,7 @@ fn example_grid_with_its_own_tasks_trains_evaluates_and_reports_their_domains() 
     let dir = temp_dir();
     let grid = write(dir.path(), "domain-adaptation.toml", &tiny_example(&model));
     let state = dir.path().join("state");
-    let started = std::time::Instant::now();
-    let out = stilts()
-        .args(["run", "--no-progress", "--state-dir"])
-        .arg(&state)
-        .arg(&grid)
-        .env("STILTS_DATA_DIR", &data)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    output_ok(&out);
-    eprintln!(
-        "example grid ran in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let out = stilts()
-        .args(["results", "--format", "csv", "--state-dir"])
-        .arg(&state)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let csv = output_ok(&out);
+    let csv = run_grid_results(&grid, &state, &data);
     // 2 intermediates (none, imdb) × paraphrase-x's 7 languages, one seed.
     let rows: Vec<&str> = csv.lines().filter(|l| l.contains(",accuracy,")).collect();
     assert_eq!(rows.len(), 2 * 7, "{csv}");

@@ -250,3 +250,30 @@ pub fn shared_data_and_minilm() -> Option<(std::path::PathBuf, std::path::PathBu
         }
     }
 }
+
+/// `stilts run --no-progress GRID` with `STILTS_DATA_DIR=data` (its time printed), then
+/// `stilts results --format csv`: the csv.
+pub fn run_grid_results(grid: &Path, state: &Path, data: &Path) -> String {
+    let started = Instant::now();
+    let out = stilts()
+        .args(["run", "--no-progress", "--state-dir"])
+        .arg(state)
+        .arg(grid)
+        .env("STILTS_DATA_DIR", data)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    output_ok(&out);
+    eprintln!(
+        "{} ran in {:.1} s",
+        grid.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let out = stilts()
+        .args(["results", "--format", "csv", "--state-dir"])
+        .arg(state)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    output_ok(&out)
+}
