@@ -211,13 +211,7 @@ pub fn output_ok(out: &Output) -> String {
 
 /// `stilts results --format csv` of a state dir: the accuracy rows, sorted.
 pub fn results_csv(state: &Path) -> Vec<String> {
-    let out = stilts()
-        .args(["results", "--format", "csv", "--state-dir"])
-        .arg(state)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let mut lines: Vec<String> = output_ok(&out)
+    let mut lines: Vec<String> = results_csv_text(state)
         .lines()
         .filter(|l| l.contains(",accuracy,"))
         .map(str::to_string)
@@ -269,6 +263,11 @@ pub fn run_grid_results(grid: &Path, state: &Path, data: &Path) -> String {
         grid.display(),
         started.elapsed().as_secs_f64()
     );
+    results_csv_text(state)
+}
+
+/// `stilts results --format csv` of a state dir, as printed.
+pub fn results_csv_text(state: &Path) -> String {
     let out = stilts()
         .args(["results", "--format", "csv", "--state-dir"])
         .arg(state)
