@@ -87,6 +87,21 @@ pub fn list(extra: Option<&Path>) -> Result<String> {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    let mixtures: Vec<_> = catalog.tasks().filter(|t| !t.mixture.is_empty()).collect();
+    if !mixtures.is_empty() {
+        out.push_str("\nmixtures (multi-task dual encoders; batches drawn by weight):\n");
+    }
+    for t in mixtures {
+        let parts: Vec<String> = t
+            .mixture
+            .iter()
+            .map(|c| match &c.label {
+                Some(l) => format!("{} [{l}] ×{}", c.task, c.weight),
+                None => format!("{} ×{}", c.task, c.weight),
+            })
+            .collect();
+        out.push_str(&format!("  {} = {}\n", t.name, parts.join(" + ")));
+    }
     Ok(out)
 }
 

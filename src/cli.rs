@@ -118,7 +118,13 @@ pub enum Command {
     #[command(after_help = "Example:\n  \
         stilts score --task xquad --lang de --predictions preds.json --gold xquad.de.json")]
     Score(ScoreArgs),
-    /// List the task catalog: name, domain, head, metric, languages.
+    /// List the task catalog: name, domain, head, metric, languages; then the components and
+    /// weights of each multi-task dual encoder (`mixture`).
+    #[command(
+        after_help = "Examples:\n  stilts tasks\n  stilts tasks --catalog my-tasks.toml\n\n\
+Heads: retrieval = zero-shot (Tatoeba); dual_encoder = trained on pairs, scored by mAP@20 over a\n\
+shared candidate pool (lareqa, mewslix) or used as a multi-task intermediate stage (mt_dual)."
+    )]
     Tasks {
         /// Extra task definitions (TOML) to add to the built-in catalog.
         #[arg(long)]

@@ -41,6 +41,14 @@ pub fn input_reads<'c>(key: &str, catalog: &'c Catalog) -> Vec<DataRead<'c>> {
     };
     match parts.as_slice() {
         ["intermediate", t] => catalog.get(t).map_or_else(Vec::new, |t| {
+            if !t.mixture.is_empty() {
+                return t
+                    .mixture
+                    .iter()
+                    .filter_map(|c| catalog.get(&c.task))
+                    .map(|c| read(c, Split::Train, "en", StageKind::Intermediate))
+                    .collect();
+            }
             vec![
                 read(t, Split::Train, "en", StageKind::Intermediate),
                 read(t, Split::Dev, "en", StageKind::Intermediate),

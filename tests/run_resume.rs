@@ -268,21 +268,6 @@ fn report_marks_failed_cells_and_computes_the_rest() {
     assert!(report_dir.join("heatmap-alpha.svg").is_file());
 }
 
-/// `$STILTS_SHARED_DATA` and the MiniLM test model, or `None` after a visible skip notice.
-fn shared_data_and_minilm() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
-    let data = std::env::var_os("STILTS_SHARED_DATA").map(std::path::PathBuf::from);
-    let models = std::env::var_os("STILTS_TEST_MODELS").map(std::path::PathBuf::from);
-    match (data, models) {
-        (Some(d), Some(m)) if d.is_dir() && m.join("all-MiniLM-L6-v2/config.json").is_file() => {
-            Some((d, m.join("all-MiniLM-L6-v2")))
-        }
-        _ => {
-            eprintln!("skipping: STILTS_SHARED_DATA or STILTS_TEST_MODELS not set");
-            None
-        }
-    }
-}
-
 /// The example grid as shipped, on the MiniLM test model with one seed and a few training steps.
 fn tiny_example(model: &std::path::Path) -> String {
     let text = std::fs::read_to_string(
@@ -330,8 +315,7 @@ fn example_grid_with_its_own_tasks_trains_evaluates_and_reports_their_domains() 
     let dir = temp_dir();
     let grid = write(dir.path(), "domain-adaptation.toml", &tiny_example(&model));
     let state = dir.path().join("state");
-    run_grid(&grid, &state, Some(&data));
-    let csv = results_csv_text(&state);
+    let csv = run_grid_results(&grid, &state, &data);
     // 2 intermediates (none, imdb) × paraphrase-x's 7 languages, one seed.
     let rows: Vec<&str> = csv.lines().filter(|l| l.contains(",accuracy,")).collect();
     assert_eq!(rows.len(), 2 * 7, "{csv}");

@@ -130,6 +130,10 @@ pub fn source(task: &str) -> Option<Source> {
             "Mewsli-X is built by google-research's get-mewsli-x.sh from Wikipedia/WikiNews \
              dumps; put its output under DIR/mewslix/",
         ),
+        "mt_dual" => NotFetchable(
+            "a multi-task mixture with no files of its own: fetch its components \
+             (stilts data fetch squad mnli)",
+        ),
         "mnli" => files(
             GLUE,
             "glue",

@@ -260,3 +260,25 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// `$STILTS_SHARED_DATA` and the MiniLM test model, or `None` after a visible skip notice.
+pub fn shared_data_and_minilm() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let data = std::env::var_os("STILTS_SHARED_DATA").map(std::path::PathBuf::from);
+    let models = std::env::var_os("STILTS_TEST_MODELS").map(std::path::PathBuf::from);
+    match (data, models) {
+        (Some(d), Some(m)) if d.is_dir() && m.join("all-MiniLM-L6-v2/config.json").is_file() => {
+            Some((d, m.join("all-MiniLM-L6-v2")))
+        }
+        _ => {
+            eprintln!("skipping: STILTS_SHARED_DATA or STILTS_TEST_MODELS not set");
+            None
+        }
+    }
+}
+
+/// `stilts run --no-progress GRID` with `STILTS_DATA_DIR=data` (its time printed), then
+/// `stilts results --format csv`: the csv.
+pub fn run_grid_results(grid: &Path, state: &Path, data: &Path) -> String {
+    run_grid(grid, state, Some(data));
+    results_csv_text(state)
+}

@@ -92,7 +92,7 @@ fn from_catalog(e: CatalogError) -> GridError {
             },
             path: "[tasks]".into(),
             message,
-            hint: "task keys: role, domain, head, metric, languages, labels, description, [[tasks.NAME.layout]] (see README \"Your own tasks\")".into(),
+            hint: "task keys: role, domain, head, metric, languages, labels, description, english_train, [[tasks.NAME.layout]], [[tasks.NAME.mixture]] (see README \"Your own tasks\")".into(),
         },
         other => GridError::Invalid {
             at: Location {

@@ -6,7 +6,7 @@
 //!
 //! | input | files |
 //! |---|---|
-//! | `intermediate/<task>` | the task's English train and dev splits |
+//! | `intermediate/<task>` | the task's English train and dev splits (a `mixture`: its components' English train splits) |
 //! | `target/<task>` | the English train split of the task (or of its `english_train` tasks) and its English dev split |
 //! | `evaluate/<task>/<lang>` | the task's test split in `lang` |
 //!

@@ -89,7 +89,8 @@ fn capped(file_name: &str, grid: Grid, max_cells: u64) -> Result<Plan, GridError
     Ok(expand(&grid))
 }
 
-/// The grid's own definitions a job on `task` reads: the task and its `english_train` tasks.
+/// The grid's own definitions a job on `task` reads: the task, its `english_train` tasks and
+/// the components of its `mixture` (a multi-task dual encoder).
 fn own_defs(grid: &Grid, task: &str) -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
     let Some(def) = grid.tasks.get(task) else {
@@ -97,7 +98,9 @@ fn own_defs(grid: &Grid, task: &str) -> BTreeMap<String, serde_json::Value> {
     };
     out.insert(task.to_string(), def.clone());
     let english = def["english_train"].as_array().into_iter().flatten();
-    for name in english.filter_map(|v| v.as_str()) {
+    let mixture = def["mixture"].as_array().into_iter().flatten();
+    let parts = english.filter_map(|v| v.as_str());
+    for name in parts.chain(mixture.filter_map(|c| c["task"].as_str())) {
         if let Some(d) = grid.tasks.get(name) {
             out.insert(name.to_string(), d.clone());
         }

@@ -412,6 +412,52 @@ fn a_grid_brings_its_own_tasks_and_their_definitions_travel_with_the_jobs() {
     assert_ne!(p.grid_digest, q.grid_digest);
 }
 
+/// A multi-task dual encoder declared in the grid as an intermediate task: its jobs carry the
+/// mixture and its own components, and it lands in the transfer matrix like any intermediate.
+#[test]
+fn a_mixture_intermediate_plans_like_any_task() {
+    let header = "[sweep]\nname = \"mt\"\nseeds = [1]\n[models]\nm = \"models/m\"\n[grid]\n\
+                  intermediate = [\"none\", \"mix\", \"mt_dual\"]\ntarget = [\"lareqa\", \"xnli\"]\n\
+                  languages = [\"de\"]\n";
+    let text = &format!(
+        "{header}{}",
+        include_str!("../../tasks/tests/fixtures/mixture_tasks.toml")
+    );
+    let p = plan_own(text, None).unwrap_or_else(|e| panic!("{e}"));
+    let inter = p
+        .jobs
+        .iter()
+        .find(|j| j.spec.kind == StageKind::Intermediate && j.spec.task == "mix")
+        .expect("the mixture is an intermediate stage");
+    let names: Vec<&str> = inter.spec.task_defs.keys().map(String::as_str).collect();
+    assert_eq!(names, ["mix", "tatoeba-de-en"]);
+    assert_eq!(inter.spec.task_defs["mix"]["mixture"][0]["weight"], 2.0);
+    assert_eq!(
+        inter.spec.task_defs["mix"]["mixture"][1]["label"],
+        "entailment"
+    );
+    // Every target gets a cell below the mixture.
+    for target in ["lareqa", "xnli"] {
+        assert!(
+            p.jobs.iter().any(|j| j.spec.kind == StageKind::Target
+                && j.spec.task == target
+                && j.spec.parent.as_deref() == Some(inter.key.as_str())),
+            "{target}"
+        );
+    }
+    let bad = text.replace("task = \"tatoeba-de-en\"", "task = \"tatoeba-de\"");
+    let e = plan_own(&bad, None).unwrap_err().to_string();
+    let line = 1 + bad
+        .lines()
+        .position(|l| l == "[[tasks.mix.mixture]]")
+        .unwrap();
+    assert!(
+        e.starts_with(&format!("grid.toml:{line}:"))
+            && e.contains("mixture[2].task: unknown task `tatoeba-de`"),
+        "{e}"
+    );
+}
+
 #[test]
 fn built_in_tasks_keep_their_keys_and_digest() {
     // No own tasks: the specs and the grid digest serialise as before (no `task_defs`, no

@@ -30,7 +30,11 @@ pub enum Head {
     MultipleChoice,
     SpanQa,
     TokenClassification,
+    /// Zero-shot retrieval with the encoder's pooled states, no training (Tatoeba).
     Retrieval,
+    /// A trained dual encoder: one shared encoder embeds queries and candidates, trained with an
+    /// in-batch softmax over pairs (LAReQA, Mewsli-X, multi-task pair mixtures).
+    DualEncoder,
 }
 
 /// The official metric of a task (see [`crate::metrics`]).
@@ -215,6 +219,25 @@ pub struct TaskDef {
     pub description: String,
     #[serde(rename = "layout", default)]
     pub layouts: Vec<Layout>,
+    /// A multi-task dual encoder (`head = "dual_encoder"`, `role = "intermediate"`): the pair
+    /// tasks it trains on together, each batch drawn from one of them with probability ∝
+    /// `weight`. Such a task has no files of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mixture: Vec<MixtureComponent>,
+}
+
+/// One pair task of a mixture (`[[tasks.NAME.mixture]]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixtureComponent {
+    /// A task of the catalog whose English train split gives (query, candidate) pairs: QA
+    /// (question → answer sentence), pairs (text → second text: translations, NLI), retrieval.
+    pub task: String,
+    /// Sampling weight (positive; normalised over the mixture).
+    pub weight: f64,
+    /// For a labelled pair task: only pairs with this label are positives (NLI `entailment`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl TaskDef {
@@ -276,10 +299,57 @@ impl Catalog {
     /// Adds the tasks of a TOML document (same format as `catalog.toml`); `file` names it in errors.
     pub fn merge_str(&mut self, text: &str, file: &str) -> Result<(), CatalogError> {
         let parsed: CatalogFile = toml::from_str(text).map_err(|e| parse_error(text, file, &e))?;
+        let mut names = Vec::new();
         for (name, mut task) in parsed.tasks {
             task.name = name.clone();
             validate(&task, file)?;
+            names.push(name.clone());
             self.tasks.insert(name, task);
+        }
+        for name in names {
+            self.check_mixture(&self.tasks[&name], file)?;
+        }
+        Ok(())
+    }
+
+    /// A mixture's components must be known tasks that read pairs, with a label the task has.
+    fn check_mixture(&self, task: &TaskDef, file: &str) -> Result<(), CatalogError> {
+        for (i, c) in task.mixture.iter().enumerate() {
+            let invalid = |message: String| CatalogError::Invalid {
+                file: file.to_string(),
+                task: task.name.clone(),
+                message: format!("mixture[{i}].{message}"),
+            };
+            let Some(def) = self.tasks.get(&c.task) else {
+                return Err(invalid(format!("task: unknown task `{}`", c.task)));
+            };
+            if !def.mixture.is_empty() {
+                return Err(invalid(format!(
+                    "task: `{}` is itself a mixture; list its components instead",
+                    c.task
+                )));
+            }
+            if matches!(def.head, Head::MultipleChoice | Head::TokenClassification) {
+                return Err(invalid(format!(
+                    "task: `{}` (head {:?}) gives no (query, candidate) pairs",
+                    c.task, def.head
+                )));
+            }
+            if def.layouts.iter().all(|l| l.train.is_empty()) {
+                return Err(invalid(format!(
+                    "task: `{}` has no train split to draw pairs from",
+                    c.task
+                )));
+            }
+            if let Some(label) = &c.label
+                && def.label_index(label).is_none()
+            {
+                return Err(invalid(format!(
+                    "label: `{label}` is not a label of `{}` ({})",
+                    c.task,
+                    def.labels.join(", ")
+                )));
+            }
         }
         Ok(())
     }
@@ -315,6 +385,20 @@ impl Catalog {
             })?;
             self.tasks.insert(name, task.clone());
             added.push(task);
+        }
+        for task in &added {
+            self.check_mixture(task, file).map_err(|e| match e {
+                CatalogError::Invalid { task, message, .. } => {
+                    let (line, column) = line_col(text, mixture_offset(text, &task));
+                    CatalogError::Parse {
+                        file: file.to_string(),
+                        line,
+                        column,
+                        message: format!("task `{task}`: {message}"),
+                    }
+                }
+                other => other,
+            })?;
         }
         Ok(added)
     }
@@ -364,6 +448,28 @@ fn validate(task: &TaskDef, file: &str) -> Result<(), CatalogError> {
     if task.languages.is_empty() {
         return Err(invalid("`languages` is empty".into()));
     }
+    if !task.mixture.is_empty() {
+        if task.head != Head::DualEncoder || task.role != Role::Intermediate {
+            return Err(invalid(
+                "a `mixture` task needs `head = \"dual_encoder\"` and `role = \"intermediate\"`"
+                    .into(),
+            ));
+        }
+        if !task.layouts.is_empty() {
+            return Err(invalid(
+                "a `mixture` task reads its components' files; it has no `layout`".into(),
+            ));
+        }
+        for (i, c) in task.mixture.iter().enumerate() {
+            if !(c.weight.is_finite() && c.weight > 0.0) {
+                return Err(invalid(format!(
+                    "mixture[{i}].weight: {} must be a positive number",
+                    c.weight
+                )));
+            }
+        }
+        return Ok(());
+    }
     if task.layouts.is_empty() {
         return Err(invalid("no `[[tasks.NAME.layout]]`".into()));
     }
@@ -391,15 +497,30 @@ fn validate(task: &TaskDef, file: &str) -> Result<(), CatalogError> {
             _ => {}
         }
         if layout.reader.needs_columns()
-            && !matches!(task.head, Head::Classification | Head::Regression)
+            && !matches!(
+                task.head,
+                Head::Classification | Head::Regression | Head::DualEncoder
+            )
         {
             return Err(invalid(format!(
-                "layout `{}`: the csv, tsv and jsonl readers read classification and regression tasks, not {:?}",
+                "layout `{}`: the csv, tsv and jsonl readers read classification, regression and dual_encoder (text → pair) tasks, not {:?}",
                 layout.name, task.head
             )));
         }
     }
     Ok(())
+}
+
+/// Where a task's mixture is written (its first `[[tasks.NAME.mixture]]` or `mixture =`), else
+/// 0: errors about a component point there.
+fn mixture_offset(text: &str, task: &str) -> usize {
+    [
+        format!("[[tasks.{task}.mixture]]"),
+        format!("[tasks.{task}]"),
+    ]
+    .iter()
+    .find_map(|needle| text.find(needle.as_str()))
+    .unwrap_or(0)
 }
 
 /// 1-based line and column of a byte offset.

@@ -64,25 +64,36 @@ pub struct RetrievalSet {
     pub gold: Vec<usize>,
 }
 
-/// A query of an answer-retrieval pool (LAReQA): a question in one language.
+/// A query of an answer-retrieval pool: a question in one language (LAReQA), or an entity mention
+/// (Mewsli-X).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolQuery {
-    /// The question id (shared by the parallel questions of every language).
+    /// The question id (shared by the parallel questions of every language), or the mention's
+    /// `example_id`.
     pub id: String,
+    /// The question, or the mention's surface text.
     pub question: String,
+    /// Second segment of the query's input: the sentence holding a Mewsli-X mention (empty when
+    /// the file has no article text, and for LAReQA).
+    pub context: String,
     pub lang: String,
 }
 
-/// A candidate answer of an answer-retrieval pool: one sentence with the paragraph it comes from
-/// (LAReQA encodes "sentence + context").
+/// A candidate of an answer-retrieval pool: one sentence with the paragraph it comes from
+/// (LAReQA encodes "sentence + context"), or an entity's title with its description (Mewsli-X).
+/// A dual encoder reads `sentence` as the first segment and a non-empty `context` as the second.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolCandidate {
+    /// What predictions name: the candidate's index in the pool (LAReQA) or its QID (Mewsli-X).
+    pub id: String,
     pub sentence: String,
     pub context: String,
     pub lang: String,
 }
 
-/// LAReQA / XQuAD-R: queries of one language against the multilingual pool of answer sentences.
+/// LAReQA / XQuAD-R: queries of one language against the multilingual pool of answer sentences;
+/// Mewsli-X: mentions of one language against the entity candidate set; Mewsli-X training pairs
+/// (`wikipedia_pairs-*.jsonl`): query `i`'s one gold is its own entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnswerPool {
     pub queries: Vec<PoolQuery>,
@@ -100,7 +111,7 @@ pub enum Dataset {
     Qa(Vec<QaExample>),
     Tagging(Vec<TaggedSentence>),
     Retrieval(RetrievalSet),
-    /// Language-agnostic answer retrieval (LAReQA): several gold candidates per query.
+    /// Language-agnostic retrieval (LAReQA, Mewsli-X): one or more gold candidates per query.
     AnswerPool(AnswerPool),
 }
 

@@ -39,7 +39,9 @@ pub mod metrics;
 pub mod readers;
 mod score;
 
-pub use catalog::{Catalog, Columns, Head, Layout, LayoutKind, Metric, ReaderKind, Role, TaskDef};
+pub use catalog::{
+    Catalog, Columns, Head, Layout, LayoutKind, Metric, MixtureComponent, ReaderKind, Role, TaskDef,
+};
 pub use error::{CatalogError, ScoreError, TaskError};
 pub use example::*;
 pub use load::{Located, Split, load, locate, locate_all};

@@ -130,6 +130,9 @@ pub fn examples(
 ) -> Result<Vec<Example>> {
     let labels = opts.labels;
     let out = match (kind, data) {
+        (HeadKind::DualEncoder { .. }, data) => {
+            crate::dual::pair_examples(tok, data, 0, None, what)?
+        }
         (HeadKind::SpanQa, Dataset::Qa(v)) => all_features(tok, v, opts.windows)?,
         (HeadKind::TokenClassification { .. }, Dataset::Tagging(v)) => {
             let mut out = Vec::new();

@@ -11,7 +11,8 @@ use crate::model::load_pretrained;
 use crate::tokenize::TextTokenizer;
 
 /// How token vectors become one sentence vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Pool {
     /// Mean over non-padding tokens (special tokens included, as sentence-transformers does).
     #[default]

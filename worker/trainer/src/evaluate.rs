@@ -58,6 +58,16 @@ pub fn score_examples(
             )));
         }
         let tokens = batch_of(&batch, cfg);
+        if let HeadKind::DualEncoder { pooling } = kind {
+            // Query then candidate embedding of each pair.
+            let emb = crate::dual::embed_batch(&model.encoder, &tokens, pooling, device);
+            let [_, h] = emb.dims();
+            let flat = to_vec(emb.into_data())?;
+            for (row, &i) in idx.iter().enumerate() {
+                out[i] = flat[row * 2 * h..(row + 1) * 2 * h].to_vec();
+            }
+            continue;
+        }
         if let HeadKind::TokenClassification { .. } = kind {
             let logits = model.token_scores(&tokens, device);
             let [_, seq, c] = logits.dims();
@@ -156,6 +166,11 @@ pub fn dev_metrics(
     let mut m = serde_json::Map::new();
     let score = match kind {
         HeadKind::SpanQa => return crate::qa::qa_metrics(examples, scores, spec.qa_norm),
+        HeadKind::DualEncoder { .. } => {
+            let map = crate::dual::dev_map(examples, scores)?;
+            m.insert("map@20".into(), map.into());
+            map
+        }
         HeadKind::TokenClassification { .. } => {
             let (pred, gold) = tag_sequences(examples, scores, spec.labels);
             let gold = gold.ok_or_else(|| TrainerError::Data("tags are unlabelled".into()))?;
@@ -222,7 +237,9 @@ pub fn prediction_lines(
                 let k = argmax(s);
                 labels.get(k).cloned().unwrap_or_else(|| k.to_string())
             }
-            HeadKind::MultipleChoice | HeadKind::SpanQa => argmax(s).to_string(),
+            HeadKind::MultipleChoice | HeadKind::SpanQa | HeadKind::DualEncoder { .. } => {
+                argmax(s).to_string()
+            }
             HeadKind::Regression => format!("{}", s[0]),
         })
         .collect()

@@ -21,6 +21,15 @@
 //!   the no-intermediate baseline is the raw pretrained encoder. The catalog's
 //!   `english_train = ["squad"]` of `tatoeba` is not trained by the target stage.
 //!
+//! - Dual-encoder tasks (catalog head `dual_encoder`: LAReQA, Mewsli-X) train the encoder on
+//!   (query, candidate) pairs of their English training data (LAReQA: SQuAD questions → answer
+//!   sentences; Mewsli-X: `wikipedia_pairs-train.jsonl`) with an in-batch softmax (`dual.rs`);
+//!   `evaluate` embeds the shared multilingual candidate pool once, a `pool_chunk` at a time,
+//!   ranks it for the queries of every language, and writes `{"de": {"map@20": …}}` and
+//!   `predictions/test-{lang}.json` (`{query id: [candidate ids, best first]}`, the Mewsli-X
+//!   submission format). A task with a `mixture` (an intermediate stage) trains on its
+//!   component tasks' pairs, each batch drawn from one task by weight; it keeps its last model.
+//!
 //! Data comes from `stilts-tasks`; the data root is recipe key `data_dir`, else
 //! `$STILTS_DATA_DIR`, else `./data`.
 
@@ -120,6 +129,9 @@ pub fn head_kind(task: &TaskDef) -> Result<HeadKind, Failure> {
         TaskHead::Regression => Ok(HeadKind::Regression),
         TaskHead::MultipleChoice => Ok(HeadKind::MultipleChoice),
         TaskHead::SpanQa => Ok(HeadKind::SpanQa),
+        TaskHead::DualEncoder => Ok(HeadKind::DualEncoder {
+            pooling: crate::embed::Pool::Mean,
+        }),
         TaskHead::TokenClassification => Ok(HeadKind::TokenClassification {
             num_labels: task.labels.len(),
         }),
@@ -192,6 +204,54 @@ fn check_retrieval(task: &TaskDef, stage: StageKind) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The training pairs of a multi-task mixture: each component's English train split as
+/// (query, candidate) pairs tagged with the component's index (its sampling weight is
+/// `cfg.mixture[index]`); `max_train_examples` applies per component.
+fn mixture_pairs(
+    catalog: &Catalog,
+    task: &TaskDef,
+    tokenizer: &crate::tokenize::TextTokenizer,
+    cfg: &TrainConfig,
+    root: &Path,
+) -> Result<Vec<Example>, Failure> {
+    let mut out = Vec::new();
+    for (group, c) in task.mixture.iter().enumerate() {
+        let def = self::task(catalog, &c.task)?;
+        let positive = match &c.label {
+            None => None,
+            Some(l) => Some(def.label_index(l).ok_or_else(|| {
+                Failure::permanent(
+                    FailureReason::User,
+                    format!(
+                        "task `{}`: mixture[{group}].label `{l}` is not a label of `{}`",
+                        task.name, def.name
+                    ),
+                )
+            })?),
+        };
+        let data = load(def, Split::Train, "en", root).map_err(task_failure)?;
+        let what = format!("{} train (en), mixture[{group}] of {}", def.name, task.name);
+        let mut ex = crate::dual::pair_examples(tokenizer, &data, group, positive, &what)
+            .map_err(failure)?;
+        if let Some(n) = cfg.max_train_examples {
+            ex.truncate(n);
+        }
+        tracing::info!(task = %task.name, component = %def.name, pairs = ex.len(), "mixture");
+        out.extend(ex);
+    }
+    Ok(out)
+}
+
+/// `output_dir/eval.json`: per language, the split its metrics come from and what was scored.
+fn write_eval_info(
+    output_dir: &Path,
+    info: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Failure> {
+    let path = output_dir.join("eval.json");
+    std::fs::write(&path, serde_json::Value::Object(info).to_string())
+        .map_err(|e| failure(TrainerError::io(&path, e)))
+}
+
 fn write_metrics(path: &Path, metrics: &serde_json::Value) -> Result<(), Failure> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| failure(TrainerError::io(parent, e)))?;
@@ -252,13 +312,20 @@ impl BurnExecutor {
         cancel: &CancelFlag,
     ) -> Result<serde_json::Value, Failure> {
         let spec = &ctx.spec;
-        let cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed).map_err(failure)?;
+        let mut cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed).map_err(failure)?;
         let catalog = self.catalog_for(spec)?;
         let task = task(&catalog, &spec.task)?;
         if task.head == TaskHead::Retrieval {
             return self.pass_through(ctx, task, &cfg);
         }
-        let kind = head_kind(task)?;
+        let kind = match head_kind(task)? {
+            HeadKind::DualEncoder { .. } => HeadKind::DualEncoder {
+                pooling: cfg.pooling,
+            },
+            other => other,
+        };
+        cfg.mixture = task.mixture.iter().map(|c| c.weight).collect();
+        let cfg = cfg;
         let root = self.data_root(spec);
         let device = self.backend.device();
 
@@ -302,6 +369,7 @@ impl BurnExecutor {
         };
         // Model selection on the English dev split; without one the last model is kept.
         let dev = match load(task, Split::Dev, "en", &root) {
+            _ if !task.mixture.is_empty() => Vec::new(),
             Ok(data) => convert(task, Split::Dev, data)?,
             Err(TaskError::NotFound { .. }) => {
                 tracing::warn!(task = %task.name, "no English dev split: keeping the last model");
@@ -309,7 +377,8 @@ impl BurnExecutor {
             }
             Err(e) => return Err(task_failure(e)),
         };
-        if let Some(other) = phases.iter().find(|p| p.labels != task.labels) {
+        let dual = matches!(kind, HeadKind::DualEncoder { .. });
+        if let Some(other) = phases.iter().find(|p| !dual && p.labels != task.labels) {
             return Err(Failure::permanent(
                 FailureReason::User,
                 format!(
@@ -327,8 +396,12 @@ impl BurnExecutor {
         let mut phase_metrics = Vec::new();
         let mut last_out = ctx.output_dir.clone();
         for (i, phase) in phases.iter().enumerate() {
-            let data = load(phase, Split::Train, "en", &root).map_err(task_failure)?;
-            let train_set = convert(phase, Split::Train, data)?;
+            let train_set = if phase.mixture.is_empty() {
+                let data = load(phase, Split::Train, "en", &root).map_err(task_failure)?;
+                convert(phase, Split::Train, data)?
+            } else {
+                mixture_pairs(&catalog, phase, &tokenizer, &cfg, &root)?
+            };
             let out = if phases.len() == 1 {
                 ctx.output_dir.clone()
             } else {
@@ -457,9 +530,132 @@ impl BurnExecutor {
                 serde_json::json!({"metrics_split": "test", "examples": pred.len(), "layer": layer}),
             );
         }
-        let info_path = ctx.output_dir.join("eval.json");
-        std::fs::write(&info_path, serde_json::Value::Object(info).to_string())
-            .map_err(|e| failure(TrainerError::io(&info_path, e)))?;
+        write_eval_info(&ctx.output_dir, info)?;
+        Ok(serde_json::Value::Object(metrics))
+    }
+
+    /// Dual-encoder evaluation: every language's queries against the one shared candidate pool,
+    /// embedded once (`pool_chunk` candidates at a time), mAP@20 ×100 per language.
+    fn evaluate_dual(
+        &self,
+        ctx: &JobContext,
+        task: &TaskDef,
+        cfg: &TrainConfig,
+        best: &Path,
+        progress: &dyn ProgressSink,
+        cancel: &CancelFlag,
+    ) -> Result<serde_json::Value, Failure> {
+        let spec = &ctx.spec;
+        let root = self.data_root(spec);
+        let device = self.backend.device();
+        let HeadKind::DualEncoder { pooling } =
+            crate::checkpoint::read_head_kind(best).map_err(failure)?
+        else {
+            return Err(Failure::permanent(
+                FailureReason::User,
+                format!(
+                    "{}: the model was not trained as a dual encoder (task `{}` needs one)",
+                    best.display(),
+                    task.name
+                ),
+            ));
+        };
+        let (_, config, tokenizer) =
+            load_config_and_tokenizer(best, cfg.max_seq_len).map_err(failure)?;
+        let mut encoder = load_best_encoder(best, config.init(&device)).map_err(failure)?;
+        encoder.precision = cfg.precision;
+        // Every language's queries; the pool is read with the first and must be the same for all.
+        let mut pool: Option<(String, Vec<stilts_tasks::PoolCandidate>)> = None;
+        let mut queries = Vec::new();
+        let mut per_lang = Vec::new();
+        for lang in &spec.languages {
+            if cancel.is_cancelled() {
+                return Err(failure(TrainerError::Cancelled));
+            }
+            let Dataset::AnswerPool(p) =
+                load(task, Split::Test, lang, &root).map_err(task_failure)?
+            else {
+                return Err(failure(TrainerError::Data(format!(
+                    "{} test ({lang}): the reader did not return a candidate pool",
+                    task.name
+                ))));
+            };
+            match &pool {
+                None => pool = Some((lang.clone(), p.candidates)),
+                Some((first, c)) => {
+                    let same = c.len() == p.candidates.len()
+                        && c.iter().zip(&p.candidates).all(|(a, b)| a.id == b.id);
+                    if !same {
+                        return Err(failure(TrainerError::Data(format!(
+                            "{} test: the candidate pool of `{lang}` ({} candidates) differs from that of `{first}` ({}); the languages of one job must share one pool",
+                            task.name,
+                            p.candidates.len(),
+                            c.len()
+                        ))));
+                    }
+                }
+            }
+            per_lang.push((
+                lang.clone(),
+                queries.len()..queries.len() + p.queries.len(),
+                p.gold,
+            ));
+            queries.extend(p.queries);
+        }
+        let Some((_, candidates)) = pool else {
+            return Ok(serde_json::json!({}));
+        };
+        progress.report(Progress {
+            step: 0,
+            total: 1,
+            loss: 0.0,
+            phase: format!(
+                "rank {} candidates for {} queries",
+                candidates.len(),
+                queries.len()
+            ),
+        });
+        let opts = crate::dual::PoolOptions {
+            batch: cfg.batch_size * 2,
+            chunk: cfg.pool_chunk,
+            pooling,
+        };
+        let ranked = crate::dual::rank_pool(
+            &encoder,
+            &config,
+            &tokenizer,
+            &queries,
+            &candidates,
+            opts,
+            &device,
+        )
+        .map_err(failure)?;
+        let pred_dir = ctx.output_dir.join("predictions");
+        std::fs::create_dir_all(&pred_dir).map_err(|e| failure(TrainerError::io(&pred_dir, e)))?;
+        let mut metrics = serde_json::Map::new();
+        let mut info = serde_json::Map::new();
+        for (lang, range, gold) in per_lang {
+            let ranked = &ranked[range.clone()];
+            let map = crate::dual::map_at_20(&gold, ranked);
+            metrics.insert(lang.clone(), serde_json::json!({ "map@20": map }));
+            let pred: serde_json::Map<String, serde_json::Value> = queries[range]
+                .iter()
+                .zip(ranked)
+                .map(|(q, r)| {
+                    let ids: Vec<&str> = r.iter().map(|&i| candidates[i].id.as_str()).collect();
+                    (q.id.clone(), serde_json::json!(ids))
+                })
+                .collect();
+            let file = pred_dir.join(format!("test-{lang}.json"));
+            std::fs::write(&file, serde_json::Value::Object(pred).to_string())
+                .map_err(|e| failure(TrainerError::io(&file, e)))?;
+            info.insert(
+                lang,
+                serde_json::json!({"metrics_split": "test", "examples": gold.len(),
+                    "pool": candidates.len(), "pool_chunk": cfg.pool_chunk}),
+            );
+        }
+        write_eval_info(&ctx.output_dir, info)?;
         Ok(serde_json::Value::Object(metrics))
     }
 
@@ -478,6 +674,9 @@ impl BurnExecutor {
         let best = self.parent_best(ctx)?.expect("evaluate jobs have a parent");
         if task.head == TaskHead::Retrieval {
             return self.evaluate_retrieval(ctx, task, &cfg, &best, progress, cancel);
+        }
+        if task.head == TaskHead::DualEncoder {
+            return self.evaluate_dual(ctx, task, &cfg, &best, progress, cancel);
         }
         let (_, config, tokenizer) =
             load_config_and_tokenizer(&best, cfg.max_seq_len).map_err(failure)?;
@@ -540,9 +739,7 @@ impl BurnExecutor {
             );
         }
         // Which split each language's metrics come from, beside the predictions.
-        let info_path = ctx.output_dir.join("eval.json");
-        std::fs::write(&info_path, serde_json::Value::Object(info).to_string())
-            .map_err(|e| failure(TrainerError::io(&info_path, e)))?;
+        write_eval_info(&ctx.output_dir, info)?;
         Ok(serde_json::Value::Object(metrics))
     }
 }

@@ -31,6 +31,9 @@ pub enum HeadKind {
     TokenClassification { num_labels: usize },
     /// Extractive QA: a start and an end logit per token (mean of the two cross-entropies).
     SpanQa,
+    /// Retrieval: query and candidate embedded by the shared encoder (`pooling` of the last
+    /// layer, unit length), in-batch softmax (see [`crate::dual`]). The head's layers are unused.
+    DualEncoder { pooling: crate::embed::Pool },
 }
 
 impl HeadKind {
@@ -40,7 +43,7 @@ impl HeadKind {
             Self::Classification { num_labels } | Self::TokenClassification { num_labels } => {
                 num_labels
             }
-            Self::Regression | Self::MultipleChoice => 1,
+            Self::Regression | Self::MultipleChoice | Self::DualEncoder { .. } => 1,
             Self::SpanQa => 2,
         }
     }

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod data;
 pub mod dropout;
+pub mod dual;
 pub mod embed;
 pub mod encoder;
 pub mod error;

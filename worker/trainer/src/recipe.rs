@@ -3,6 +3,7 @@
 use stilts_common::job::Recipe;
 
 use crate::batch::Padding;
+use crate::embed::Pool;
 use crate::error::{Result, TrainerError};
 use crate::precision::Precision;
 
@@ -25,6 +26,10 @@ use crate::precision::Precision;
 /// | `max_query_len` | 64 | span QA: question tokens kept (set `max_seq_len` 384 for XTREME) |
 /// | `retrieval_layer` | middle | retrieval: hidden layer mean-pooled (0 = embeddings) |
 /// | `precision` | `"fp32"` | encoder matmuls: `"fp32"`, `"tf32"` (CUDA tensor cores) or `"bf16"` (mixed precision, f32 master weights); see [`crate::precision`] |
+/// | `pooling` | `"mean"` | dual encoder: `"mean"` (over non-padding tokens) or `"cls"` (first token) of the last layer; saved with the model (`head.json`), which the evaluate stage follows |
+/// | `temperature` | 0.05 | dual encoder: in-batch softmax over cosine similarity / temperature (> 0) |
+/// | `symmetric` | false | dual encoder: also the candidate → query softmax (mean of both losses) |
+/// | `pool_chunk` | 4096 | dual encoder evaluation: candidates embedded and scored per chunk (memory bound) |
 /// | `padding` | `"bucket"` | training batches: `"bucket"` (length-bucketed, padded to the longest member) or `"fixed"` (shuffled, padded to `max_seq_len`; a baseline for benchmarks) |
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
@@ -45,6 +50,14 @@ pub struct TrainConfig {
     pub retrieval_layer: Option<usize>,
     pub padding: Padding,
     pub precision: Precision,
+    pub pooling: Pool,
+    pub temperature: f64,
+    pub symmetric: bool,
+    pub pool_chunk: usize,
+    /// Sampling weight of each task of a multi-task mixture (indexed by the examples'
+    /// `Target::Pair { group }`); set by the executor from the task's `mixture`, not a recipe
+    /// key. Empty or one entry: ordinary epochs.
+    pub mixture: Vec<f64>,
     pub seed: u64,
 }
 
@@ -67,6 +80,11 @@ impl Default for TrainConfig {
             retrieval_layer: None,
             padding: Padding::Bucket,
             precision: Precision::Fp32,
+            pooling: Pool::Mean,
+            temperature: 0.05,
+            symmetric: false,
+            pool_chunk: 4096,
+            mixture: Vec::new(),
             seed: 0,
         }
     }
@@ -108,6 +126,30 @@ fn precision(recipe: &Recipe) -> Result<Option<Precision>> {
                     "recipe key precision: expected \"fp32\", \"tf32\" or \"bf16\", got {v}"
                 ))
             }),
+    }
+}
+
+fn pooling(recipe: &Recipe) -> Result<Option<Pool>> {
+    match recipe.get("pooling") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => s.parse::<Pool>().map(Some).map_err(|_| {
+            TrainerError::Config(format!(
+                "recipe key pooling: expected \"mean\" or \"cls\", got \"{s}\""
+            ))
+        }),
+        Some(v) => Err(TrainerError::Config(format!(
+            "recipe key pooling: expected \"mean\" or \"cls\", got {v}"
+        ))),
+    }
+}
+
+fn flag(recipe: &Recipe, key: &str) -> Result<Option<bool>> {
+    match recipe.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(TrainerError::Config(format!(
+            "recipe key {key}: expected true or false, got {v}"
+        ))),
     }
 }
 
@@ -160,8 +202,22 @@ impl TrainConfig {
             retrieval_layer: count(recipe, "retrieval_layer")?.map(|v| v as usize),
             padding: padding(recipe)?.unwrap_or(d.padding),
             precision: precision(recipe)?.unwrap_or(d.precision),
+            pooling: pooling(recipe)?.unwrap_or(d.pooling),
+            temperature: num(recipe, "temperature")?.unwrap_or(d.temperature),
+            symmetric: flag(recipe, "symmetric")?.unwrap_or(d.symmetric),
+            pool_chunk: positive(
+                "pool_chunk",
+                count(recipe, "pool_chunk")?.unwrap_or(d.pool_chunk as u64),
+            )? as usize,
+            mixture: Vec::new(),
             seed,
         };
+        if !(cfg.temperature.is_finite() && cfg.temperature > 0.0) {
+            return Err(TrainerError::Config(format!(
+                "recipe key temperature {} must be a positive number",
+                cfg.temperature
+            )));
+        }
         if !(0.0..1.0).contains(&cfg.warmup) {
             return Err(TrainerError::Config(format!(
                 "recipe key warmup {} not in [0, 1)",
@@ -243,6 +299,37 @@ mod tests {
         r.insert("precision".into(), "fp16".into());
         let err = TrainConfig::from_recipe(&r, 1).unwrap_err().to_string();
         assert!(err.contains("precision") && err.contains("fp16"), "{err}");
+    }
+
+    #[test]
+    fn dual_encoder_keys() {
+        let mut r = Recipe::new();
+        let c = TrainConfig::from_recipe(&r, 1).unwrap();
+        assert_eq!(
+            (c.pooling, c.temperature, c.symmetric),
+            (Pool::Mean, 0.05, false)
+        );
+        r.insert("pooling".into(), "cls".into());
+        r.insert("temperature".into(), serde_json::json!(0.1));
+        r.insert("symmetric".into(), true.into());
+        r.insert("pool_chunk".into(), 16.into());
+        let c = TrainConfig::from_recipe(&r, 1).unwrap();
+        assert_eq!(
+            (c.pooling, c.temperature, c.symmetric, c.pool_chunk),
+            (Pool::Cls, 0.1, true, 16)
+        );
+        for (key, bad, says) in [
+            ("pooling", serde_json::json!("max"), "pooling"),
+            ("temperature", serde_json::json!(0), "temperature"),
+            ("temperature", serde_json::json!(-1.0), "temperature"),
+            ("symmetric", serde_json::json!("yes"), "symmetric"),
+            ("pool_chunk", serde_json::json!(0), "pool_chunk"),
+        ] {
+            let mut r = Recipe::new();
+            r.insert(key.into(), bad);
+            let err = TrainConfig::from_recipe(&r, 1).unwrap_err().to_string();
+            assert!(err.contains(says), "{key}: {err}");
+        }
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub enum Target {
     },
     /// One window of an extractive QA question.
     Span(Box<crate::qa::SpanTarget>),
+    /// A (query, candidate) pair of a dual encoder; `group`: its task in a multi-task mixture.
+    Pair {
+        group: usize,
+    },
     Unlabelled,
 }
 
@@ -108,6 +112,7 @@ pub fn batch_of(examples: &[&Example], cfg: &EncoderConfig) -> TokenBatch {
 
 fn loss_of(
     model: &TaskModel,
+    cfg: &TrainConfig,
     kind: HeadKind,
     batch: &[&Example],
     tokens: &TokenBatch,
@@ -115,6 +120,10 @@ fn loss_of(
 ) -> Result<Tensor<1>> {
     let choices = batch[0].inputs.len();
     match kind {
+        HeadKind::DualEncoder { pooling } => {
+            let emb = crate::dual::embed_batch(&model.encoder, tokens, pooling, device);
+            crate::dual::in_batch_loss(emb, batch, cfg.temperature, cfg.symmetric)
+        }
         HeadKind::Classification { .. } | HeadKind::MultipleChoice => {
             let scores = model.scores(kind, tokens, choices, device);
             let targets = batch
@@ -323,6 +332,8 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
     tracing::info!(start_step, total, "training");
 
     let lengths: Vec<usize> = run.train.iter().map(Example::max_len).collect();
+    // A multi-task mixture draws each batch from one task, by weight.
+    let groups: Vec<usize> = run.train.iter().map(crate::dual::group_of).collect();
     // Fixed padding: every sequence padded to the length the tokenizer truncates to.
     let min_seq = match cfg.padding {
         Padding::Bucket => 1,
@@ -335,7 +346,11 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
     while state.step < total {
         let epoch = state.step / steps_per_epoch;
         let mut rng = StdRng::seed_from_u64(derive_seed(cfg.seed, 1, epoch));
-        let batches = train_batches(&lengths, cfg.batch_size, cfg.padding, &mut rng);
+        let batches = if cfg.mixture.len() > 1 {
+            crate::dual::mixture_batches(&lengths, &groups, &cfg.mixture, cfg.batch_size, &mut rng)
+        } else {
+            train_batches(&lengths, cfg.batch_size, cfg.padding, &mut rng)
+        };
         let first = ((state.step % steps_per_epoch) * cfg.grad_accum as u64) as usize;
         for group in batches[first..].chunks(cfg.grad_accum) {
             if run.cancel.is_cancelled() {
@@ -349,7 +364,7 @@ pub fn train(run: &TrainRun, model: TaskModel) -> Result<(TaskModel, TrainOutcom
                 let tokens = TokenBatch::padded_to(&seqs, run.encoder_config, min_seq);
                 real_tokens += tokens.real_tokens() as u64;
                 padded_tokens += (tokens.batch * tokens.seq) as u64;
-                let loss = loss_of(&model, run.kind, &examples, &tokens, &device)?;
+                let loss = loss_of(&model, cfg, run.kind, &examples, &tokens, &device)?;
                 let loss = loss.div_scalar(group.len() as f64);
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 loss_sum += loss.into_scalar::<f32>() as f64;

@@ -142,6 +142,7 @@ pub fn read_lareqa(ctx: &ReadCtx<'_>, path: &Path) -> Result<Dataset, TaskError>
                     .iter()
                     .collect();
                 candidates.push(PoolCandidate {
+                    id: candidates.len().to_string(),
                     sentence,
                     context: context.clone(),
                     lang: parsed.lang.clone(),
@@ -169,6 +170,7 @@ pub fn read_lareqa(ctx: &ReadCtx<'_>, path: &Path) -> Result<Dataset, TaskError>
                 queries.push(PoolQuery {
                     id: id.clone(),
                     question: question.clone(),
+                    context: String::new(),
                     lang: parsed.lang.clone(),
                 });
             }
@@ -197,9 +199,84 @@ pub struct MewsliMention {
     pub example_id: String,
     pub lang: String,
     pub text: String,
+    /// The sentence of `context.text` holding the mention (`context.sentence_spans`); empty when
+    /// the file carries no article text (the released `*_no_text` files).
+    pub context: String,
     /// Gold Wikidata QID (empty in XTREME's blanked test copy).
     pub entity_id: String,
     pub line: usize,
+}
+
+type JsonObj = serde_json::Map<String, Value>;
+
+fn object<'v>(
+    path: &Path,
+    n: usize,
+    obj: &'v JsonObj,
+    key: &str,
+) -> Result<&'v JsonObj, TaskError> {
+    obj.get(key)
+        .and_then(Value::as_object)
+        .ok_or_else(|| TaskError::format(path, n, format!("missing object `{key}`")))
+}
+
+/// The sentence of a Mewsli-X `context` (text + `sentence_spans`, offsets in characters) that
+/// holds character `at`; empty without text.
+fn sentence_at(path: &Path, n: usize, context: &JsonObj, at: usize) -> Result<String, TaskError> {
+    let text = context
+        .get("text")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if text.is_empty() {
+        return Ok(String::new());
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let spans = context
+        .get("sentence_spans")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for span in spans {
+        let (Some(s), Some(e)) = (
+            span.get("start").and_then(Value::as_u64),
+            span.get("end").and_then(Value::as_u64),
+        ) else {
+            return Err(TaskError::format(
+                path,
+                n,
+                "`sentence_spans` entries need integer `start` and `end`",
+            ));
+        };
+        let (s, e) = (s as usize, (e as usize).min(chars.len()));
+        if s <= at && at < e {
+            return Ok(chars[s..e].iter().collect());
+        }
+    }
+    // No span covers the mention: the whole text, as the model's window truncates it anyway.
+    Ok(text.to_string())
+}
+
+fn mention(
+    path: &Path,
+    n: usize,
+    m: &JsonObj,
+    context: &JsonObj,
+    lang: &str,
+) -> Result<MewsliMention, TaskError> {
+    let span = object(path, n, m, "mention_span")?;
+    let start = span.get("start").and_then(Value::as_u64).unwrap_or(0) as usize;
+    Ok(MewsliMention {
+        example_id: field(path, n, m, "example_id")?,
+        lang: lang.to_string(),
+        text: field(path, n, span, "text")?,
+        context: sentence_at(path, n, context, start)?,
+        entity_id: m
+            .get("entity_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        line: n,
+    })
 }
 
 /// Reads a Mewsli-X mentions jsonl (`context` + `mentions[]`); keeps `lang` if given.
@@ -210,10 +287,7 @@ pub fn read_mewslix_mentions(
     let text = read_to_string(path)?;
     let mut out = Vec::new();
     for (n, obj) in json_lines(path, &text)? {
-        let context = obj
-            .get("context")
-            .and_then(Value::as_object)
-            .ok_or_else(|| TaskError::format(path, n, "missing object `context`"))?;
+        let context = object(path, n, &obj, "context")?;
         let doc_lang = field(path, n, context, "language")?;
         if lang.is_some_and(|l| l != doc_lang) {
             continue;
@@ -226,29 +300,83 @@ pub fn read_mewslix_mentions(
             let m = m
                 .as_object()
                 .ok_or_else(|| TaskError::format(path, n, "a mention is not an object"))?;
-            let span = m
-                .get("mention_span")
-                .and_then(Value::as_object)
-                .ok_or_else(|| TaskError::format(path, n, "mention without `mention_span`"))?;
-            out.push(MewsliMention {
-                example_id: field(path, n, m, "example_id")?,
-                lang: doc_lang.clone(),
-                text: field(path, n, span, "text")?,
-                entity_id: m
-                    .get("entity_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                line: n,
-            });
+            out.push(mention(path, n, m, context, &doc_lang)?);
         }
     }
     Ok(out)
 }
 
+/// One entity of `candidate_set_entities.jsonl` (or a pair's `entity`) as a pool candidate:
+/// id = QID, first segment = title, second = description.
+fn entity(path: &Path, n: usize, obj: &JsonObj) -> Result<PoolCandidate, TaskError> {
+    let text = |k: &str| {
+        obj.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(PoolCandidate {
+        id: field(path, n, obj, "entity_id")?,
+        sentence: text("title"),
+        context: text("description"),
+        lang: text("description_language"),
+    })
+}
+
+/// Mewsli-X `wikipedia_pairs-{train,dev}.jsonl`: one (contextual mention, entity) pair per
+/// line; query `i`'s gold is candidate `i`, its own entity.
+pub fn read_mewslix_pairs(path: &Path, text: &str) -> Result<Dataset, TaskError> {
+    let mut pool = AnswerPool {
+        queries: Vec::new(),
+        candidates: Vec::new(),
+        gold: Vec::new(),
+    };
+    for (n, obj) in json_lines(path, text)? {
+        let cm = object(path, n, &obj, "contextual_mention")?;
+        let context = object(path, n, cm, "context")?;
+        let lang = context
+            .get("language")
+            .and_then(Value::as_str)
+            .unwrap_or("en");
+        let m = mention(path, n, object(path, n, cm, "mention")?, context, lang)?;
+        let e = entity(path, n, object(path, n, &obj, "entity")?)?;
+        if m.entity_id != e.id {
+            return Err(TaskError::format(
+                path,
+                n,
+                format!(
+                    "mention {} links entity `{}` but the pair's entity is `{}`",
+                    m.example_id, m.entity_id, e.id
+                ),
+            ));
+        }
+        pool.gold.push(vec![pool.candidates.len()]);
+        pool.candidates.push(e);
+        pool.queries.push(PoolQuery {
+            id: m.example_id,
+            question: m.text,
+            context: m.context,
+            lang: m.lang,
+        });
+    }
+    Ok(Dataset::AnswerPool(pool))
+}
+
 /// Mewsli-X: mentions of `ctx.lang` against `candidate_set_entities.jsonl` (same folder or
-/// its parent). Query text = mention text; candidate text = `title: description`.
+/// its parent), or, for a `wikipedia_pairs` file (lines with `contextual_mention`), the
+/// training pairs. Query = mention text + its sentence; candidate = title + description.
+/// A mention whose gold entity is not in the candidate set is an error naming both files, the
+/// line and the mention's `example_id`.
 pub fn read_mewslix(ctx: &ReadCtx<'_>, path: &Path) -> Result<Dataset, TaskError> {
+    let text = read_to_string(path)?;
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    if first.contains("\"contextual_mention\"") {
+        return read_mewslix_pairs(path, &text);
+    }
+    drop(text);
     let mentions = read_mewslix_mentions(path, Some(ctx.lang))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let entities_path = [
@@ -268,32 +396,44 @@ pub fn read_mewslix(ctx: &ReadCtx<'_>, path: &Path) -> Result<Dataset, TaskError
     let mut candidates = Vec::new();
     let mut index = HashMap::new();
     for (n, obj) in json_lines(&entities_path, &text)? {
-        let id = field(&entities_path, n, &obj, "entity_id")?;
-        let title = obj.get("title").and_then(Value::as_str).unwrap_or_default();
-        let description = obj
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        index.insert(id, candidates.len());
-        candidates.push(format!("{title}: {description}"));
+        let e = entity(&entities_path, n, &obj)?;
+        if let Some(prev) = index.insert(e.id.clone(), candidates.len()) {
+            return Err(TaskError::format(
+                &entities_path,
+                n,
+                format!(
+                    "entity `{}` is listed twice (first as candidate {prev})",
+                    e.id
+                ),
+            ));
+        }
+        candidates.push(e);
     }
+    drop(text);
     let mut queries = Vec::new();
     let mut gold = Vec::new();
     for m in mentions {
         let g = *index.get(&m.entity_id).ok_or_else(|| {
-            TaskError::format(
-                path,
-                m.line,
+            let why = if m.entity_id.is_empty() {
+                "has no gold entity (XTREME's test copy blanks them; use wikinews_mentions-test.jsonl of the release)".to_string()
+            } else {
                 format!(
-                    "entity `{}` of mention {} is not in the candidate set",
-                    m.entity_id, m.example_id
-                ),
-            )
+                    "links entity `{}`, which is not in the candidate pool {}",
+                    m.entity_id,
+                    entities_path.display()
+                )
+            };
+            TaskError::format(path, m.line, format!("mention {} {why}", m.example_id))
         })?;
-        queries.push(m.text);
-        gold.push(g);
+        queries.push(PoolQuery {
+            id: m.example_id,
+            question: m.text,
+            context: m.context,
+            lang: m.lang,
+        });
+        gold.push(vec![g]);
     }
-    Ok(Dataset::Retrieval(RetrievalSet {
+    Ok(Dataset::AnswerPool(AnswerPool {
         queries,
         candidates,
         gold,
