@@ -27,12 +27,13 @@ use stilts_trainer::Backend;
 use stilts_trainer::batch::Padding;
 use stilts_trainer::data::{Featurize, examples};
 use stilts_trainer::evaluate::EvalSpec;
+use stilts_trainer::example::Example;
 use stilts_trainer::executor::head_kind;
 use stilts_trainer::heads::{HeadConfig, TaskModel};
 use stilts_trainer::model::load_pretrained;
 use stilts_trainer::qa::QaWindows;
 use stilts_trainer::recipe::TrainConfig;
-use stilts_trainer::train::{Example, TrainRun, train};
+use stilts_trainer::train::{TrainRun, train};
 use stilts_worker::executor::{CancelFlag, Progress, ProgressSink};
 
 fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {

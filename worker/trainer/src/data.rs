@@ -3,10 +3,10 @@
 use stilts_tasks::example::{ChoiceExample, Dataset, Label, PairExample, TaggedSentence};
 
 use crate::error::{Result, TrainerError};
+use crate::example::{Example, Target};
 use crate::heads::HeadKind;
 use crate::qa::{QaWindows, all_features};
 use crate::tokenize::{Encoded, TextTokenizer};
-use crate::train::{Example, Target};
 
 fn pair(tok: &TextTokenizer, e: &PairExample) -> Result<Example> {
     Ok(Example {

@@ -23,9 +23,9 @@ use crate::batch::{TokenBatch, length_buckets};
 use crate::embed::{Pool, pool};
 use crate::encoder::{Encoder, EncoderConfig};
 use crate::error::{Result, TrainerError};
+use crate::example::{Example, Target};
 use crate::heads::cross_entropy;
 use crate::tokenize::{Encoded, TextTokenizer};
-use crate::train::{Example, Target};
 
 /// Ranks kept per query: mAP@20 (XTREME-R's LAReQA and Mewsli-X metric).
 pub const TOP_K: usize = 20;

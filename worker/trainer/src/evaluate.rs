@@ -9,13 +9,8 @@ use stilts_tasks::metrics::{accuracy, pearson, seqeval_scores, spearman};
 use crate::batch::length_buckets;
 use crate::encoder::EncoderConfig;
 use crate::error::{Result, TrainerError};
+use crate::example::{Example, Scores, Target, batch_of};
 use crate::heads::{HeadKind, TaskModel};
-use crate::train::{Example, Target, batch_of};
-
-/// Head outputs per example, in the examples' order: class logits, choice scores, one value,
-/// (token classification) the tag logits at each word's first sub-token, concatenated
-/// (`words × num_labels`), or (span QA) the start logits then the end logits of every position.
-pub type Scores = Vec<Vec<f32>>;
 
 /// What metrics need besides scores: the task's labels (tag names) and its QA normalisation.
 #[derive(Debug, Clone, Copy)]

@@ -49,11 +49,12 @@ use crate::checkpoint::{best_dir, load_best_encoder, load_best_head};
 use crate::data::{Featurize, examples};
 use crate::error::TrainerError;
 use crate::evaluate::{EvalSpec, dev_metrics, prediction_lines, score_examples};
+use crate::example::Example;
 use crate::heads::{HeadConfig, HeadKind, TaskModel};
 use crate::model::{load_config_and_tokenizer, load_pretrained};
 use crate::qa::QaWindows;
 use crate::recipe::TrainConfig;
-use crate::train::{Example, TrainRun, train};
+use crate::train::{TrainRun, train};
 
 /// The built-in burn executor.
 pub struct BurnExecutor {

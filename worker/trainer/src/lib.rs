@@ -13,6 +13,7 @@ pub mod embed;
 pub mod encoder;
 pub mod error;
 pub mod evaluate;
+pub mod example;
 pub mod executor;
 pub mod heads;
 pub mod hf_config;

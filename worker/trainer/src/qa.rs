@@ -12,10 +12,9 @@ use stilts_tasks::example::QaExample;
 use stilts_tasks::metrics::squad::{QaGold, QaNormalization, qa_scores};
 
 use crate::error::{Result, TrainerError};
-use crate::evaluate::Scores;
+use crate::example::{Example, Scores, SpanTarget, Target};
 use crate::recipe::TrainConfig;
 use crate::tokenize::{Encoded, TemplatePiece, TextTokenizer};
-use crate::train::{Example, Target};
 
 /// Start and end candidates kept per window.
 pub const N_BEST: usize = 20;
@@ -49,25 +48,6 @@ impl Default for QaWindows {
             max_query_len: 64,
         }
     }
-}
-
-/// What one window of a question carries.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpanTarget {
-    /// Index of the question in its dataset; windows of a question are consecutive examples.
-    pub question: usize,
-    pub qid: String,
-    pub context: Arc<str>,
-    pub context_lang: String,
-    /// Gold answer texts (empty when unlabelled).
-    pub answers: Vec<String>,
-    /// Gold `(start, end)` positions of the first answer in this window, the summary token's
-    /// `(c, c)` when it is not inside; `None` when unlabelled.
-    pub gold: Option<(usize, usize)>,
-    /// Per position: the token's character span in the context (context tokens only).
-    pub chars: Vec<Option<(usize, usize)>>,
-    /// Per position: whether this window is the token's max-context window.
-    pub max_context: Vec<bool>,
 }
 
 /// `(start, len)` of each window over `n` context tokens with `room` tokens per window.

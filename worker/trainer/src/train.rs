@@ -17,57 +17,12 @@ use crate::checkpoint::{
 };
 use crate::encoder::EncoderConfig;
 use crate::error::{Result, TrainerError};
-use crate::evaluate::{EvalSpec, Scores, dev_metrics, score_examples};
+use crate::evaluate::{EvalSpec, dev_metrics, score_examples};
+use crate::example::{Example, Scores, Target};
 use crate::heads::{HeadKind, TaskModel, cross_entropy, masked_cross_entropy, mse};
 use crate::recipe::TrainConfig;
 use crate::seed::derive_seed;
 use crate::tokenize::Encoded;
-
-/// Gold target of one example.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target {
-    Class(usize),
-    Score(f32),
-    /// One segment of a tagged sentence: the sentence's index in the dataset (segments of a
-    /// sentence are consecutive examples), the position of each word's first sub-token in this
-    /// segment, and the words' gold tag indices (`None` when the file is unlabelled).
-    Tags {
-        sentence: usize,
-        starts: Vec<usize>,
-        tags: Option<Vec<usize>>,
-    },
-    /// One window of an extractive QA question.
-    Span(Box<crate::qa::SpanTarget>),
-    /// A (query, candidate) pair of a dual encoder; `group`: its task in a multi-task mixture.
-    Pair {
-        group: usize,
-    },
-    Unlabelled,
-}
-
-impl Target {
-    /// Whether the example carries a gold answer.
-    pub fn is_labelled(&self) -> bool {
-        match self {
-            Self::Span(t) => !t.answers.is_empty(),
-            other => !matches!(other, Self::Unlabelled | Self::Tags { tags: None, .. }),
-        }
-    }
-}
-
-/// One tokenized example: one sequence, or one per choice for multiple choice.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Example {
-    pub id: String,
-    pub inputs: Vec<Encoded>,
-    pub target: Target,
-}
-
-impl Example {
-    pub fn max_len(&self) -> usize {
-        self.inputs.iter().map(Encoded::len).max().unwrap_or(0)
-    }
-}
 
 /// Everything one training run needs besides the model.
 pub struct TrainRun<'a> {
@@ -102,12 +57,6 @@ pub struct TrainOutcome {
     pub real_tokens: u64,
     /// All tokens (padding included) of those micro-batches: the sequence positions computed.
     pub padded_tokens: u64,
-}
-
-/// Builds the padded batch of some examples (choices of one example adjacent).
-pub fn batch_of(examples: &[&Example], cfg: &EncoderConfig) -> TokenBatch {
-    let seqs: Vec<&Encoded> = examples.iter().flat_map(|e| e.inputs.iter()).collect();
-    TokenBatch::new(&seqs, cfg)
 }
 
 fn loss_of(

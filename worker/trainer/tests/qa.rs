@@ -12,11 +12,12 @@ use stilts_tasks::example::{Dataset, QaExample};
 use stilts_tasks::{Catalog, Split, load};
 use stilts_trainer::data::{Featurize, examples};
 use stilts_trainer::evaluate::{EvalSpec, dev_metrics, score_examples};
+use stilts_trainer::example::{Example, Target};
 use stilts_trainer::heads::{HeadConfig, HeadKind, TaskModel};
 use stilts_trainer::model::load_pretrained;
 use stilts_trainer::qa::{QaWindows, decode, spans};
 use stilts_trainer::recipe::TrainConfig;
-use stilts_trainer::train::{Example, Target, TrainRun, train};
+use stilts_trainer::train::{TrainRun, train};
 use stilts_trainer::{Backend, BurnExecutor};
 use stilts_worker::executor::{CancelFlag, Executor, Progress, ProgressSink};
 

@@ -14,10 +14,11 @@ use stilts_trainer::data::{Featurize, examples};
 use stilts_trainer::evaluate::{
     EvalSpec, dev_metrics, prediction_lines, score_examples, tag_sequences,
 };
+use stilts_trainer::example::{Example, Target};
 use stilts_trainer::heads::{HeadConfig, HeadKind, TaskModel};
 use stilts_trainer::model::load_pretrained;
 use stilts_trainer::recipe::TrainConfig;
-use stilts_trainer::train::{Example, Target, TrainRun, train};
+use stilts_trainer::train::{TrainRun, train};
 use stilts_trainer::{Backend, BurnExecutor};
 use stilts_worker::executor::{CancelFlag, Executor, Progress, ProgressSink};
 

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use stilts_trainer::evaluate::{EvalSpec, score_examples};
+use stilts_trainer::example::{Example, Target};
 use stilts_trainer::heads::{HeadConfig, HeadKind, TaskModel};
 use stilts_trainer::model::load_pretrained;
 use stilts_trainer::recipe::TrainConfig;
 use stilts_trainer::tokenize::TextTokenizer;
-use stilts_trainer::train::{Example, Target, TrainOutcome, TrainRun, train};
+use stilts_trainer::train::{TrainOutcome, TrainRun, train};
 use stilts_worker::executor::{CancelFlag, Progress, ProgressSink};
 
 struct NoProgress;

@@ -14,11 +14,11 @@ use stilts_tasks::example::{QaExample, TaggedSentence};
 use stilts_tasks::metrics::squad::QaNormalization;
 use stilts_trainer::data::tagged;
 use stilts_trainer::evaluate::score_examples;
+use stilts_trainer::example::{Example, Target};
 use stilts_trainer::heads::HeadKind;
 use stilts_trainer::model::Pretrained;
 use stilts_trainer::qa::{QaWindows, all_features, qa_metrics};
 use stilts_trainer::recipe::TrainConfig;
-use stilts_trainer::train::{Example, Target};
 
 const NAMES: &[&str] = &["Omar", "Anna", "Peter", "Sara", "Ivan", "Mia"];
 const CITIES: &[&str] = &["Oslo", "Paris", "Berlin", "Dublin", "Madrid", "Boston"];

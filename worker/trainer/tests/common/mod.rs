@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use stilts_common::job::{ExecutorSpec, JobSpec, Recipe, StageKind};
+use stilts_trainer::example::Example;
 use stilts_trainer::heads::{HeadConfig, HeadKind, TaskModel};
 use stilts_trainer::model::Pretrained;
 use stilts_trainer::recipe::TrainConfig;
-use stilts_trainer::train::{Example, TrainOutcome};
+use stilts_trainer::train::TrainOutcome;
 use stilts_worker::executor::JobContext;
 
 /// `$STILTS_TEST_MODELS` (written by `deploy/fetch-models.sh`), or `None` after printing a
