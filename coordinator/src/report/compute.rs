@@ -20,7 +20,7 @@ pub struct Compute {
 impl From<&ComputeSummary> for Compute {
     fn from(c: &ComputeSummary) -> Self {
         Self {
-            totals: c.totals.clone(),
+            totals: c.totals,
             saved_ms: c.saved_ms,
             axes: c
                 .axes
