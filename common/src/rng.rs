@@ -1,8 +1,8 @@
 //! SplitMix64: the small seeded generator stilts uses where a test must be able to replay the
 //! numbers (backoff jitter, simulated worlds in the report's coverage test). Not for secrets.
 //!
-//! The trainer keeps its own copies (`worker/trainer/src/{train,dropout}.rs`): its dropout
-//! masks and shuffles are pinned by seed in its tests and it does not depend on this crate.
+//! The trainer derives its seeds and dropout masks from [`mix64`] (`worker/trainer/src/seed.rs`,
+//! `dropout.rs`); the masks and shuffles pinned by seed in its tests depend on it staying as is.
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -30,16 +30,21 @@ impl SplitMix64 {
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix64(self.0)
     }
 
     /// Uniform in the open interval (0, 1) (53 bits; never 0, so `ln` is safe).
     pub fn unit(&mut self) -> f64 {
         ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
+}
+
+/// SplitMix64's output function: a bijective 64-bit mixer (the generator's `next_u64` is
+/// `mix64` of a counter stepped by the golden ratio).
+pub const fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

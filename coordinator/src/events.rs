@@ -2,13 +2,16 @@
 
 use std::sync::Arc;
 
-use stilts_proto::v1 as pb;
+use stilts_common::job::StageKind;
+use stilts_common::store::EventRecord;
 use tokio::sync::broadcast;
 
 /// One applied transition, with the sweeps its job belongs to (for filtering).
 #[derive(Debug)]
 pub struct JobEvent {
-    pub event: pb::Event,
+    pub record: EventRecord,
+    /// The stage of the job.
+    pub kind: StageKind,
     pub sweeps: Vec<String>,
 }
 

@@ -203,99 +203,18 @@ impl Core {
     /// Checks one request against the cache and turns it into a write (marking the job in flight).
     pub fn plan_intent(&mut self, intent: Intent, now_ms: u64, cfg: &CoordinatorConfig) -> Planned {
         match intent {
-            Intent::Assign { worker, reply } => {
-                if !self.workers.contains_key(&worker) {
-                    return answer(reply, Err(CoordinatorError::UnknownWorker(worker)));
-                }
-                let Some(job) = self.pick(&worker) else {
-                    return answer(reply, Ok(None));
-                };
-                let e = &self.jobs[job as usize];
-                let input_artifact = e
-                    .parent
-                    .and_then(|p| self.jobs[p as usize].record.artifact.clone())
-                    .unwrap_or_default();
-                let mut assignment = Assignment {
-                    job_key: e.record.key.clone(),
-                    attempt: 0,
-                    fencing_token: 0,
-                    spec_json: job_spec_to_json(&e.record.spec),
-                    input_artifact,
-                    sweep: self.sweep_name_of(job).to_string(),
-                    kind: e.record.spec.kind.as_str(),
-                    ready_since_ms: e.ready_since_ms,
-                    assigned_at_ms: now_ms,
-                };
-                let w = worker.clone();
-                match self.build(job, Event::Assign, now_ms, String::new(), |d| {
-                    d.worker_id = Some(w);
-                }) {
-                    Ok(p) => {
-                        assignment.attempt = p.applied.delta.status.attempt;
-                        self.begin(p, Then::Assign(reply, assignment))
-                    }
-                    Err(e) => answer(reply, Err(e)),
-                }
-            }
+            Intent::Assign { worker, reply } => self.plan_assign(worker, reply, now_ms),
             Intent::Complete {
                 report,
                 metrics,
                 artifact,
                 reply,
-            } => {
-                let job = match self.check_report(&report, true) {
-                    Ok(Some(job)) => job,
-                    Ok(None) => return answer(reply, Ok(JobState::Succeeded)),
-                    Err(e) => return answer(reply, Err(e)),
-                };
-                if let Err(why) = stilts_common::metrics::check(
-                    &self.jobs[job as usize].record.spec,
-                    metrics.as_ref(),
-                ) {
-                    let key = &self.jobs[job as usize].record.key;
-                    let msg = format!("job {key}: metrics {why}; nothing was recorded");
-                    return answer(reply, Err(CoordinatorError::InvalidArgument(msg)));
-                }
-                if self.jobs[job as usize].in_flight {
-                    return Planned::Defer(Intent::Complete {
-                        report,
-                        metrics,
-                        artifact,
-                        reply,
-                    });
-                }
-                let built = self.build(job, Event::Complete, now_ms, String::new(), |d| {
-                    d.metrics = metrics;
-                    d.artifact = (!artifact.is_empty()).then_some(artifact);
-                    d.last_failure = None;
-                });
-                match built {
-                    Ok(p) => self.begin(p, Then::State(reply)),
-                    Err(e) => answer(reply, Err(e)),
-                }
-            }
+            } => self.plan_complete(report, metrics, artifact, reply, now_ms),
             Intent::Fail {
                 report,
                 failure,
                 reply,
-            } => {
-                let job = match self.check_report(&report, false) {
-                    Ok(Some(job)) => job,
-                    Ok(None) => unreachable!("replays are only accepted for completions"),
-                    Err(e) => return answer(reply, Err(e)),
-                };
-                if self.jobs[job as usize].in_flight {
-                    return Planned::Defer(Intent::Fail {
-                        report,
-                        failure,
-                        reply,
-                    });
-                }
-                match self.build_failure(job, failure, now_ms, cfg) {
-                    Ok(p) => self.begin(p, Then::State(reply)),
-                    Err(e) => answer(reply, Err(e)),
-                }
-            }
+            } => self.plan_fail(report, failure, reply, now_ms, cfg),
             Intent::Expire {
                 job,
                 worker,
@@ -307,7 +226,11 @@ impl Core {
                 attempt,
                 ..
             } if !self.holds(job, &worker, attempt) => Planned::Done,
-            i @ (Intent::Expire { job, .. } | Intent::Release { job, .. })
+            i @ (Intent::Expire { job, .. }
+            | Intent::Release { job, .. }
+            | Intent::Cancel { job, .. }
+            | Intent::Retry { job, .. }
+            | Intent::Unblock { job })
                 if self.jobs[job as usize].in_flight =>
             {
                 Planned::Defer(i)
@@ -317,10 +240,8 @@ impl Core {
                     FailureReason::WorkerLost,
                     format!("worker {worker} lost its lease"),
                 );
-                match self.build_failure_event(job, Event::LeaseExpired, f, now_ms, cfg) {
-                    Ok(p) => self.begin(p, Then::Nothing),
-                    Err(_) => Planned::Done,
-                }
+                let built = self.build_failure_event(job, Event::LeaseExpired, f, now_ms, cfg);
+                self.begin_or_drop(built)
             }
             Intent::Release {
                 job, worker, why, ..
@@ -334,60 +255,12 @@ impl Core {
                          a lease TTL after it was assigned: the reply was lost)"
                     ),
                 });
-                match self.build_failure(job, f, now_ms, cfg) {
-                    Ok(p) => self.begin(p, Then::Nothing),
-                    Err(_) => Planned::Done,
-                }
+                let built = self.build_failure(job, f, now_ms, cfg);
+                self.begin_or_drop(built)
             }
-            i @ (Intent::Cancel { job, .. }
-            | Intent::Retry { job, .. }
-            | Intent::Unblock { job })
-                if self.jobs[job as usize].in_flight =>
-            {
-                Planned::Defer(i)
-            }
-            Intent::Cancel { job, reply } => {
-                let state = self.jobs[job as usize].record.status.state;
-                if state.is_terminal() {
-                    return answer(reply, Ok(false));
-                }
-                match self.build(job, Event::Cancel, now_ms, "sweep cancelled".into(), |d| {
-                    d.worker_id = None;
-                }) {
-                    Ok(p) => self.begin(p, Then::Bool(reply)),
-                    Err(e) => answer(reply, Err(e)),
-                }
-            }
-            Intent::Retry { job, reply } => {
-                let state = self.jobs[job as usize].record.status.state;
-                if !matches!(state, JobState::Failed | JobState::Cancelled) {
-                    return answer(reply, Ok(false));
-                }
-                let parents_done = self.parent_succeeded(job);
-                match self.build(
-                    job,
-                    Event::Retry { parents_done },
-                    now_ms,
-                    "retry".into(),
-                    |d| {
-                        d.worker_id = None;
-                        d.not_before_ms = 0;
-                    },
-                ) {
-                    Ok(p) => self.begin(p, Then::Bool(reply)),
-                    Err(e) => answer(reply, Err(e)),
-                }
-            }
-            Intent::Unblock { job } => {
-                let e = &self.jobs[job as usize];
-                if e.record.status.state != JobState::Blocked || !self.parent_succeeded(job) {
-                    return Planned::Done;
-                }
-                match self.build(job, Event::ParentsSucceeded, now_ms, String::new(), |_| {}) {
-                    Ok(p) => self.begin(p, Then::Nothing),
-                    Err(_) => Planned::Done,
-                }
-            }
+            Intent::Cancel { job, reply } => self.plan_cancel(job, reply, now_ms),
+            Intent::Retry { job, reply } => self.plan_retry(job, reply, now_ms),
+            Intent::Unblock { job } => self.plan_unblock(job, now_ms),
             Intent::Submit { reply, .. } => answer(
                 reply,
                 Err(CoordinatorError::InvalidArgument(
@@ -401,6 +274,173 @@ impl Core {
                 )),
             ),
         }
+    }
+
+    /// A write nobody waits for (expiry, release, unblock): begun, or dropped when the
+    /// transition no longer applies.
+    fn begin_or_drop(&mut self, built: Result<Pending, CoordinatorError>) -> Planned {
+        match built {
+            Ok(p) => self.begin(p, Then::Nothing),
+            Err(_) => Planned::Done,
+        }
+    }
+
+    /// Begins `built`, telling `then` once durable, or answers `reply` with the error.
+    fn begin_or_answer<T>(
+        &mut self,
+        built: Result<Pending, CoordinatorError>,
+        reply: Reply<T>,
+        then: impl FnOnce(Reply<T>) -> Then,
+    ) -> Planned {
+        match built {
+            Ok(p) => self.begin(p, then(reply)),
+            Err(e) => answer(reply, Err(e)),
+        }
+    }
+
+    /// The next job for `worker` (the scheduler's pick), leased to it.
+    fn plan_assign(
+        &mut self,
+        worker: String,
+        reply: Reply<Option<Assignment>>,
+        now_ms: u64,
+    ) -> Planned {
+        if !self.workers.contains_key(&worker) {
+            return answer(reply, Err(CoordinatorError::UnknownWorker(worker)));
+        }
+        let Some(job) = self.pick(&worker) else {
+            return answer(reply, Ok(None));
+        };
+        let e = &self.jobs[job as usize];
+        let input_artifact = e
+            .parent
+            .and_then(|p| self.jobs[p as usize].record.artifact.clone())
+            .unwrap_or_default();
+        let mut assignment = Assignment {
+            job_key: e.record.key.clone(),
+            attempt: 0,
+            fencing_token: 0,
+            spec_json: job_spec_to_json(&e.record.spec),
+            input_artifact,
+            sweep: self.sweep_name_of(job).to_string(),
+            kind: e.record.spec.kind.as_str(),
+            ready_since_ms: e.ready_since_ms,
+            assigned_at_ms: now_ms,
+        };
+        let w = worker.clone();
+        match self.build(job, Event::Assign, now_ms, String::new(), |d| {
+            d.worker_id = Some(w);
+        }) {
+            Ok(p) => {
+                assignment.attempt = p.applied.delta.status.attempt;
+                self.begin(p, Then::Assign(reply, assignment))
+            }
+            Err(e) => answer(reply, Err(e)),
+        }
+    }
+
+    /// A fenced completion with checked metrics; a replay of a recorded success is answered
+    /// without a write.
+    fn plan_complete(
+        &mut self,
+        report: Report,
+        metrics: Option<serde_json::Value>,
+        artifact: String,
+        reply: Reply<JobState>,
+        now_ms: u64,
+    ) -> Planned {
+        let job = match self.check_report(&report, true) {
+            Ok(Some(job)) => job,
+            Ok(None) => return answer(reply, Ok(JobState::Succeeded)),
+            Err(e) => return answer(reply, Err(e)),
+        };
+        if let Err(why) =
+            stilts_common::metrics::check(&self.jobs[job as usize].record.spec, metrics.as_ref())
+        {
+            let key = &self.jobs[job as usize].record.key;
+            let msg = format!("job {key}: metrics {why}; nothing was recorded");
+            return answer(reply, Err(CoordinatorError::InvalidArgument(msg)));
+        }
+        if self.jobs[job as usize].in_flight {
+            return Planned::Defer(Intent::Complete {
+                report,
+                metrics,
+                artifact,
+                reply,
+            });
+        }
+        let built = self.build(job, Event::Complete, now_ms, String::new(), |d| {
+            d.metrics = metrics;
+            d.artifact = (!artifact.is_empty()).then_some(artifact);
+            d.last_failure = None;
+        });
+        self.begin_or_answer(built, reply, Then::State)
+    }
+
+    /// A fenced failure report: retried with backoff or failed, by its class and budget.
+    fn plan_fail(
+        &mut self,
+        report: Report,
+        failure: Failure,
+        reply: Reply<JobState>,
+        now_ms: u64,
+        cfg: &CoordinatorConfig,
+    ) -> Planned {
+        let job = match self.check_report(&report, false) {
+            Ok(Some(job)) => job,
+            Ok(None) => unreachable!("replays are only accepted for completions"),
+            Err(e) => return answer(reply, Err(e)),
+        };
+        if self.jobs[job as usize].in_flight {
+            return Planned::Defer(Intent::Fail {
+                report,
+                failure,
+                reply,
+            });
+        }
+        let built = self.build_failure(job, failure, now_ms, cfg);
+        self.begin_or_answer(built, reply, Then::State)
+    }
+
+    /// Cancels a job that has not ended (`false`: it had).
+    fn plan_cancel(&mut self, job: JobIdx, reply: Reply<bool>, now_ms: u64) -> Planned {
+        if self.jobs[job as usize].record.status.state.is_terminal() {
+            return answer(reply, Ok(false));
+        }
+        let built = self.build(job, Event::Cancel, now_ms, "sweep cancelled".into(), |d| {
+            d.worker_id = None;
+        });
+        self.begin_or_answer(built, reply, Then::Bool)
+    }
+
+    /// Puts a failed or cancelled job back (`false`: it was neither).
+    fn plan_retry(&mut self, job: JobIdx, reply: Reply<bool>, now_ms: u64) -> Planned {
+        let state = self.jobs[job as usize].record.status.state;
+        if !matches!(state, JobState::Failed | JobState::Cancelled) {
+            return answer(reply, Ok(false));
+        }
+        let parents_done = self.parent_succeeded(job);
+        let built = self.build(
+            job,
+            Event::Retry { parents_done },
+            now_ms,
+            "retry".into(),
+            |d| {
+                d.worker_id = None;
+                d.not_before_ms = 0;
+            },
+        );
+        self.begin_or_answer(built, reply, Then::Bool)
+    }
+
+    /// Readies a blocked job whose parent succeeded.
+    fn plan_unblock(&mut self, job: JobIdx, now_ms: u64) -> Planned {
+        let e = &self.jobs[job as usize];
+        if e.record.status.state != JobState::Blocked || !self.parent_succeeded(job) {
+            return Planned::Done;
+        }
+        let built = self.build(job, Event::ParentsSucceeded, now_ms, String::new(), |_| {});
+        self.begin_or_drop(built)
     }
 
     /// Is `job` leased to `worker` under `attempt`?

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use stilts_common::backend::TrainerBackend;
+use stilts_common::convert::event_to_wire;
 use stilts_common::state::JobState;
 use stilts_common::store::{Store, SweepRecord};
 use stilts_proto::v1 as pb;
@@ -379,7 +380,7 @@ impl<S: Store> SweepService for SweepApi<S> {
             .filter_map(move |item| {
                 let out = match item {
                     Ok(e) if sweep.is_empty() || e.sweeps.contains(&sweep) => {
-                        Some(Ok(e.event.clone()))
+                        Some(Ok(event_to_wire(&e.record, e.kind)))
                     }
                     Ok(_) => None,
                     Err(BroadcastStreamRecvError::Lagged(n)) => {

@@ -20,9 +20,9 @@ use futures::future::BoxFuture;
 use stilts_common::plan::{Plan, PlannedJob};
 use stilts_common::state::{JobState, JobStatus};
 use stilts_common::store::{
-    CellRecord, Conflict, DeleteOutcome, JobRecord, Store, StoreError, SubmitOutcome, SweepRecord,
+    CellRecord, Conflict, DeleteOutcome, EventRecord, JobRecord, Store, StoreError, SubmitOutcome,
+    SweepRecord,
 };
-use stilts_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -406,12 +406,11 @@ impl<S: Store> Writer<S> {
             return;
         }
         let e = &core.jobs[idx as usize];
-        let event = pb::Event {
+        let record = EventRecord {
             seq: core.event_seq,
             job_key: e.record.key.clone(),
-            kind: e.record.spec.kind.as_str().to_string(),
-            from_state: p.from.as_str().to_string(),
-            to_state: e.record.status.state.as_str().to_string(),
+            from: p.from.as_str().to_string(),
+            to: e.record.status.state.as_str().to_string(),
             attempt: e.record.status.attempt,
             worker_id: p.worker.clone(),
             message: p.message.clone(),
@@ -422,10 +421,11 @@ impl<S: Store> Writer<S> {
             .iter()
             .map(|&s| core.sweeps[s as usize].record.name.clone())
             .collect();
-        let _ = self
-            .shared
-            .events
-            .send(Arc::new(JobEvent { event, sweeps }));
+        let _ = self.shared.events.send(Arc::new(JobEvent {
+            record,
+            kind: e.record.spec.kind,
+            sweeps,
+        }));
     }
 
     /// Starts the next queued submit when none is at the store: answers at once when the sweep

@@ -8,6 +8,7 @@ mod to_wire;
 use thiserror::Error;
 
 pub use from_wire::failure_reason_from_wire;
+pub use to_wire::event_to_wire;
 
 use crate::job::JobSpec;
 

@@ -7,6 +7,7 @@ use crate::heartbeat::HeartbeatReply;
 use crate::job::StageKind;
 use crate::progress::Progress;
 use crate::series::Point;
+use crate::store::EventRecord;
 use crate::sweep_status::{
     CellRow, ComputeSummary, Counts, JobSummary, ResultRow, SweepStatus, by_cell_state,
     by_job_state,
@@ -186,5 +187,20 @@ impl From<ComputeSummary> for pb::SweepCompute {
                 })
                 .collect(),
         }
+    }
+}
+
+/// One logged transition of a job of stage `kind`, as `StreamEvents` sends it.
+pub fn event_to_wire(e: &EventRecord, kind: StageKind) -> pb::Event {
+    pb::Event {
+        seq: e.seq,
+        job_key: e.job_key.clone(),
+        kind: kind.as_str().to_string(),
+        from_state: e.from.clone(),
+        to_state: e.to.clone(),
+        attempt: e.attempt,
+        worker_id: e.worker_id.clone(),
+        message: e.message.clone(),
+        at_ms: e.at_ms,
     }
 }

@@ -140,55 +140,132 @@ pub(crate) fn compute(
     tasks: &dyn Fn(&str) -> TaskInfo,
     options: &IntervalOptions,
 ) -> (Vec<TargetSummary>, Vec<ModelMatrix>, Vec<String>) {
-    let confidence = options.confidence;
     let mut warnings = Vec::new();
-    let mut metrics: BTreeMap<Key, BTreeMap<&str, f64>> = BTreeMap::new();
-    let mut seen_metrics: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for r in &input.results {
-        let key = (
-            r.model.clone(),
-            r.intermediate.clone(),
-            r.target.clone(),
-            r.language.clone(),
-            r.seed,
-        );
-        let slot = metrics.entry(key).or_default();
-        if let Some(old) = slot.insert(&r.metric, r.value)
-            && old != r.value
-        {
-            warnings.push(format!(
-                "two values for {} of {}/{}/{}/{}/seed {}: {old} and {} (the last is used)",
-                r.metric, r.model, r.intermediate, r.target, r.language, r.seed, r.value
-            ));
+    let observed = Observed::index(input, &mut warnings);
+    let all_targets = observed.targets();
+    let (mut infos, rules) = resolve_targets(&all_targets, &observed, tasks, &mut warnings);
+    let rule_of = |t: &str| rules.get(t).cloned().flatten();
+
+    let grids = grid::build(&observed.states, &observed.metrics, &rule_of);
+    // Separate grids for the metrics a combined (QA) score is made of.
+    let part_grids: Vec<(&str, Grids)> = ["exact_match", "f1"]
+        .into_iter()
+        .map(|name| {
+            let g = grid::build(&observed.states, &observed.metrics, &|t| {
+                (rule_of(t) == Some(ScoreRule::Qa)).then(|| ScoreRule::Metric(name.to_string()))
+            });
+            (name, g)
+        })
+        .collect();
+    metric_missing_warnings(&grids, &rules, &mut warnings);
+    // Domains of every intermediate too (rows are grouped by them).
+    for g in grids.values() {
+        for i in g.units.keys() {
+            if i != BASELINE && !infos.contains_key(i) {
+                infos.insert(i.clone(), tasks(i));
+            }
         }
-        seen_metrics
-            .entry(&r.target)
-            .or_default()
-            .insert(r.metric.clone());
-    }
-    let mut states: BTreeMap<Key, CellState> = BTreeMap::new();
-    for c in &input.cells {
-        let key = (
-            c.model.clone(),
-            c.intermediate.clone(),
-            c.target.clone(),
-            c.language.clone(),
-            c.seed,
-        );
-        states.insert(key, c.state);
     }
 
-    // Task information, resolved score rules.
-    let all_targets: BTreeSet<&str> = states
-        .keys()
-        .chain(metrics.keys())
-        .map(|k| k.2.as_str())
+    let ctx = MatrixContext {
+        grids: &grids,
+        part_grids: &part_grids,
+        rules: &rules,
+        infos: &infos,
+        options,
+    };
+    let models: BTreeSet<&String> = grids.keys().map(|(m, _)| m).collect();
+    let matrices = models
+        .into_iter()
+        .map(|model| ctx.model_matrix(model, &mut warnings))
         .collect();
-    let mut infos: BTreeMap<String, TaskInfo> = BTreeMap::new();
-    let mut rules: BTreeMap<String, Option<ScoreRule>> = BTreeMap::new();
-    for t in &all_targets {
+    let summaries = target_summaries(&all_targets, &grids, &infos, &rules);
+    (summaries, matrices, warnings)
+}
+
+/// The results and cell states of the input, indexed by unit.
+struct Observed<'a> {
+    metrics: BTreeMap<Key, BTreeMap<&'a str, f64>>,
+    /// Metric names seen per target.
+    seen_metrics: BTreeMap<&'a str, BTreeSet<String>>,
+    states: BTreeMap<Key, CellState>,
+}
+
+impl<'a> Observed<'a> {
+    /// Indexes results and cells; a unit with two different values of a metric is a warning
+    /// (the last is used).
+    fn index(input: &'a ReportInput, warnings: &mut Vec<String>) -> Self {
+        let mut metrics: BTreeMap<Key, BTreeMap<&str, f64>> = BTreeMap::new();
+        let mut seen_metrics: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for r in &input.results {
+            let key = (
+                r.model.clone(),
+                r.intermediate.clone(),
+                r.target.clone(),
+                r.language.clone(),
+                r.seed,
+            );
+            let slot = metrics.entry(key).or_default();
+            if let Some(old) = slot.insert(&r.metric, r.value)
+                && old != r.value
+            {
+                warnings.push(format!(
+                    "two values for {} of {}/{}/{}/{}/seed {}: {old} and {} (the last is used)",
+                    r.metric, r.model, r.intermediate, r.target, r.language, r.seed, r.value
+                ));
+            }
+            seen_metrics
+                .entry(&r.target)
+                .or_default()
+                .insert(r.metric.clone());
+        }
+        let states = input
+            .cells
+            .iter()
+            .map(|c| {
+                let key = (
+                    c.model.clone(),
+                    c.intermediate.clone(),
+                    c.target.clone(),
+                    c.language.clone(),
+                    c.seed,
+                );
+                (key, c.state)
+            })
+            .collect();
+        Self {
+            metrics,
+            seen_metrics,
+            states,
+        }
+    }
+
+    /// Every target named by a cell or a result.
+    fn targets(&self) -> BTreeSet<&str> {
+        self.states
+            .keys()
+            .chain(self.metrics.keys())
+            .map(|k| k.2.as_str())
+            .collect()
+    }
+}
+
+/// Each target's task information and resolved score rule; a target whose results carry no
+/// usable score metric is a warning.
+fn resolve_targets(
+    targets: &BTreeSet<&str>,
+    observed: &Observed,
+    tasks: &dyn Fn(&str) -> TaskInfo,
+    warnings: &mut Vec<String>,
+) -> (
+    BTreeMap<String, TaskInfo>,
+    BTreeMap<String, Option<ScoreRule>>,
+) {
+    let mut infos = BTreeMap::new();
+    let mut rules = BTreeMap::new();
+    for t in targets {
         let info = tasks(t);
-        let seen = seen_metrics.get(t).cloned().unwrap_or_default();
+        let seen = observed.seen_metrics.get(t).cloned().unwrap_or_default();
         let rule = info.score.resolve(&seen);
         if rule.is_none() && !seen.is_empty() {
             warnings.push(format!(
@@ -199,71 +276,40 @@ pub(crate) fn compute(
         rules.insert(t.to_string(), rule);
         infos.insert(t.to_string(), info);
     }
-    let info_of = |name: &str, infos: &mut BTreeMap<String, TaskInfo>| -> TaskInfo {
+    (infos, rules)
+}
+
+/// What every model's matrix is computed from.
+struct MatrixContext<'a> {
+    grids: &'a Grids,
+    part_grids: &'a [(&'a str, Grids)],
+    rules: &'a BTreeMap<String, Option<ScoreRule>>,
+    /// Task information of every target and intermediate.
+    infos: &'a BTreeMap<String, TaskInfo>,
+    options: &'a IntervalOptions,
+}
+
+impl MatrixContext<'_> {
+    fn domain(&self, name: &str) -> String {
         if name == BASELINE {
-            return TaskInfo {
-                domain: BASELINE.to_string(),
-                score: ScoreRule::Auto,
-            };
+            return BASELINE.to_string();
         }
-        infos
-            .entry(name.to_string())
-            .or_insert_with(|| tasks(name))
-            .clone()
-    };
+        self.infos
+            .get(name)
+            .map_or_else(|| UNKNOWN_DOMAIN.to_string(), |i| i.domain.clone())
+    }
 
-    let grids = grid::build(&states, &metrics, &|t| rules.get(t).cloned().flatten());
-    // Separate grids for the metrics a combined (QA) score is made of.
-    let part_grids: Vec<(&str, Grids)> = ["exact_match", "f1"]
-        .into_iter()
-        .map(|name| {
-            let g = grid::build(&states, &metrics, &|t| {
-                (rules.get(t).cloned().flatten() == Some(ScoreRule::Qa))
-                    .then(|| ScoreRule::Metric(name.to_string()))
-            });
-            (name, g)
-        })
-        .collect();
-    metric_missing_warnings(&grids, &rules, &mut warnings);
+    fn grid(&self, model: &str, target: &str) -> &Grid {
+        &self.grids[&(model.to_string(), target.to_string())]
+    }
 
-    let models: BTreeSet<&String> = grids.keys().map(|(m, _)| m).collect();
-    let mut out = Vec::new();
-    for model in models {
-        let mut targets: Vec<&str> = grids
-            .keys()
-            .filter(|(m, _)| m == model)
-            .map(|(_, t)| t.as_str())
-            .collect();
-        targets.sort_by_key(|t| (info_of(t, &mut infos).domain, t.to_string()));
-        let mut inters: BTreeSet<&str> = BTreeSet::new();
+    /// The matrix of one model: its targets and rows in report order, an entry per pair in the
+    /// grid, the alignment contrast per scope and the per-language tables.
+    fn model_matrix(&self, model: &str, warnings: &mut Vec<String>) -> ModelMatrix {
+        let targets = self.model_targets(model);
+        let rows = self.model_rows(model, &targets);
         for t in &targets {
-            inters.extend(
-                grids[&(model.clone(), t.to_string())]
-                    .units
-                    .keys()
-                    .map(String::as_str),
-            );
-        }
-        let mut rows: Vec<RowInfo> = inters
-            .iter()
-            .map(|i| RowInfo {
-                intermediate: i.to_string(),
-                domain: info_of(i, &mut infos).domain,
-                baseline: *i == BASELINE,
-            })
-            .collect();
-        rows.sort_by(|a, b| {
-            (!a.baseline, &a.domain, &a.intermediate).cmp(&(
-                !b.baseline,
-                &b.domain,
-                &b.intermediate,
-            ))
-        });
-        for t in &targets {
-            if !grids[&(model.clone(), t.to_string())]
-                .units
-                .contains_key(BASELINE)
-            {
+            if !self.grid(model, t).units.contains_key(BASELINE) {
                 warnings.push(format!(
                     "model {model}, target {t}: no `{BASELINE}` baseline in the grid; Δ is missing"
                 ));
@@ -274,53 +320,20 @@ pub(crate) fn compute(
         let mut excluded: [Vec<(String, String, String)>; 2] = [vec![], vec![]];
         for row in &rows {
             for t in &targets {
-                let key = (model.clone(), t.to_string());
-                let grid = &grids[&key];
-                if !grid.units.contains_key(&row.intermediate) {
+                if !self.grid(model, t).units.contains_key(&row.intermediate) {
                     continue;
                 }
-                let target_domain = info_of(t, &mut infos).domain;
-                let aligned = (!row.baseline
-                    && row.domain != UNKNOWN_DOMAIN
-                    && target_domain != UNKNOWN_DOMAIN)
-                    .then(|| row.domain == target_domain);
-                let mut cell = matrix_cell(grid, &row.intermediate, t, aligned, confidence);
-                if rules.get(*t).cloned().flatten() == Some(ScoreRule::Qa) {
-                    for (name, g) in &part_grids {
-                        let part = matrix_cell(&g[&key], &row.intermediate, t, None, confidence);
-                        cell.metrics.push(MetricEntry {
-                            metric: name.to_string(),
-                            absolute: part.absolute,
-                            delta: part.delta,
-                        });
-                    }
-                }
+                let (cell, aligned) = self.entry(model, row, t);
                 for (k, scope) in ALIGN_SCOPES.into_iter().enumerate() {
-                    if row.baseline || grid.scope_languages(scope).is_empty() {
+                    if row.baseline || self.grid(model, t).scope_languages(scope).is_empty() {
                         continue;
                     }
-                    let per_seed: Option<Vec<(u64, f64)>> = cell
-                        .per_seed
-                        .iter()
-                        .map(|s| Some((s.seed, *s.delta.as_ref()?.get(scope)?.as_ref()?)))
-                        .collect();
-                    match (aligned, per_seed) {
-                        (Some(aligned), Some(per_seed)) if !per_seed.is_empty() => align_cells[k]
-                            .push(AlignCell {
-                                intermediate: row.intermediate.clone(),
-                                target: t.to_string(),
-                                aligned,
-                                per_seed,
-                            }),
-                        (Some(_), _) => excluded[k].push((
+                    match align_cell(&cell, scope, aligned) {
+                        Ok(c) => align_cells[k].push(c),
+                        Err(why) => excluded[k].push((
                             row.intermediate.clone(),
                             t.to_string(),
-                            "incomplete".to_string(),
-                        )),
-                        (None, _) => excluded[k].push((
-                            row.intermediate.clone(),
-                            t.to_string(),
-                            "unknown domain".to_string(),
+                            why.to_string(),
                         )),
                     }
                 }
@@ -331,35 +344,120 @@ pub(crate) fn compute(
             .into_iter()
             .zip(align_cells.into_iter().zip(excluded))
             .map(|(scope, (cells, excluded))| {
-                alignment::summarize(scope, &cells, excluded, options)
+                alignment::summarize(scope, &cells, excluded, self.options)
             })
             .collect();
         let languages = targets
             .iter()
-            .map(|t| {
-                language_table(
-                    &grids[&(model.clone(), t.to_string())],
-                    t,
-                    &rows,
-                    confidence,
-                )
-            })
+            .map(|t| language_table(self.grid(model, t), t, &rows, self.options.confidence))
             .collect();
-        out.push(ModelMatrix {
-            model: model.clone(),
+        ModelMatrix {
+            model: model.to_string(),
             rows,
             targets: targets.iter().map(|t| t.to_string()).collect(),
             cells,
             alignment,
             languages,
-        });
+        }
     }
 
-    let target_summaries = all_targets
+    /// The model's targets, sorted by domain, then name.
+    fn model_targets(&self, model: &str) -> Vec<&str> {
+        let mut targets: Vec<&str> = self
+            .grids
+            .keys()
+            .filter(|(m, _)| m == model)
+            .map(|(_, t)| t.as_str())
+            .collect();
+        targets.sort_by_key(|t| (self.domain(t), t.to_string()));
+        targets
+    }
+
+    /// The intermediates of any of the model's targets: the baseline first, then by domain and
+    /// name.
+    fn model_rows(&self, model: &str, targets: &[&str]) -> Vec<RowInfo> {
+        let inters: BTreeSet<&str> = targets
+            .iter()
+            .flat_map(|t| self.grid(model, t).units.keys().map(String::as_str))
+            .collect();
+        let mut rows: Vec<RowInfo> = inters
+            .iter()
+            .map(|i| RowInfo {
+                intermediate: i.to_string(),
+                domain: self.domain(i),
+                baseline: *i == BASELINE,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (!a.baseline, &a.domain, &a.intermediate).cmp(&(
+                !b.baseline,
+                &b.domain,
+                &b.intermediate,
+            ))
+        });
+        rows
+    }
+
+    /// The entry of (row, target), with QA's EM and F1 alone, and whether the pair is aligned
+    /// (`None`: the baseline, or a domain is unknown).
+    fn entry(&self, model: &str, row: &RowInfo, target: &str) -> (MatrixCell, Option<bool>) {
+        let key = (model.to_string(), target.to_string());
+        let target_domain = self.domain(target);
+        let aligned =
+            (!row.baseline && row.domain != UNKNOWN_DOMAIN && target_domain != UNKNOWN_DOMAIN)
+                .then(|| row.domain == target_domain);
+        let confidence = self.options.confidence;
+        let grid = &self.grids[&key];
+        let mut cell = matrix_cell(grid, &row.intermediate, target, aligned, confidence);
+        if self.rules.get(target).cloned().flatten() == Some(ScoreRule::Qa) {
+            for (name, g) in self.part_grids {
+                let part = matrix_cell(&g[&key], &row.intermediate, target, None, confidence);
+                cell.metrics.push(MetricEntry {
+                    metric: name.to_string(),
+                    absolute: part.absolute,
+                    delta: part.delta,
+                });
+            }
+        }
+        (cell, aligned)
+    }
+}
+
+/// The cell's per-seed Δ in `scope` for the alignment contrast, or why it is left out.
+fn align_cell(
+    cell: &MatrixCell,
+    scope: Scope,
+    aligned: Option<bool>,
+) -> Result<AlignCell, &'static str> {
+    let per_seed: Option<Vec<(u64, f64)>> = cell
+        .per_seed
+        .iter()
+        .map(|s| Some((s.seed, *s.delta.as_ref()?.get(scope)?.as_ref()?)))
+        .collect();
+    match (aligned, per_seed) {
+        (Some(aligned), Some(per_seed)) if !per_seed.is_empty() => Ok(AlignCell {
+            intermediate: cell.intermediate.clone(),
+            target: cell.target.clone(),
+            aligned,
+            per_seed,
+        }),
+        (Some(_), _) => Err("incomplete"),
+        (None, _) => Err("unknown domain"),
+    }
+}
+
+/// Each target's domain, score rule and languages.
+fn target_summaries(
+    targets: &BTreeSet<&str>,
+    grids: &Grids,
+    infos: &BTreeMap<String, TaskInfo>,
+    rules: &BTreeMap<String, Option<ScoreRule>>,
+) -> Vec<TargetSummary> {
+    targets
         .iter()
         .map(|t| {
             let mut languages: BTreeSet<String> = BTreeSet::new();
-            for ((_, gt), g) in &grids {
+            for ((_, gt), g) in grids {
                 if gt == t {
                     languages.extend(g.languages.iter().cloned());
                 }
@@ -371,8 +469,7 @@ pub(crate) fn compute(
                 languages: languages.into_iter().collect(),
             }
         })
-        .collect();
-    (target_summaries, out, warnings)
+        .collect()
 }
 
 /// One warning per target whose succeeded units lack the score metric: a rerun will not fix

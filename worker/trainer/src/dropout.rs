@@ -80,7 +80,7 @@ fn mask(n: usize, keep: f64, key: u64) -> Vec<f32> {
 
 /// One SplitMix64 step: advance by φ, then mix.
 fn splitmix64(x: u64) -> u64 {
-    crate::seed::mix64(x.wrapping_add(PHI))
+    stilts_common::rng::mix64(x.wrapping_add(PHI))
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use stilts_common::failure::{Failure, FailureReason};
+
 /// Anything that can go wrong loading a model, tokenizing, training or evaluating.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainerError {
@@ -73,6 +75,27 @@ impl TrainerError {
         Self::Checkpoint {
             path: path.into(),
             message: message.to_string(),
+        }
+    }
+}
+
+/// The failure class of each error: what a retry can fix (a hub hiccup, a checkpoint write) is
+/// retryable; bad models, data and recipes are permanent.
+impl From<TrainerError> for Failure {
+    fn from(e: TrainerError) -> Self {
+        let msg = e.to_string();
+        match e {
+            TrainerError::Hub { missing: true, .. } => Self::permanent(FailureReason::Data, msg),
+            TrainerError::Hub { .. } => Self::retryable(FailureReason::Error, msg),
+            TrainerError::Config(_) => Self::permanent(FailureReason::User, msg),
+            TrainerError::Cancelled => Self::permanent(FailureReason::Cancelled, msg),
+            TrainerError::Checkpoint { .. } => Self::retryable(FailureReason::Error, msg),
+            TrainerError::Io { .. }
+            | TrainerError::BadModelFile { .. }
+            | TrainerError::UnsupportedModel { .. }
+            | TrainerError::VocabMismatch { .. }
+            | TrainerError::Tokenize(_)
+            | TrainerError::Data(_) => Self::permanent(FailureReason::Data, msg),
         }
     }
 }

@@ -165,24 +165,6 @@ fn task_failure(e: TaskError) -> Failure {
     }
 }
 
-/// Maps trainer errors onto failure classes.
-pub fn failure(e: TrainerError) -> Failure {
-    let msg = e.to_string();
-    match e {
-        TrainerError::Hub { missing: true, .. } => Failure::permanent(FailureReason::Data, msg),
-        TrainerError::Hub { .. } => Failure::retryable(FailureReason::Error, msg),
-        TrainerError::Config(_) => Failure::permanent(FailureReason::User, msg),
-        TrainerError::Cancelled => Failure::permanent(FailureReason::Cancelled, msg),
-        TrainerError::Checkpoint { .. } => Failure::retryable(FailureReason::Error, msg),
-        TrainerError::Io { .. }
-        | TrainerError::BadModelFile { .. }
-        | TrainerError::UnsupportedModel { .. }
-        | TrainerError::VocabMismatch { .. }
-        | TrainerError::Tokenize(_)
-        | TrainerError::Data(_) => Failure::permanent(FailureReason::Data, msg),
-    }
-}
-
 fn check_retrieval(task: &TaskDef, stage: StageKind) -> Result<(), Failure> {
     if task.metric != stilts_tasks::Metric::Accuracy {
         return Err(Failure::permanent(
@@ -232,8 +214,7 @@ fn mixture_pairs(
         };
         let data = load(def, Split::Train, "en", root).map_err(task_failure)?;
         let what = format!("{} train (en), mixture[{group}] of {}", def.name, task.name);
-        let mut ex = crate::dual::pair_examples(tokenizer, &data, group, positive, &what)
-            .map_err(failure)?;
+        let mut ex = crate::dual::pair_examples(tokenizer, &data, group, positive, &what)?;
         if let Some(n) = cfg.max_train_examples {
             ex.truncate(n);
         }
@@ -250,15 +231,15 @@ fn write_eval_info(
 ) -> Result<(), Failure> {
     let path = output_dir.join("eval.json");
     std::fs::write(&path, serde_json::Value::Object(info).to_string())
-        .map_err(|e| failure(TrainerError::io(&path, e)))
+        .map_err(|e| TrainerError::io(&path, e).into())
 }
 
 fn write_metrics(path: &Path, metrics: &serde_json::Value) -> Result<(), Failure> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| failure(TrainerError::io(parent, e)))?;
+        std::fs::create_dir_all(parent).map_err(|e| TrainerError::io(parent, e))?;
     }
     let text = serde_json::to_string_pretty(metrics).expect("serialisable");
-    std::fs::write(path, text).map_err(|e| failure(TrainerError::io(path, e)))
+    std::fs::write(path, text).map_err(|e| TrainerError::io(path, e).into())
 }
 
 impl Executor for BurnExecutor {
@@ -313,7 +294,7 @@ impl BurnExecutor {
         cancel: &CancelFlag,
     ) -> Result<serde_json::Value, Failure> {
         let spec = &ctx.spec;
-        let mut cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed).map_err(failure)?;
+        let mut cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed)?;
         let catalog = self.catalog_for(spec)?;
         let task = task(&catalog, &spec.task)?;
         if task.head == TaskHead::Retrieval {
@@ -333,14 +314,12 @@ impl BurnExecutor {
         // Base: the parent's selected encoder, or the pretrained model.
         let (base_dir, encoder_config, tokenizer, encoder) = match self.parent_best(ctx)? {
             Some(best) => {
-                let (_, config, tok) =
-                    load_config_and_tokenizer(&best, cfg.max_seq_len).map_err(failure)?;
-                let encoder = load_best_encoder(&best, config.init(&device)).map_err(failure)?;
+                let (_, config, tok) = load_config_and_tokenizer(&best, cfg.max_seq_len)?;
+                let encoder = load_best_encoder(&best, config.init(&device))?;
                 (best, config, tok, encoder)
             }
             None => {
-                let m = load_pretrained(&spec.model_source, cfg.max_seq_len, &device)
-                    .map_err(failure)?;
+                let m = load_pretrained(&spec.model_source, cfg.max_seq_len, &device)?;
                 (m.dir, m.config, m.tokenizer, m.encoder)
             }
         };
@@ -360,7 +339,7 @@ impl BurnExecutor {
                 labels: &t.labels,
                 windows: QaWindows::from_config(&cfg),
             };
-            let mut ex = examples(&tokenizer, kind, &data, &opts, &what).map_err(failure)?;
+            let mut ex = examples(&tokenizer, kind, &data, &opts, &what)?;
             if split == Split::Train
                 && let Some(n) = cfg.max_train_examples
             {
@@ -421,7 +400,7 @@ impl BurnExecutor {
                 progress,
                 cancel,
             };
-            let (trained, outcome) = train(&run, model).map_err(failure)?;
+            let (trained, outcome) = train(&run, model)?;
             model = trained;
             phase_metrics.push(serde_json::json!({
                 "task": phase.name,
@@ -441,8 +420,7 @@ impl BurnExecutor {
                 kind,
                 &serde_json::Map::new(),
                 &base_dir,
-            )
-            .map_err(failure)?;
+            )?;
         }
         Ok(serde_json::json!({ "train": { "phases": phase_metrics } }))
     }
@@ -458,19 +436,16 @@ impl BurnExecutor {
         let device = self.backend.device();
         let (base_dir, encoder) = match self.parent_best(ctx)? {
             Some(best) => {
-                let (_, config, _) =
-                    load_config_and_tokenizer(&best, cfg.max_seq_len).map_err(failure)?;
-                let encoder = load_best_encoder(&best, config.init(&device)).map_err(failure)?;
+                let (_, config, _) = load_config_and_tokenizer(&best, cfg.max_seq_len)?;
+                let encoder = load_best_encoder(&best, config.init(&device))?;
                 (best, encoder)
             }
             None => {
-                let m = load_pretrained(&ctx.spec.model_source, cfg.max_seq_len, &device)
-                    .map_err(failure)?;
+                let m = load_pretrained(&ctx.spec.model_source, cfg.max_seq_len, &device)?;
                 (m.dir, m.encoder)
             }
         };
-        crate::checkpoint::save_best_encoder(&ctx.output_dir, &encoder, &base_dir)
-            .map_err(failure)?;
+        crate::checkpoint::save_best_encoder(&ctx.output_dir, &encoder, &base_dir)?;
         Ok(serde_json::json!({ "train": {
             "phases": [],
             "pass_through": base_dir.to_string_lossy(),
@@ -490,19 +465,18 @@ impl BurnExecutor {
         let spec = &ctx.spec;
         let root = self.data_root(spec);
         let device = self.backend.device();
-        let (_, config, tokenizer) =
-            load_config_and_tokenizer(best, cfg.max_seq_len).map_err(failure)?;
-        let encoder = load_best_encoder(best, config.init(&device)).map_err(failure)?;
+        let (_, config, tokenizer) = load_config_and_tokenizer(best, cfg.max_seq_len)?;
+        let encoder = load_best_encoder(best, config.init(&device))?;
         let layer = cfg
             .retrieval_layer
             .unwrap_or_else(|| crate::retrieval::default_layer(encoder.num_layers()));
         let pred_dir = ctx.output_dir.join("predictions");
-        std::fs::create_dir_all(&pred_dir).map_err(|e| failure(TrainerError::io(&pred_dir, e)))?;
+        std::fs::create_dir_all(&pred_dir).map_err(|e| TrainerError::io(&pred_dir, e))?;
         let mut metrics = serde_json::Map::new();
         let mut info = serde_json::Map::new();
         for (i, lang) in spec.languages.iter().enumerate() {
             if cancel.is_cancelled() {
-                return Err(failure(TrainerError::Cancelled));
+                return Err(TrainerError::Cancelled.into());
             }
             progress.report(Progress {
                 step: i as u64,
@@ -513,18 +487,18 @@ impl BurnExecutor {
             let Dataset::Retrieval(set) =
                 load(task, Split::Test, lang, &root).map_err(task_failure)?
             else {
-                return Err(failure(TrainerError::Data(format!(
+                return Err(TrainerError::Data(format!(
                     "{} test ({lang}): the reader did not return a retrieval set",
                     task.name
-                ))));
+                ))
+                .into());
             };
             let (pred, acc) =
-                crate::retrieval::retrieve(&encoder, &config, &tokenizer, &set, layer, &device)
-                    .map_err(failure)?;
+                crate::retrieval::retrieve(&encoder, &config, &tokenizer, &set, layer, &device)?;
             let lines: Vec<String> = pred.iter().map(usize::to_string).collect();
             let file = pred_dir.join(format!("test-{lang}.tsv"));
             std::fs::write(&file, lines.join("\n") + "\n")
-                .map_err(|e| failure(TrainerError::io(&file, e)))?;
+                .map_err(|e| TrainerError::io(&file, e))?;
             metrics.insert(lang.clone(), serde_json::json!({ "accuracy": acc }));
             info.insert(
                 lang.clone(),
@@ -549,9 +523,7 @@ impl BurnExecutor {
         let spec = &ctx.spec;
         let root = self.data_root(spec);
         let device = self.backend.device();
-        let HeadKind::DualEncoder { pooling } =
-            crate::checkpoint::read_head_kind(best).map_err(failure)?
-        else {
+        let HeadKind::DualEncoder { pooling } = crate::checkpoint::read_head_kind(best)? else {
             return Err(Failure::permanent(
                 FailureReason::User,
                 format!(
@@ -561,9 +533,8 @@ impl BurnExecutor {
                 ),
             ));
         };
-        let (_, config, tokenizer) =
-            load_config_and_tokenizer(best, cfg.max_seq_len).map_err(failure)?;
-        let mut encoder = load_best_encoder(best, config.init(&device)).map_err(failure)?;
+        let (_, config, tokenizer) = load_config_and_tokenizer(best, cfg.max_seq_len)?;
+        let mut encoder = load_best_encoder(best, config.init(&device))?;
         encoder.precision = cfg.precision;
         // Every language's queries; the pool is read with the first and must be the same for all.
         let mut pool: Option<(String, Vec<stilts_tasks::PoolCandidate>)> = None;
@@ -571,15 +542,16 @@ impl BurnExecutor {
         let mut per_lang = Vec::new();
         for lang in &spec.languages {
             if cancel.is_cancelled() {
-                return Err(failure(TrainerError::Cancelled));
+                return Err(TrainerError::Cancelled.into());
             }
             let Dataset::AnswerPool(p) =
                 load(task, Split::Test, lang, &root).map_err(task_failure)?
             else {
-                return Err(failure(TrainerError::Data(format!(
+                return Err(TrainerError::Data(format!(
                     "{} test ({lang}): the reader did not return a candidate pool",
                     task.name
-                ))));
+                ))
+                .into());
             };
             match &pool {
                 None => pool = Some((lang.clone(), p.candidates)),
@@ -587,12 +559,12 @@ impl BurnExecutor {
                     let same = c.len() == p.candidates.len()
                         && c.iter().zip(&p.candidates).all(|(a, b)| a.id == b.id);
                     if !same {
-                        return Err(failure(TrainerError::Data(format!(
+                        return Err(TrainerError::Data(format!(
                             "{} test: the candidate pool of `{lang}` ({} candidates) differs from that of `{first}` ({}); the languages of one job must share one pool",
                             task.name,
                             p.candidates.len(),
                             c.len()
-                        ))));
+                        )).into());
                     }
                 }
             }
@@ -629,10 +601,9 @@ impl BurnExecutor {
             &candidates,
             opts,
             &device,
-        )
-        .map_err(failure)?;
+        )?;
         let pred_dir = ctx.output_dir.join("predictions");
-        std::fs::create_dir_all(&pred_dir).map_err(|e| failure(TrainerError::io(&pred_dir, e)))?;
+        std::fs::create_dir_all(&pred_dir).map_err(|e| TrainerError::io(&pred_dir, e))?;
         let mut metrics = serde_json::Map::new();
         let mut info = serde_json::Map::new();
         for (lang, range, gold) in per_lang {
@@ -649,7 +620,7 @@ impl BurnExecutor {
                 .collect();
             let file = pred_dir.join(format!("test-{lang}.json"));
             std::fs::write(&file, serde_json::Value::Object(pred).to_string())
-                .map_err(|e| failure(TrainerError::io(&file, e)))?;
+                .map_err(|e| TrainerError::io(&file, e))?;
             info.insert(
                 lang,
                 serde_json::json!({"metrics_split": "test", "examples": gold.len(),
@@ -667,7 +638,7 @@ impl BurnExecutor {
         cancel: &CancelFlag,
     ) -> Result<serde_json::Value, Failure> {
         let spec = &ctx.spec;
-        let cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed).map_err(failure)?;
+        let cfg = TrainConfig::from_recipe(&spec.recipe, spec.seed)?;
         let catalog = self.catalog_for(spec)?;
         let task = task(&catalog, &spec.task)?;
         let root = self.data_root(spec);
@@ -679,17 +650,16 @@ impl BurnExecutor {
         if task.head == TaskHead::DualEncoder {
             return self.evaluate_dual(ctx, task, &cfg, &best, progress, cancel);
         }
-        let (_, config, tokenizer) =
-            load_config_and_tokenizer(&best, cfg.max_seq_len).map_err(failure)?;
-        let kind = crate::checkpoint::read_head_kind(&best).map_err(failure)?;
-        let encoder = load_best_encoder(&best, config.init(&device)).map_err(failure)?;
+        let (_, config, tokenizer) = load_config_and_tokenizer(&best, cfg.max_seq_len)?;
+        let kind = crate::checkpoint::read_head_kind(&best)?;
+        let encoder = load_best_encoder(&best, config.init(&device))?;
         let head = HeadConfig::new(config.hidden_size, kind.num_outputs()).init(&device);
-        let (_, head) = load_best_head(&best, head).map_err(failure)?;
+        let (_, head) = load_best_head(&best, head)?;
         let mut model = TaskModel { encoder, head };
         // Scored in the precision it was trained and selected in.
         model.encoder.precision = cfg.precision;
         let pred_dir = ctx.output_dir.join("predictions");
-        std::fs::create_dir_all(&pred_dir).map_err(|e| failure(TrainerError::io(&pred_dir, e)))?;
+        std::fs::create_dir_all(&pred_dir).map_err(|e| TrainerError::io(&pred_dir, e))?;
 
         let mut metrics = serde_json::Map::new();
         let mut info = serde_json::Map::new();
@@ -700,15 +670,14 @@ impl BurnExecutor {
                 labels: &task.labels,
                 windows: QaWindows::from_config(&cfg),
             };
-            let ex = examples(&tokenizer, kind, &data, &opts, &what).map_err(failure)?;
-            let scores = score_examples(&model, kind, &ex, cfg.batch_size * 2, &config, &device)
-                .map_err(failure)?;
+            let ex = examples(&tokenizer, kind, &data, &opts, &what)?;
+            let scores = score_examples(&model, kind, &ex, cfg.batch_size * 2, &config, &device)?;
             Ok((ex, scores))
         };
         let labelled = |ex: &[Example]| ex.iter().any(|e| e.target.is_labelled());
         for (i, lang) in spec.languages.iter().enumerate() {
             if cancel.is_cancelled() {
-                return Err(failure(TrainerError::Cancelled));
+                return Err(TrainerError::Cancelled.into());
             }
             progress.report(Progress {
                 step: i as u64,
@@ -725,14 +694,14 @@ impl BurnExecutor {
             };
             let file = pred_dir.join(format!("test-{lang}.{ext}"));
             std::fs::write(&file, lines.join("\n") + "\n")
-                .map_err(|e| failure(TrainerError::io(&file, e)))?;
+                .map_err(|e| TrainerError::io(&file, e))?;
             let (ex, scores, split) = if labelled(&test) {
                 (test, test_scores, Split::Test)
             } else {
                 let (dev, dev_scores) = score(Split::Dev, lang)?;
                 (dev, dev_scores, Split::Dev)
             };
-            let (_, m) = dev_metrics(kind, &ex, &scores, &eval_spec(task)).map_err(failure)?;
+            let (_, m) = dev_metrics(kind, &ex, &scores, &eval_spec(task))?;
             metrics.insert(lang.clone(), m.into());
             info.insert(
                 lang.clone(),
