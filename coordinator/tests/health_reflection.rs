@@ -4,6 +4,7 @@
 //! with tonic-reflection's own client, the way grpcurl lists and describes the API.
 //! The cluster test needs `etcd` on PATH (else it prints a skip line and passes).
 
+mod store_factory;
 mod support_etcd;
 
 use std::sync::Arc;

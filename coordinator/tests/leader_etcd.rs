@@ -2,6 +2,7 @@
 //! cannot commit), and replicas electing one leader, redirecting, and handing over. Without
 //! `etcd` on PATH every test prints a skip line and passes.
 
+mod store_factory;
 mod support_etcd;
 
 use std::time::{Duration, Instant};

@@ -327,6 +327,33 @@ pub fn unique_prefix(tag: &str) -> String {
     format!("/stilts-test-{tag}-{}-{nanos}-{n}/", std::process::id())
 }
 
+/// The real etcd store under a key prefix of its own on the server shared by the tests running
+/// at the same time; every open (a restart too) connects to the same server and prefix, so it
+/// sees the same durable state. Needs `mod store_factory;` next to `mod support_etcd;`.
+pub struct EtcdFactory {
+    server: Arc<EtcdServer>,
+    prefix: String,
+}
+
+impl EtcdFactory {
+    /// A fresh prefix (named after `tag`) on the shared server, or `None` after the skip line
+    /// when etcd is not installed (see [`EtcdServer::start`]).
+    pub fn shared(tag: &str) -> Option<Self> {
+        Some(Self {
+            server: EtcdServer::shared()?,
+            prefix: unique_prefix(tag),
+        })
+    }
+}
+
+impl crate::store_factory::StoreFactory for EtcdFactory {
+    type Store = stilts_coordinator::store::etcd::EtcdStore;
+
+    async fn open(&self) -> Self::Store {
+        etcd_store(&self.server, &self.prefix).await
+    }
+}
+
 /// The real etcd store under `prefix` on `server`, connecting at once.
 pub async fn etcd_store(
     server: &EtcdServer,
@@ -340,7 +367,7 @@ pub async fn etcd_store(
         },
     )
     .await
-    .unwrap()
+    .expect("connect to the test etcd")
 }
 
 /// One coordinator replica (leader election on `prefix`) on a loopback port.
