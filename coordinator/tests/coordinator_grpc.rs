@@ -3,7 +3,7 @@
 //!
 //! The etcd instance runs against a real etcd server (one shared by the tests running at the same
 //! time, a fresh key prefix per test); without `etcd` on PATH each etcd test prints a skip line
-//! and passes.
+//! and passes (with `STILTS_REQUIRE_ETCD=1` it fails instead).
 
 mod grpc;
 mod store_factory;

@@ -1,7 +1,8 @@
 //! The etcd backend against a real etcd server: the whole conformance suite (a fresh key prefix
 //! per test on one shared server), then etcd-specific behaviour: stale transactions, kill -9 of
 //! etcd, event order under concurrent writers, chunked and half-done submits, leases, start-up
-//! errors. Without `etcd` on PATH every test prints a skip line and passes.
+//! errors. Without `etcd` on PATH every test prints a skip line and passes
+//! (with `STILTS_REQUIRE_ETCD=1` it fails instead).
 
 mod conformance;
 mod store_factory;
