@@ -4,7 +4,8 @@
 //! coordinator twice, pauses a worker past its lease TTL, and ~10% of the evaluate jobs fail once
 //! with a retryable exit code. Afterwards every cell has exactly one
 //! result, equal to what an undisturbed run computes, and only jobs a fault hit ran more than
-//! once. Prints the figures (failover times, executions table). Skips visibly without `etcd`.
+//! once. Prints the figures (failover times, executions table). Skips visibly without `etcd`
+//! (fails instead with `STILTS_REQUIRE_ETCD=1`).
 
 mod support;
 
@@ -40,9 +41,7 @@ struct Etcd {
 impl Etcd {
     fn start(dir: &std::path::Path) -> Option<Etcd> {
         let Some(bin) = etcd_binary() else {
-            eprintln!(
-                "SKIP cluster_faults: no `etcd` binary on PATH (apt-get install etcd-server)"
-            );
+            etcd_missing();
             return None;
         };
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();

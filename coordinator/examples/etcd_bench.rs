@@ -9,6 +9,9 @@
 //! 100 and 500 (each update a compare-and-set with its event, as the scheduler writes them).
 //! Everything is written under a fresh prefix, deleted at the end.
 
+// support_etcd implements the test StoreFactory for its EtcdFactory, so it needs store_factory too.
+#[path = "../tests/store_factory/mod.rs"]
+mod store_factory;
 #[path = "../tests/support_etcd/mod.rs"]
 mod support_etcd;
 

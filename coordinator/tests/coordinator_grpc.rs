@@ -3,104 +3,55 @@
 //!
 //! The etcd instance runs against a real etcd server (one shared by the tests running at the same
 //! time, a fresh key prefix per test); without `etcd` on PATH each etcd test prints a skip line
-//! and passes.
+//! and passes (with `STILTS_REQUIRE_ETCD=1` it fails instead).
 
 mod grpc;
+mod store_factory;
 mod support;
 mod support_etcd;
 
-use std::sync::Arc;
+use store_factory::{MemFactory, SqliteFactory};
+use support_etcd::EtcdFactory;
 
-use stilts_coordinator::store::etcd::{EtcdConfig, EtcdStore};
-use support::{MemFactory, SqliteFactory, StoreFactory};
-use support_etcd::{EtcdServer, unique_prefix};
-
-/// The real etcd store under a key prefix of its own; every open (a restart too) connects to
-/// the same server and prefix, so it sees the same durable state.
-pub struct EtcdFactory {
-    server: Arc<EtcdServer>,
-    prefix: String,
-}
-
-impl EtcdFactory {
-    /// `None` (after the skip line) when etcd is not installed.
-    pub fn shared() -> Option<Self> {
-        Some(Self {
-            server: EtcdServer::shared()?,
-            prefix: unique_prefix("grpc"),
-        })
-    }
-}
-
-impl StoreFactory for EtcdFactory {
-    type S = EtcdStore;
-    async fn open(&self) -> EtcdStore {
-        EtcdStore::connect(EtcdConfig {
-            prefix: self.prefix.clone(),
-            startup_wait: std::time::Duration::ZERO,
-            ..EtcdConfig::new([self.server.endpoint()])
-        })
-        .await
-        .expect("connect to the test etcd")
-    }
-}
-
+/// `suite!(backend, factory)`: a module `backend` with one `#[tokio::test]` per function of
+/// `grpc/mod.rs` listed here, each given a fresh `factory`, and `every_suite_function_is_listed`,
+/// which fails when a `pub async fn` there is neither listed here nor run once below.
 macro_rules! suite {
     ($backend:ident, $factory:expr) => {
+        suite!(@tests $backend, $factory;
+            critical_path_and_parents_first,
+            prefers_the_worker_holding_the_parent,
+            lease_expiry_fences_the_old_worker,
+            budget_exhaustion_and_retry,
+            backoff_is_respected,
+            restart_adopts_leases_and_repeats_nothing,
+            unlisted_assignment_is_taken_back,
+            duplicate_submit_is_idempotent,
+            bad_grid_stores_nothing,
+            cancel_and_events,
+            old_registration_never_cancels_the_new_assignment,
+            burn_jobs_wait_for_their_backend,
+            compute_is_accounted_and_survives_restart,
+        );
+    };
+    (@tests $backend:ident, $factory:expr; $($name:ident),* $(,)?) => {
         mod $backend {
             use super::*;
 
-            #[tokio::test]
-            async fn critical_path_and_parents_first() {
-                super::grpc::critical_path_and_parents_first($factory).await
-            }
-            #[tokio::test]
-            async fn prefers_the_worker_holding_the_parent() {
-                super::grpc::prefers_the_worker_holding_the_parent($factory).await
-            }
-            #[tokio::test]
-            async fn lease_expiry_fences_the_old_worker() {
-                super::grpc::lease_expiry_fences_the_old_worker($factory).await
-            }
-            #[tokio::test]
-            async fn budget_exhaustion_and_retry() {
-                super::grpc::budget_exhaustion_and_retry($factory).await
-            }
-            #[tokio::test]
-            async fn backoff_is_respected() {
-                super::grpc::backoff_is_respected($factory).await
-            }
-            #[tokio::test]
-            async fn restart_adopts_leases_and_repeats_nothing() {
-                super::grpc::restart_adopts_leases_and_repeats_nothing($factory).await
-            }
-            #[tokio::test]
-            async fn unlisted_assignment_is_taken_back() {
-                super::grpc::unlisted_assignment_is_taken_back($factory).await
-            }
-            #[tokio::test]
-            async fn duplicate_submit_is_idempotent() {
-                super::grpc::duplicate_submit_is_idempotent($factory).await
-            }
-            #[tokio::test]
-            async fn bad_grid_stores_nothing() {
-                super::grpc::bad_grid_stores_nothing($factory).await
-            }
-            #[tokio::test]
-            async fn cancel_and_events() {
-                super::grpc::cancel_and_events($factory).await
-            }
-            #[tokio::test]
-            async fn old_registration_never_cancels_the_new_assignment() {
-                super::grpc::old_registration_never_cancels_the_new_assignment($factory).await
-            }
-            #[tokio::test]
-            async fn burn_jobs_wait_for_their_backend() {
-                super::grpc::burn_jobs_wait_for_their_backend($factory).await
-            }
-            #[tokio::test]
-            async fn compute_is_accounted_and_survives_restart() {
-                super::grpc::compute_is_accounted_and_survives_restart($factory).await
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::grpc::$name($factory).await
+                }
+            )*
+
+            #[test]
+            fn every_suite_function_is_listed() {
+                store_factory::assert_every_suite_function_is_listed(
+                    "grpc/mod.rs",
+                    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/mod.rs")),
+                    &[$(stringify!($name),)* RUN_ONCE],
+                );
             }
         }
     };
@@ -110,11 +61,14 @@ suite!(memory, MemFactory::default());
 suite!(sqlite, SqliteFactory::default());
 suite!(
     etcd,
-    match EtcdFactory::shared() {
+    match EtcdFactory::shared("grpc") {
         Some(factory) => factory,
         None => return,
     }
 );
+
+/// The suite function run once, not per backend.
+const RUN_ONCE: &str = "big_sweeps_read_back_in_pages";
 
 /// Sweep size is the point here, not the store: run once, on SQLite.
 #[tokio::test]

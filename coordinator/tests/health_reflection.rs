@@ -2,8 +2,10 @@
 //! (`grpc.health.v1`) per role — a single coordinator and the leader SERVING, a follower and
 //! replicas without etcd NOT_SERVING, `liveness` SERVING throughout — and server reflection read
 //! with tonic-reflection's own client, the way grpcurl lists and describes the API.
-//! The cluster test needs `etcd` on PATH (else it prints a skip line and passes).
+//! The cluster test needs `etcd` on PATH (else it prints a skip line and passes, or fails with
+//! `STILTS_REQUIRE_ETCD=1`).
 
+mod store_factory;
 mod support_etcd;
 
 use std::sync::Arc;

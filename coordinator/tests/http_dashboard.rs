@@ -8,6 +8,7 @@
 //! `skipping: chromium not installed` and passes.
 
 mod http_support;
+mod store_factory;
 mod support;
 
 use std::net::SocketAddr;

@@ -2,6 +2,7 @@
 //! on a temporary file): `/metrics` values after running jobs, the JSON API, the dashboard page.
 
 mod http_support;
+mod store_factory;
 mod support;
 
 use http_support::*;

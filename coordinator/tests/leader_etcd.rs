@@ -1,7 +1,9 @@
 //! Cluster mode against a real etcd: the leader fence (a leader whose election key is gone
 //! cannot commit), and replicas electing one leader, redirecting, and handing over. Without
-//! `etcd` on PATH every test prints a skip line and passes.
+//! `etcd` on PATH every test prints a skip line and passes
+//! (with `STILTS_REQUIRE_ETCD=1` it fails instead).
 
+mod store_factory;
 mod support_etcd;
 
 use std::time::{Duration, Instant};

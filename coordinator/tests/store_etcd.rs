@@ -1,9 +1,11 @@
 //! The etcd backend against a real etcd server: the whole conformance suite (a fresh key prefix
 //! per test on one shared server), then etcd-specific behaviour: stale transactions, kill -9 of
 //! etcd, event order under concurrent writers, chunked and half-done submits, leases, start-up
-//! errors. Without `etcd` on PATH every test prints a skip line and passes.
+//! errors. Without `etcd` on PATH every test prints a skip line and passes
+//! (with `STILTS_REQUIRE_ETCD=1` it fails instead).
 
 mod conformance;
+mod store_factory;
 mod support_etcd;
 
 use std::collections::BTreeSet;
@@ -16,9 +18,8 @@ use stilts_common::store::{CellRecord, JobRecord, Snapshot, Store, StoreError, W
 use stilts_coordinator::store::etcd::{EtcdConfig, EtcdError, EtcdStore, EtcdTlsConfig};
 use tokio_util::sync::CancellationToken;
 
-use conformance::StoreFactory;
 use conformance::fixtures::{evaluate_key, grid, intermediate_key, transition, worker};
-use support_etcd::{EtcdServer, unique_prefix};
+use support_etcd::{EtcdFactory, EtcdServer, unique_prefix};
 
 fn config(server: &EtcdServer, prefix: &str) -> EtcdConfig {
     EtcdConfig {
@@ -34,35 +35,7 @@ async fn connect(server: &EtcdServer, prefix: &str) -> EtcdStore {
         .expect("connect to the test etcd")
 }
 
-/// One server for the tests that run at the same time; a fresh prefix per test.
-struct EtcdFactory {
-    server: Arc<EtcdServer>,
-    prefix: String,
-}
-
-impl EtcdFactory {
-    fn shared() -> Option<Self> {
-        Some(Self {
-            server: EtcdServer::shared()?,
-            prefix: unique_prefix("conformance"),
-        })
-    }
-}
-
-impl StoreFactory for EtcdFactory {
-    type Store = EtcdStore;
-
-    async fn open(&mut self) -> EtcdStore {
-        connect(&self.server, &self.prefix).await
-    }
-
-    async fn reopen(&mut self, store: EtcdStore) -> EtcdStore {
-        drop(store);
-        connect(&self.server, &self.prefix).await
-    }
-}
-
-store_conformance_suite!(match EtcdFactory::shared() {
+store_conformance_suite!(match EtcdFactory::shared("conformance") {
     Some(factory) => factory,
     None => return,
 });

@@ -2,9 +2,10 @@
 //! `results` table and `cell_results` view, schema versioning, durability across kill -9).
 
 mod conformance;
+mod store_factory;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,43 +14,14 @@ use stilts_common::store::{JobUpdate, Store, StoreError};
 use stilts_coordinator::store::sqlite::{SqliteError, SqliteOptions, SqliteStore, Synchronous};
 use tempfile::TempDir;
 
-use conformance::StoreFactory;
 use conformance::fixtures::{completed, evaluate_key, grid, intermediate_key, transition};
+use store_factory::{SqliteFactory, StoreFactory};
 
-struct SqliteFactory {
-    dir: TempDir,
-}
-
-impl SqliteFactory {
-    fn new() -> Self {
-        Self {
-            dir: TempDir::new().expect("tempdir"),
-        }
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("state").join("stilts.db")
-    }
-}
-
-impl StoreFactory for SqliteFactory {
-    type Store = SqliteStore;
-
-    async fn open(&mut self) -> SqliteStore {
-        SqliteStore::open(self.path()).expect("open")
-    }
-
-    async fn reopen(&mut self, store: SqliteStore) -> SqliteStore {
-        drop(store);
-        SqliteStore::open(self.path()).expect("reopen")
-    }
-}
-
-store_conformance_suite!(SqliteFactory::new());
+store_conformance_suite!(SqliteFactory::default());
 
 /// A store at a fresh path with sweep "s1" (targets xnli) submitted.
 async fn with_sweep() -> (SqliteFactory, SqliteStore) {
-    let mut f = SqliteFactory::new();
+    let f = SqliteFactory::default();
     let store = f.open().await;
     let (sweep, jobs, cells) = grid("s1", "d1", &["xnli"]);
     store.submit(sweep, jobs, cells).await.unwrap();
@@ -213,7 +185,7 @@ async fn file_is_wal_with_a_schema_version_and_consistent() {
 
 #[tokio::test]
 async fn full_synchronous_mode_opens_and_writes() {
-    let f = SqliteFactory::new();
+    let f = SqliteFactory::default();
     let opts = SqliteOptions {
         synchronous: Synchronous::Full,
         ..SqliteOptions::default()
@@ -316,7 +288,7 @@ fn backend_source(e: StoreError) -> SqliteError {
 
 #[test]
 fn a_newer_schema_is_refused_with_a_clear_error() {
-    let f = SqliteFactory::new();
+    let f = SqliteFactory::default();
     drop(SqliteStore::open(f.path()).unwrap());
     sql(&f.path())
         .pragma_update(None, "user_version", 99)
@@ -332,7 +304,7 @@ fn a_newer_schema_is_refused_with_a_clear_error() {
 
 #[test]
 fn a_foreign_database_is_refused() {
-    let f = SqliteFactory::new();
+    let f = SqliteFactory::default();
     std::fs::create_dir_all(f.path().parent().unwrap()).unwrap();
     sql(&f.path()).execute_batch("CREATE TABLE t (x)").unwrap();
     let err = SqliteStore::open(f.path()).unwrap_err();
@@ -457,7 +429,7 @@ async fn kill_9_keeps_every_acknowledged_update() {
 /// and writes the sweep whole.
 #[tokio::test]
 async fn a_half_written_sweep_is_hidden_and_cleared_by_the_next_submit() {
-    let f = SqliteFactory::new();
+    let f = SqliteFactory::default();
     let store = SqliteStore::open(f.path()).unwrap();
     let (sweep, jobs, cells) = grid("s1", "d1", &["xnli"]);
     store

@@ -6,6 +6,7 @@
 //! Each test runs on a current-thread runtime with a log capture as its default subscriber, so
 //! the coordinator's log lines of that test can be asserted on.
 
+mod store_factory;
 mod support;
 
 use std::io::Write;

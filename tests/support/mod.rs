@@ -251,6 +251,21 @@ pub fn results_csv(state: &Path) -> Vec<String> {
     lines
 }
 
+/// Called when etcd is not installed: with `STILTS_REQUIRE_ETCD=1` (CI) the test fails,
+/// otherwise it prints `SKIPPED <test name>: etcd not installed …` to stderr (the caller then
+/// returns, and the test passes). The same line as `coordinator/tests/support_etcd`.
+pub fn etcd_missing() {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned();
+    assert!(
+        std::env::var("STILTS_REQUIRE_ETCD").as_deref() != Ok("1"),
+        "{test}: etcd not installed (apt-get install etcd-server) and STILTS_REQUIRE_ETCD=1"
+    );
+    eprintln!("SKIPPED {test}: etcd not installed (apt-get install etcd-server)");
+}
+
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }

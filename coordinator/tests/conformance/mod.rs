@@ -1,10 +1,12 @@
-//! The `Store` conformance suite: every backend (SQLite, etcd, the coordinator's gRPC path) must
+//! The `Store` conformance suite: every backend (SQLite, etcd, the in-memory test store) must
 //! pass every function here. A backend instantiates it with a [`StoreFactory`] and
-//! [`store_conformance_suite!`], which expands one `#[tokio::test]` per suite function:
+//! [`store_conformance_suite!`], which expands one `#[tokio::test]` per suite function, and one
+//! `#[test]` that fails when a `pub async fn` here is missing from the macro's list:
 //!
 //! ```ignore
 //! mod conformance;
-//! store_conformance_suite!(MyFactory::new());
+//! mod store_factory;
+//! store_conformance_suite!(MyFactory::default());
 //! ```
 //!
 //! The suite asserts only what the `Store` docs promise: versions grow on every write (the
@@ -12,25 +14,17 @@
 
 pub mod fixtures;
 
-use std::future::Future;
-
 use stilts_common::series::Point;
 use stilts_common::state::JobState;
 use stilts_common::store::{Conflict, CurveRecord, JobRecord, Snapshot, Store, StoreError};
 
 use self::fixtures::{LANGUAGES, completed, evaluate_key, failed, grid, intermediate_key};
 use self::fixtures::{transition, worker};
+use crate::store_factory::StoreFactory;
 
-/// Gives each test a fresh, empty store, and reopens one as a restarted coordinator would.
-pub trait StoreFactory {
-    type Store: Store + Clone;
-    /// A new, empty store.
-    fn open(&mut self) -> impl Future<Output = Self::Store>;
-    /// Closes `store` (dropping every handle) and opens the same state again.
-    fn reopen(&mut self, store: Self::Store) -> impl Future<Output = Self::Store>;
-}
-
-/// Expands one `#[tokio::test]` per suite function, each calling it with `$factory`.
+/// Expands one `#[tokio::test]` per suite function, each calling it with a fresh `$factory`, and
+/// `every_suite_function_is_listed`, which fails when a `pub async fn` of this file is not in the
+/// list below.
 #[macro_export]
 macro_rules! store_conformance_suite {
     ($factory:expr) => {
@@ -61,6 +55,15 @@ macro_rules! store_conformance_suite {
                 $crate::conformance::$name($factory).await;
             }
         )*
+
+        #[test]
+        fn every_suite_function_is_listed() {
+            $crate::store_factory::assert_every_suite_function_is_listed(
+                "conformance/mod.rs",
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/mod.rs")),
+                &[$(stringify!($name)),*],
+            );
+        }
     };
 }
 
@@ -106,7 +109,7 @@ async fn submitted<S: Store>(store: &S, name: &str, targets: &[&str]) -> Snapsho
     load(store).await
 }
 
-pub async fn submit_load_round_trip<F: StoreFactory>(mut f: F) {
+pub async fn submit_load_round_trip<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let (sweep, jobs, cells) = grid("s1", "d1", &["xnli", "pawsx"]);
     let outcome = store
@@ -131,7 +134,7 @@ pub async fn submit_load_round_trip<F: StoreFactory>(mut f: F) {
     assert_eq!(store.cells("s1").await.unwrap(), cells);
 }
 
-pub async fn resubmit_same_digest_is_a_no_op<F: StoreFactory>(mut f: F) {
+pub async fn resubmit_same_digest_is_a_no_op<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let before = submitted(&store, "s1", &["xnli"]).await;
     let (sweep, jobs, cells) = grid("s1", "digest-s1", &["xnli"]);
@@ -144,7 +147,7 @@ pub async fn resubmit_same_digest_is_a_no_op<F: StoreFactory>(mut f: F) {
     assert_eq!(store.cells("s1").await.unwrap(), cells, "cells duplicated");
 }
 
-pub async fn resubmit_other_digest_is_sweep_exists<F: StoreFactory>(mut f: F) {
+pub async fn resubmit_other_digest_is_sweep_exists<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let before = submitted(&store, "s1", &["xnli"]).await;
     let (sweep, jobs, cells) = grid("s1", "another-digest", &["pawsx"]);
@@ -164,7 +167,7 @@ pub async fn resubmit_other_digest_is_sweep_exists<F: StoreFactory>(mut f: F) {
     );
 }
 
-pub async fn shared_jobs_are_inserted_once<F: StoreFactory>(mut f: F) {
+pub async fn shared_jobs_are_inserted_once<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let first = submitted(&store, "a", &["xnli"]).await;
     let (sweep, jobs, cells) = grid("b", "digest-b", &["pawsx"]);
@@ -189,7 +192,7 @@ pub async fn shared_jobs_are_inserted_once<F: StoreFactory>(mut f: F) {
     assert_eq!(sweeps, vec!["b".to_string()]);
 }
 
-pub async fn cas_success_bumps_version<F: StoreFactory>(mut f: F) {
+pub async fn cas_success_bumps_version<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let snap = submitted(&store, "s1", &["xnli"]).await;
     let (job, _) = stored(&snap, &intermediate_key(1));
@@ -207,7 +210,7 @@ pub async fn cas_success_bumps_version<F: StoreFactory>(mut f: F) {
     assert!(*got[0].as_ref().unwrap() > new_version);
 }
 
-pub async fn stale_cas_conflicts_and_changes_nothing<F: StoreFactory>(mut f: F) {
+pub async fn stale_cas_conflicts_and_changes_nothing<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let snap = submitted(&store, "s1", &["xnli"]).await;
     let (job, _) = stored(&snap, &intermediate_key(1));
@@ -237,7 +240,7 @@ pub async fn stale_cas_conflicts_and_changes_nothing<F: StoreFactory>(mut f: F) 
     assert_eq!(store.events_after(0, 1000).await.unwrap(), events_before);
 }
 
-pub async fn unknown_job_conflicts_with_actual_zero<F: StoreFactory>(mut f: F) {
+pub async fn unknown_job_conflicts_with_actual_zero<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let snap = submitted(&store, "s1", &["xnli"]).await;
     let (mut job, _) = stored(&snap, &intermediate_key(1));
@@ -258,7 +261,7 @@ pub async fn unknown_job_conflicts_with_actual_zero<F: StoreFactory>(mut f: F) {
     assert!(store.events_after(0, 10).await.unwrap().is_empty());
 }
 
-pub async fn batch_with_one_conflict_applies_the_others<F: StoreFactory>(mut f: F) {
+pub async fn batch_with_one_conflict_applies_the_others<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let snap = submitted(&store, "s1", &["xnli"]).await;
     let (a, _) = stored(&snap, &intermediate_key(1));
@@ -291,12 +294,12 @@ pub async fn batch_with_one_conflict_applies_the_others<F: StoreFactory>(mut f: 
     assert_eq!(keys, vec![a.key.as_str(), c.key.as_str()]);
 }
 
-pub async fn empty_batch_is_a_no_op<F: StoreFactory>(mut f: F) {
+pub async fn empty_batch_is_a_no_op<F: StoreFactory>(f: F) {
     let store = f.open().await;
     assert!(store.update_jobs(Vec::new()).await.unwrap().is_empty());
 }
 
-pub async fn records_round_trip_every_field<F: StoreFactory>(mut f: F) {
+pub async fn records_round_trip_every_field<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let snap = submitted(&store, "s1", &["xnli"]).await;
     let (eval, _) = stored(&snap, &evaluate_key("xnli", 1));
@@ -318,7 +321,7 @@ pub async fn records_round_trip_every_field<F: StoreFactory>(mut f: F) {
     assert_eq!(store.events_after(0, 10).await.unwrap().len(), 1);
 }
 
-pub async fn events_are_ordered_and_page<F: StoreFactory>(mut f: F) {
+pub async fn events_are_ordered_and_page<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let snap = submitted(&store, "s1", &["xnli"]).await;
     let jobs: Vec<JobRecord> = snap.jobs.iter().map(|(j, _)| j.clone()).collect();
@@ -353,7 +356,7 @@ pub async fn events_are_ordered_and_page<F: StoreFactory>(mut f: F) {
     assert!(store.events_after(0, 0).await.unwrap().is_empty());
 }
 
-pub async fn workers_put_replace_remove<F: StoreFactory>(mut f: F) {
+pub async fn workers_put_replace_remove<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let (w1, w2) = (worker("w1", 2), worker("w2", 4));
     store.put_worker(w1.clone()).await.unwrap();
@@ -370,7 +373,7 @@ pub async fn workers_put_replace_remove<F: StoreFactory>(mut f: F) {
     assert_eq!(load(&store).await.workers, vec![w2]);
 }
 
-pub async fn cells_keep_submission_order<F: StoreFactory>(mut f: F) {
+pub async fn cells_keep_submission_order<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let (sweep, jobs, cells) = grid("s1", "d1", &["xnli", "pawsx"]);
     assert_ne!(
@@ -388,7 +391,7 @@ pub async fn cells_keep_submission_order<F: StoreFactory>(mut f: F) {
     }
 }
 
-pub async fn set_sweep_cancelled_round_trips<F: StoreFactory>(mut f: F) {
+pub async fn set_sweep_cancelled_round_trips<F: StoreFactory>(f: F) {
     let store = f.open().await;
     submitted(&store, "s1", &["xnli"]).await;
     submitted(&store, "s2", &["pawsx"]).await;
@@ -410,7 +413,7 @@ pub async fn set_sweep_cancelled_round_trips<F: StoreFactory>(mut f: F) {
     }
 }
 
-pub async fn state_persists_across_reopen<F: StoreFactory>(mut f: F) {
+pub async fn state_persists_across_reopen<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let snap = submitted(&store, "s1", &["xnli"]).await;
     submitted(&store, "s2", &["xnli", "pawsx"]).await;
@@ -448,7 +451,7 @@ pub async fn state_persists_across_reopen<F: StoreFactory>(mut f: F) {
 
 /// Curves: one per attempt, a put replaces the attempt's curve, NaN survives, a job's curves come
 /// back oldest attempt first, other jobs' curves stay apart, and everything survives a reopen.
-pub async fn curves_are_per_attempt_replaced_and_survive_reopen<F: StoreFactory>(mut f: F) {
+pub async fn curves_are_per_attempt_replaced_and_survive_reopen<F: StoreFactory>(f: F) {
     let store = f.open().await;
     let job = intermediate_key(1);
     let curve = |attempt: u32, steps: u64| CurveRecord {
@@ -497,7 +500,7 @@ pub async fn curves_are_per_attempt_replaced_and_survive_reopen<F: StoreFactory>
 /// shared keep their other sweep. The name can be submitted again (nothing new is inserted).
 /// `purge` then removes the jobs of no sweep, with their curves, except a leased one; the other
 /// sweep is untouched, and everything holds across a reopen and a compaction.
-pub async fn delete_keeps_shared_jobs_and_purge_removes_orphans<F: StoreFactory>(mut f: F) {
+pub async fn delete_keeps_shared_jobs_and_purge_removes_orphans<F: StoreFactory>(f: F) {
     let store = f.open().await;
     submitted(&store, "a", &["xnli"]).await;
     let before = submitted(&store, "b", &["pawsx"]).await;

@@ -1,17 +1,13 @@
 //! In-process coordinator harness: the real `run` on a loopback port, tonic clients, a manual
-//! clock, and a store factory so the same tests run against every backend.
+//! clock, and a store factory (`store_factory/mod.rs`, which a test binary using this module
+//! declares too) so the same tests run against every backend.
 #![allow(dead_code)]
 
-pub mod mem_store;
-
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use stilts_common::clock::ManualClock;
-use stilts_common::store::Store;
-use stilts_coordinator::store::sqlite::SqliteStore;
 use stilts_coordinator::{CoordinatorConfig, CoordinatorError, Setup};
 use stilts_proto::v1 as pb;
 use stilts_proto::v1::sweep_service_client::SweepServiceClient;
@@ -20,46 +16,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-pub use mem_store::MemStore;
-
-/// Opens the same durable state every time it is called (a restart reopens it). Opening is
-/// async because some stores connect to a server (etcd).
-pub trait StoreFactory: Send + Sync + 'static {
-    type S: Store;
-    fn open(&self) -> impl Future<Output = Self::S> + Send;
-}
-
-/// The in-memory test store; every open shares one state.
-#[derive(Default)]
-pub struct MemFactory(MemStore);
-
-impl StoreFactory for MemFactory {
-    type S = MemStore;
-    async fn open(&self) -> MemStore {
-        self.0.clone()
-    }
-}
-
-/// The real SQLite store on a temporary file.
-pub struct SqliteFactory {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Default for SqliteFactory {
-    fn default() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        Self { _dir: dir, path }
-    }
-}
-
-impl StoreFactory for SqliteFactory {
-    type S = SqliteStore;
-    async fn open(&self) -> SqliteStore {
-        SqliteStore::open(&self.path).unwrap()
-    }
-}
+#[allow(unused_imports)] // each test binary uses a different part
+pub use crate::store_factory::{MemFactory, MemStore, SqliteFactory, StoreFactory};
 
 /// Lease TTL of the test config, in manual-clock milliseconds.
 pub const TTL_MS: u64 = 10_000;

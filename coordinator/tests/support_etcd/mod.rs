@@ -2,7 +2,8 @@
 //! readiness by polling `/health` (never a fixed sleep), SIGKILL on drop.
 //!
 //! When `etcd` is not on PATH, [`EtcdServer::start`] prints
-//! `skipping: etcd not installed (apt-get install etcd-server)` and returns `None`.
+//! `SKIPPED <test name>: etcd not installed (apt-get install etcd-server)` to stderr and returns
+//! `None` (the test returns and passes), unless `STILTS_REQUIRE_ETCD=1` (CI): then the test fails.
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::io::{Read, Write};
@@ -13,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-const SKIP: &str = "skipping: etcd not installed (apt-get install etcd-server)";
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 
 pub struct EtcdServer {
@@ -49,7 +49,7 @@ impl TlsFiles {
                 .is_ok_and(|s| s.success())
         };
         if !run(&["version"]) {
-            eprintln!("skipping: openssl not installed");
+            eprintln!("SKIPPED {}: openssl not installed", current_test());
             return None;
         }
         let ok = run(&[
@@ -130,6 +130,26 @@ pub fn etcd_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The running test's name (libtest names each test's thread after it).
+fn current_test() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned()
+}
+
+/// Called when etcd is not installed: with `STILTS_REQUIRE_ETCD=1` the test fails, otherwise it
+/// prints the skip line (the caller then returns, and the test passes).
+pub fn etcd_missing() {
+    let test = current_test();
+    assert!(
+        std::env::var("STILTS_REQUIRE_ETCD").as_deref() != Ok("1"),
+        "{test}: etcd not installed (apt-get install etcd-server, or set STILTS_ETCD_BIN) and \
+         STILTS_REQUIRE_ETCD=1"
+    );
+    eprintln!("SKIPPED {test}: etcd not installed (apt-get install etcd-server)");
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -138,7 +158,8 @@ fn free_port() -> u16 {
 }
 
 impl EtcdServer {
-    /// Starts a fresh server, or prints the skip line and returns `None` without etcd.
+    /// Starts a fresh server, or prints the skip line and returns `None` without etcd (fails
+    /// instead with `STILTS_REQUIRE_ETCD=1`; see [`etcd_missing`]).
     pub fn start() -> Option<Self> {
         Self::start_with(false)
     }
@@ -150,7 +171,7 @@ impl EtcdServer {
 
     fn start_with(tls: bool) -> Option<Self> {
         let Some(bin) = etcd_binary() else {
-            eprintln!("{SKIP}");
+            etcd_missing();
             return None;
         };
         let dir = tempfile::tempdir().expect("temp dir for etcd");
@@ -327,6 +348,33 @@ pub fn unique_prefix(tag: &str) -> String {
     format!("/stilts-test-{tag}-{}-{nanos}-{n}/", std::process::id())
 }
 
+/// The real etcd store under a key prefix of its own on the server shared by the tests running
+/// at the same time; every open (a restart too) connects to the same server and prefix, so it
+/// sees the same durable state. Needs `mod store_factory;` next to `mod support_etcd;`.
+pub struct EtcdFactory {
+    server: Arc<EtcdServer>,
+    prefix: String,
+}
+
+impl EtcdFactory {
+    /// A fresh prefix (named after `tag`) on the shared server, or `None` after the skip line
+    /// when etcd is not installed (see [`EtcdServer::start`]).
+    pub fn shared(tag: &str) -> Option<Self> {
+        Some(Self {
+            server: EtcdServer::shared()?,
+            prefix: unique_prefix(tag),
+        })
+    }
+}
+
+impl crate::store_factory::StoreFactory for EtcdFactory {
+    type Store = stilts_coordinator::store::etcd::EtcdStore;
+
+    async fn open(&self) -> Self::Store {
+        etcd_store(&self.server, &self.prefix).await
+    }
+}
+
 /// The real etcd store under `prefix` on `server`, connecting at once.
 pub async fn etcd_store(
     server: &EtcdServer,
@@ -340,7 +388,7 @@ pub async fn etcd_store(
         },
     )
     .await
-    .unwrap()
+    .expect("connect to the test etcd")
 }
 
 /// One coordinator replica (leader election on `prefix`) on a loopback port.
