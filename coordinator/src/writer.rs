@@ -27,10 +27,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::cache::{self, CellEntry, Core, JobIdx, Repairs};
+use crate::cache::{self, CellEntry, Core, JobIdx, Repairs, SweepIdx};
 use crate::error::CoordinatorError;
 use crate::events::JobEvent;
 use crate::intents::{Applied, Intent, Pending, Planned, Reply, SubmitSummary, Then, Undelivered};
+use crate::metrics::Metrics;
 use crate::shared::Shared;
 
 /// How many batches may be at the store at once.
@@ -601,57 +602,8 @@ impl<S: Store> Writer<S> {
             return Ok(());
         }
         let now = self.shared.clock.now_ms();
-        let max_attempts = self.shared.cfg.max_attempts;
         let s = self.shared.core().add_sweep(sweep.clone());
-        let mut fresh = fresh.into_iter().peekable();
-        let mut idx_of = Vec::with_capacity(plan.jobs.len());
-        for start in (0..plan.jobs.len()).step_by(LOCK_CHUNK) {
-            let chunk = start..(start + LOCK_CHUNK).min(plan.jobs.len());
-            {
-                let mut core = self.shared.core();
-                let first_new = core.jobs.len();
-                for n in chunk.clone() {
-                    if let Some(&(f, parents_done)) = fresh.peek()
-                        && f == n
-                    {
-                        fresh.next();
-                        let j = &plan.jobs[n];
-                        if core.job(&j.key).is_none() {
-                            let mut record = new_record(j, parents_done, max_attempts);
-                            record.version = 1;
-                            core.insert_job(record);
-                        }
-                    }
-                }
-                core.link_parents(first_new);
-                for n in chunk.clone() {
-                    let key = &plan.jobs[n].key;
-                    let i = core.job(key).ok_or_else(|| StoreError::Corrupt {
-                        what: format!("job {key}"),
-                        detail: "submitted but not in the cache".into(),
-                    })?;
-                    let had_none = core.jobs[i as usize].sweeps.is_empty();
-                    core.add_membership(i, s, now);
-                    idx_of.push(i);
-                    if (i as usize) < first_new && !had_none {
-                        continue;
-                    }
-                    // New, or left behind by an earlier submit that stopped halfway.
-                    core.index(i, now);
-                    if (i as usize) >= first_new {
-                        self.shared
-                            .metrics
-                            .inserted(&core.jobs[i as usize].record, now);
-                    }
-                    if core.jobs[i as usize].record.status.state == JobState::Blocked
-                        && core.parent_succeeded(i)
-                    {
-                        self.carry.push_back(Intent::Unblock { job: i });
-                    }
-                }
-            }
-            tokio::task::yield_now().await;
-        }
+        let idx_of = self.cache_plan_jobs(&plan, fresh, s, now).await?;
         let cells: Vec<CellEntry> = plan
             .cells
             .iter()
@@ -673,6 +625,58 @@ impl<S: Store> Writer<S> {
         self.shared.ready.notify_waiters();
         let _ = reply.send(Ok(summary));
         Ok(())
+    }
+
+    /// Puts the jobs of a durable submit into the cache, `LOCK_CHUNK` at a time (the lock is
+    /// released and the task yields between chunks, so job writes go on beside a big submit):
+    /// the store's new jobs (`fresh`: plan index, parents done) inserted, every job made a member
+    /// of sweep `s`. The cache index of each plan job, in plan order.
+    async fn cache_plan_jobs(
+        &mut self,
+        plan: &Plan,
+        fresh: Vec<(usize, bool)>,
+        s: SweepIdx,
+        now: u64,
+    ) -> Result<Vec<JobIdx>, CoordinatorError> {
+        let max_attempts = self.shared.cfg.max_attempts;
+        let mut fresh = fresh.into_iter().peekable();
+        let mut idx_of = Vec::with_capacity(plan.jobs.len());
+        for start in (0..plan.jobs.len()).step_by(LOCK_CHUNK) {
+            let chunk = start..(start + LOCK_CHUNK).min(plan.jobs.len());
+            {
+                let mut core = self.shared.core();
+                let first_new = core.jobs.len();
+                for n in chunk.clone() {
+                    if let Some(&(f, parents_done)) = fresh.peek()
+                        && f == n
+                    {
+                        fresh.next();
+                        let j = &plan.jobs[n];
+                        if core.job(&j.key).is_none() {
+                            let mut record = new_record(j, parents_done, max_attempts);
+                            record.version = 1;
+                            core.insert_job(record);
+                        }
+                    }
+                }
+                core.link_parents(first_new);
+                for n in chunk {
+                    let key = &plan.jobs[n].key;
+                    let i = join_sweep(
+                        &mut core,
+                        &self.shared.metrics,
+                        &mut self.carry,
+                        key,
+                        s,
+                        first_new,
+                        now,
+                    )?;
+                    idx_of.push(i);
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(idx_of)
     }
 
     /// Rebuilds the cache from the store, keeping the in-memory leases of workers.
@@ -808,4 +812,35 @@ fn new_record(j: &PlannedJob, parents_done: bool, max_attempts: u32) -> JobRecor
         version: 0,
         usage: Default::default(),
     }
+}
+
+/// Makes cached job `key` a member of sweep `s`; a job new to the cache (index ≥
+/// `first_new`), or left without a sweep by an earlier submit that stopped halfway, is
+/// indexed for scheduling (and unblocked when its parent already succeeded).
+fn join_sweep(
+    core: &mut Core,
+    metrics: &Metrics,
+    carry: &mut VecDeque<Intent>,
+    key: &str,
+    s: SweepIdx,
+    first_new: usize,
+    now: u64,
+) -> Result<JobIdx, CoordinatorError> {
+    let i = core.job(key).ok_or_else(|| StoreError::Corrupt {
+        what: format!("job {key}"),
+        detail: "submitted but not in the cache".into(),
+    })?;
+    let had_none = core.jobs[i as usize].sweeps.is_empty();
+    core.add_membership(i, s, now);
+    if (i as usize) < first_new && !had_none {
+        return Ok(i);
+    }
+    core.index(i, now);
+    if (i as usize) >= first_new {
+        metrics.inserted(&core.jobs[i as usize].record, now);
+    }
+    if core.jobs[i as usize].record.status.state == JobState::Blocked && core.parent_succeeded(i) {
+        carry.push_back(Intent::Unblock { job: i });
+    }
+    Ok(i)
 }
