@@ -100,7 +100,10 @@ async fn metrics_count_what_happened() {
 
     let (status, ctype, text) = get(http, "/metrics").await;
     assert_eq!(status, 200);
-    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    assert_eq!(
+        ctype,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
     let m = parse_metrics(&text);
     assert_eq!(total(&m, "stilts_job_completions_total"), done as f64);
     assert_eq!(m["stilts_job_completions_total{kind=\"evaluate\"}"], 4.0);

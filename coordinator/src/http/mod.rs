@@ -4,7 +4,7 @@
 //! | path | serves |
 //! |---|---|
 //! | `/` | the dashboard (`dashboard.html`: HTML, CSS and JS in one file) |
-//! | `/metrics` | Prometheus text exposition ([`metrics`]) |
+//! | `/metrics` | Prometheus metrics, OpenMetrics text ([`metrics`]) |
 //! | `/api/sweeps` | every sweep with its cell counts |
 //! | `/api/sweeps/{name}` | one sweep: axes, cells or tiles, per-axis progress, the Δ matrix ([`sweep_view`]) |
 //! | `/api/sweeps/{name}/cells?offset=N&limit=M` | a page of cells |
@@ -240,14 +240,13 @@ async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
         let core = st.shared.core();
         st.shared.metrics.render(&core)
     };
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    match text {
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(_) => {
+            tracing::error!("encoding /metrics failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// A JSON response.

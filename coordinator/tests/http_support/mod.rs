@@ -77,14 +77,17 @@ pub async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
-/// Samples of a Prometheus text exposition: `name{labels}` (as written) → value. Checks that
-/// every sample's family has a `# TYPE` line first.
+/// Samples of an OpenMetrics text exposition: `name{labels}` (as written) → value. Checks that
+/// every sample's family has a `# TYPE` line first (a counter's samples end in `_total`, a
+/// histogram's in `_bucket`, `_sum`, `_count`), and that the text ends with `# EOF`.
 pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
-    let mut typed = std::collections::HashSet::new();
+    assert!(text.ends_with("# EOF\n"), "no # EOF at the end:\n{text}");
+    let mut typed = std::collections::HashMap::new();
     let mut out = BTreeMap::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
-            typed.insert(rest.split(' ').next().unwrap().to_string());
+            let (family, kind) = rest.split_once(' ').expect("# TYPE name type");
+            typed.insert(family.to_string(), kind.to_string());
             continue;
         }
         if line.starts_with('#') || line.is_empty() {
@@ -92,11 +95,24 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
         }
         let (series, value) = line.rsplit_once(' ').expect("name value");
         let name = series.split('{').next().unwrap();
-        let family = ["_bucket", "_sum", "_count"]
+        let suffixes: &[(&str, &[&str])] = &[
+            ("counter", &["_total"]),
+            ("histogram", &["_bucket", "_sum", "_count"]),
+        ];
+        let family = suffixes
             .iter()
-            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .flat_map(|(kind, s)| s.iter().map(move |s| (*kind, *s)))
+            .find_map(|(kind, s)| {
+                name.strip_suffix(s)
+                    .filter(|f| typed.get(*f).is_some_and(|t| t == kind))
+            })
             .unwrap_or(name);
-        assert!(typed.contains(family), "no # TYPE before {line}");
+        assert!(
+            typed
+                .get(family)
+                .is_some_and(|t| t == "gauge" || family != name),
+            "no fitting # TYPE before {line}"
+        );
         out.insert(series.to_string(), value.parse().expect("a number"));
     }
     out
