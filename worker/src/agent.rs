@@ -50,6 +50,15 @@ pub async fn run_until(
         return Err(WorkerError::NoSlots);
     }
     let gpus = GpuPool::from_config(&cfg)?;
+    let mut cfg = cfg;
+    if let Some(pool) = &gpus {
+        // Announced at registration (the dashboard's "jobs/slots", the worker's memory): the most
+        // jobs that could run at once, and the memory budgets together.
+        cfg.slots = pool.most_jobs();
+        if cfg.device_memory == 0 {
+            cfg.device_memory = pool.total_budget();
+        }
+    }
     std::fs::create_dir_all(&cfg.artifacts).map_err(|source| WorkerError::ArtifactRoot {
         path: cfg.artifacts.clone(),
         source,

@@ -139,6 +139,23 @@ impl GpuPool {
         gpus.join(",")
     }
 
+    /// The most jobs that could run at once: smallest plausible jobs filling every GPU, capped
+    /// by `jobs_per_gpu`.
+    pub(crate) fn most_jobs(&self) -> u32 {
+        self.budgets
+            .iter()
+            .map(|b| {
+                let fit = u32::try_from(b / SMALLEST_JOB).unwrap_or(u32::MAX);
+                self.jobs_per_gpu.map_or(fit, |cap| fit.min(cap))
+            })
+            .fold(0u32, u32::saturating_add)
+    }
+
+    /// The budgets of all GPUs together, in bytes.
+    pub(crate) fn total_budget(&self) -> u64 {
+        self.budgets.iter().sum()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().expect("gpu pool lock")
     }
@@ -404,6 +421,11 @@ mod tests {
         cfg.gpu_memory = Some(80 * G);
         let pool = GpuPool::from_config(&cfg).unwrap().unwrap();
         assert_eq!(pool.describe(), "0=80GiB,1=80GiB");
+        assert_eq!(pool.total_budget(), 160 * G);
+        assert_eq!(pool.most_jobs(), 2 * 64, "80 GiB / 1.25 GiB per GPU");
+        cfg.jobs_per_gpu = Some(4);
+        assert_eq!(GpuPool::from_config(&cfg).unwrap().unwrap().most_jobs(), 8);
+        cfg.jobs_per_gpu = None;
         cfg.gpus = vec![0, 0];
         assert!(
             GpuPool::from_config(&cfg)

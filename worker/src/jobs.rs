@@ -201,7 +201,11 @@ fn place(
         })
     };
     match pool.reserve(&ctx.key, estimate, cancel, waiting) {
-        Ok(placed) => Ok(Some(placed)),
+        Ok(placed) => {
+            // The phase said `waiting for GPU memory …`: the executor reports its own from here.
+            progress.report(Progress::default());
+            Ok(Some(placed))
+        }
         Err(NotPlaced::Cancelled) => Err(Failure {
             reason: FailureReason::Cancelled,
             retryable: false,
