@@ -90,7 +90,15 @@ pub enum Command {
         stilts worker --coordinator http://head:50051 --slots 2\n  \
         stilts worker --coordinator http://c1:50051,http://c2:50051 --artifacts /shared/stilts\n  \
         stilts worker --coordinator https://head:50051 --tls-ca ca.pem \\\n    \
-        --tls-cert worker.pem --tls-key worker.key   # mutual TLS\n\n\
+        --tls-cert worker.pem --tls-key worker.key   # mutual TLS\n  \
+        stilts worker --coordinator http://head:50051 --backend libtorch-cuda --gpus 0,1\n  \
+        stilts worker --coordinator http://head:50051 --backend libtorch-cuda --gpus 0 \\\n    \
+        --gpu-memory 70GiB --jobs-per-gpu 4   # leave 10 GiB of an 80 GB GPU, 4 jobs at most\n\n\
+        With --gpus, jobs are packed onto the GPUs by memory: each reserves its estimate (from the\n\
+        model's config.json and the recipe's batch_size, max_seq_len, precision) on the GPU with the\n\
+        most free memory that fits, and runs there (burn: libtorch-cuda:K; command jobs:\n\
+        CUDA_VISIBLE_DEVICES=K). A job that does not fit yet waits; one that runs out of memory\n\
+        reserves 1.5x on its retry here, the whole GPU after a second time.\n\n\
         SIGTERM stops acquiring, lets running jobs finish (up to --grace), reports, exits.")]
     Worker(WorkerArgs),
     /// Talk to a running coordinator: submit, status, results, retry, cancel.
@@ -352,9 +360,20 @@ pub struct WorkerArgs {
         required = true
     )]
     pub coordinator: Vec<String>,
-    /// Jobs run at once (one per GPU).
-    #[arg(long, default_value_t = 1)]
+    /// Jobs run at once on a worker without --gpus (with --gpus: what fits their memory).
+    #[arg(long, default_value_t = 1, conflicts_with = "gpus")]
     pub slots: u32,
+    /// GPUs (CUDA indices, comma-separated) to pack jobs onto by memory, with --backend
+    /// libtorch-cuda; e.g. --gpus 0,1,2,3.
+    #[arg(long, value_delimiter = ',', value_name = "INDICES")]
+    pub gpus: Vec<u32>,
+    /// Memory jobs may reserve on each of --gpus, e.g. 80GiB, 40G, 70000MiB. Default: each GPU's
+    /// total memory from nvidia-smi.
+    #[arg(long, value_name = "SIZE", requires = "gpus", value_parser = memory_size)]
+    pub gpu_memory: Option<u64>,
+    /// At most this many jobs on one of --gpus, whatever fits. Default: no cap.
+    #[arg(long, value_name = "N", requires = "gpus", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs_per_gpu: Option<u32>,
     /// Artifact root shared with the coordinator's other workers (job outputs go to ROOT/<job key>).
     #[arg(long, default_value = ".stilts/artifacts", env = "STILTS_ARTIFACTS")]
     pub artifacts: PathBuf,
@@ -621,6 +640,11 @@ fn duration(text: &str) -> Result<Duration, String> {
     stilts_common::duration::parse_or_seconds(text).map_err(|e| e.to_string())
 }
 
+/// A memory size flag (`80GiB`, `40G`, `70000MiB`, bytes): `stilts_worker::byte_size`.
+fn memory_size(text: &str) -> Result<u64, String> {
+    stilts_worker::byte_size::parse(text)
+}
+
 /// `--lease-ttl`: a [`duration`] from 2 s to 1 d.
 fn lease_ttl(text: &str) -> Result<Duration, String> {
     let d = duration(text)?;
@@ -659,5 +683,51 @@ mod tests {
             panic!("not health")
         };
         assert_eq!(h.timeout, Duration::from_secs(5));
+    }
+
+    fn worker(args: &[&str]) -> Result<WorkerArgs, clap::Error> {
+        let base = ["stilts", "worker", "--coordinator", "http://c:1"];
+        let cli = Cli::try_parse_from(base.iter().chain(args))?;
+        match cli.command {
+            Command::Worker(w) => Ok(w),
+            _ => panic!("not worker"),
+        }
+    }
+
+    #[test]
+    fn worker_gpu_packing_flags() {
+        let w = worker(&[]).unwrap();
+        assert_eq!(
+            (w.slots, w.gpus.len(), w.gpu_memory, w.jobs_per_gpu),
+            (1, 0, None, None)
+        );
+        let w = worker(&[
+            "--backend",
+            "libtorch-cuda",
+            "--gpus",
+            "0,1,3",
+            "--gpu-memory",
+            "80GiB",
+            "--jobs-per-gpu",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(w.gpus, vec![0, 1, 3]);
+        assert_eq!(w.gpu_memory, Some(80 << 30));
+        assert_eq!(w.jobs_per_gpu, Some(4));
+        let w = worker(&["--gpus", "2"]).unwrap();
+        assert_eq!((w.gpus, w.gpu_memory), (vec![2], None));
+        // --slots counts CPU jobs: with --gpus the memory decides.
+        let e = worker(&["--gpus", "0", "--slots", "4"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--slots") && e.contains("--gpus"), "{e}");
+        assert!(worker(&["--gpu-memory", "80GiB"]).is_err(), "needs --gpus");
+        assert!(worker(&["--gpus", "0", "--jobs-per-gpu", "0"]).is_err());
+        let e = worker(&["--gpus", "0", "--gpu-memory", "lots"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a memory size"), "{e}");
+        assert_eq!(worker(&["--slots", "4"]).unwrap().slots, 4);
     }
 }

@@ -137,9 +137,10 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
     let mut cfg = stilts_worker::WorkerConfig::new(args.coordinator.clone(), &args.artifacts);
     cfg.slots = args.slots;
     cfg.shutdown_grace = args.grace;
+    let device_backend = gpu_packing(&args, &mut cfg)?;
     cfg.labels.insert(
         stilts_common::usage::DEVICE_LABEL.to_string(),
-        stilts_worker::device::label(&args.backend, args.device.as_deref()),
+        stilts_worker::device::label(&device_backend, args.device.as_deref()),
     );
     let security = security::client(&args.security)?;
     cfg.tls = security.tls;
@@ -151,6 +152,26 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
     on_signals(shutdown.clone(), now.clone());
     stilts_worker::run_until(cfg, executor.into_executor(), shutdown, now).await?;
     Ok(())
+}
+
+/// `--gpus`, `--gpu-memory`, `--jobs-per-gpu` into the config; the backend whose GPU names the
+/// worker's device label. `--gpus` goes with `--backend libtorch-cuda` (the GPU is chosen per
+/// job, so not `libtorch-cuda:N`).
+fn gpu_packing(args: &WorkerArgs, cfg: &mut stilts_worker::WorkerConfig) -> Result<String> {
+    if args.gpus.is_empty() {
+        return Ok(args.backend.clone());
+    }
+    if args.backend != "libtorch-cuda" {
+        bail!(
+            "--gpus packs jobs onto CUDA GPUs and picks one per job: use it with --backend \
+             libtorch-cuda (not {:?})",
+            args.backend
+        );
+    }
+    cfg.gpus = args.gpus.clone();
+    cfg.gpu_memory = args.gpu_memory;
+    cfg.jobs_per_gpu = args.jobs_per_gpu;
+    Ok(format!("libtorch-cuda:{}", args.gpus[0]))
 }
 
 #[cfg(feature = "trainer")]

@@ -21,6 +21,7 @@ use crate::backoff::Backoff;
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 use crate::executor::Executor;
+use crate::gpu_pool::GpuPool;
 use crate::heartbeat::heartbeat_loop;
 use crate::job_table::{CancelCause, Jobs};
 use crate::jobs;
@@ -45,8 +46,18 @@ pub async fn run_until(
     shutdown: CancellationToken,
     cancel_now: CancellationToken,
 ) -> Result<(), WorkerError> {
-    if cfg.slots == 0 {
+    if cfg.slots == 0 && cfg.gpus.is_empty() {
         return Err(WorkerError::NoSlots);
+    }
+    let gpus = GpuPool::from_config(&cfg)?;
+    let mut cfg = cfg;
+    if let Some(pool) = &gpus {
+        // Announced at registration (the dashboard's "jobs/slots", the worker's memory): the most
+        // jobs that could run at once, and the memory budgets together.
+        cfg.slots = pool.most_jobs();
+        if cfg.device_memory == 0 {
+            cfg.device_memory = pool.total_budget();
+        }
     }
     std::fs::create_dir_all(&cfg.artifacts).map_err(|source| WorkerError::ArtifactRoot {
         path: cfg.artifacts.clone(),
@@ -58,11 +69,19 @@ pub async fn run_until(
         executor,
         link,
         jobs: Jobs::new(),
+        gpus,
         reports: ReportQueue::new(),
         fatal: Mutex::new(None),
         fatal_token: CancellationToken::new(),
     });
-    info!(name = %agent.cfg.name, slots = agent.cfg.slots, url = %agent.link.url(), "worker starting");
+    match &agent.gpus {
+        Some(pool) => {
+            info!(name = %agent.cfg.name, gpus = %pool.describe(), jobs_per_gpu = ?agent.cfg.jobs_per_gpu, url = %agent.link.url(), "worker starting")
+        }
+        None => {
+            info!(name = %agent.cfg.name, slots = agent.cfg.slots, url = %agent.link.url(), "worker starting")
+        }
+    }
 
     let background = CancellationToken::new();
     let mut loops = JoinSet::new();
@@ -83,6 +102,10 @@ pub async fn run_until(
         "shutting down: acquiring no more jobs"
     );
     stop_acquiring.cancel();
+    if let Some(pool) = &agent.gpus {
+        // Jobs still waiting for GPU memory are handed back at once.
+        pool.close();
+    }
     // An AcquireJob in flight is let finish (bounded by acquire_wait), so that a job it brings is
     // handed back at once instead of waiting out a lease.
     tokio::select! {
@@ -141,6 +164,17 @@ pub async fn run_until(
     }
 }
 
+/// Waits until the worker can take another job; the free slots to announce.
+async fn free_slots(agent: &Agent, slots: u32) -> u32 {
+    match &agent.gpus {
+        Some(pool) => {
+            pool.wait_room().await;
+            1
+        }
+        None => agent.jobs.wait_free(slots).await,
+    }
+}
+
 /// Resolves once running jobs must stop at once: `cancel_now` or a fatal error.
 async fn hurried(cancel_now: &CancellationToken, fatal: &CancellationToken) {
     tokio::select! {
@@ -149,7 +183,8 @@ async fn hurried(cancel_now: &CancellationToken, fatal: &CancellationToken) {
     }
 }
 
-/// Acquires jobs while slots are free, until `stop` fires.
+/// Acquires jobs while slots are free (with GPUs: while no job waits for GPU memory and some GPU
+/// has room for the smallest plausible job, `gpu_pool.rs`), until `stop` fires.
 async fn acquire_loop(agent: Arc<Agent>, stop: CancellationToken) {
     let mut backoff = Backoff::new(agent.cfg.backoff);
     let slots = agent.cfg.slots;
@@ -157,7 +192,7 @@ async fn acquire_loop(agent: Arc<Agent>, stop: CancellationToken) {
         let free = tokio::select! {
             biased;
             _ = stop.cancelled() => return,
-            free = agent.jobs.wait_free(slots) => free,
+            free = free_slots(&agent, slots) => free,
         };
         let session = match agent.link.session(&stop).await {
             Ok(Some(session)) => session,

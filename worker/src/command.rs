@@ -238,6 +238,11 @@ impl Executor for CommandExecutor {
         if let Some(dir) = &self.working_dir {
             cmd.current_dir(dir);
         }
+        if let Some(gpu) = ctx.gpu {
+            // Placed on a GPU by a worker packing jobs (`--gpus`): the program sees that one.
+            cmd.env("CUDA_VISIBLE_DEVICES", gpu.to_string())
+                .env("STILTS_GPU", gpu.to_string());
+        }
         info!(job = %ctx.key, attempt = ctx.attempt, command = %rendered, "starting command");
         let started = Instant::now();
         let deadline = timeout_s.map(|s| started + Duration::from_secs(s));

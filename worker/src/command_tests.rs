@@ -53,6 +53,7 @@ fn ctx(dir: &Path, kind: StageKind, template: &str, timeout_s: Option<u64>) -> J
         input_dir: None,
         metrics_file: output_dir.join("metrics.json"),
         log_dir: output_dir.join("logs/attempt-2"),
+        gpu: None,
         output_dir,
     }
 }

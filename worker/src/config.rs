@@ -20,9 +20,27 @@ pub struct WorkerConfig {
     /// Name shown by the coordinator. Default: the host name.
     #[serde(default = "default_name")]
     pub name: String,
-    /// Jobs run at once (one per GPU). Default 1.
+    /// Jobs run at once on a worker without `gpus`. Default 1.
     #[serde(default = "default_slots")]
     pub slots: u32,
+    /// CUDA indices of the GPUs this worker packs jobs onto (`gpus = [0, 1]`). Empty (the
+    /// default): no packing, `slots` jobs at once. With GPUs, every job reserves its estimated
+    /// memory on one of them (`gpu_estimate.rs`, `packing.rs`) and runs there (burn jobs on
+    /// `libtorch-cuda:K`, command jobs with `CUDA_VISIBLE_DEVICES=K`); `slots` is not used and
+    /// the number of jobs at once is what fits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<u32>,
+    /// Memory jobs may reserve on each GPU (`"80GiB"`, `"40G"`, or bytes). Default: each GPU's
+    /// total memory from nvidia-smi (the worker refuses to start when that cannot be read).
+    #[serde(
+        default,
+        with = "crate::byte_size::serde_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gpu_memory: Option<u64>,
+    /// At most this many jobs on one GPU, whatever fits. Default: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_per_gpu: Option<u32>,
     /// Root of the local artifact store: job `K` writes into `<artifacts>/K/`, its metrics to
     /// `<artifacts>/K/metrics.json`, its logs to `<artifacts>/K/logs/attempt-<n>/`.
     /// Default `artifacts`.
@@ -146,6 +164,9 @@ impl WorkerConfig {
             coordinators,
             name: default_name(),
             slots: default_slots(),
+            gpus: Vec::new(),
+            gpu_memory: None,
+            jobs_per_gpu: None,
             artifacts: artifacts.into(),
             labels: BTreeMap::new(),
             device_memory: 0,
@@ -209,6 +230,29 @@ mod tests {
         assert_eq!(with_period.heartbeat_period, Some(Duration::from_secs(2)));
         assert_eq!(with_period.backoff.max, Duration::from_secs(60));
         assert_eq!(with_period.backoff.initial, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn gpu_packing_fields() {
+        let cfg: WorkerConfig = serde_json::from_str(
+            r#"{"coordinators": [], "gpus": [0, 1], "gpu_memory": "80GiB", "jobs_per_gpu": 4}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.gpus, vec![0, 1]);
+        assert_eq!(cfg.gpu_memory, Some(80 << 30));
+        assert_eq!(cfg.jobs_per_gpu, Some(4));
+        let text = serde_json::to_string(&cfg).unwrap();
+        assert!(text.contains(r#""gpu_memory":"80GiB""#), "{text}");
+        assert_eq!(serde_json::from_str::<WorkerConfig>(&text).unwrap(), cfg);
+        let bytes: WorkerConfig =
+            serde_json::from_str(r#"{"coordinators": [], "gpu_memory": 1000}"#).unwrap();
+        assert_eq!(bytes.gpu_memory, Some(1000));
+        let bad =
+            serde_json::from_str::<WorkerConfig>(r#"{"coordinators": [], "gpu_memory": "lots"}"#);
+        assert!(bad.unwrap_err().to_string().contains("not a memory size"));
+        let none: WorkerConfig = serde_json::from_str(r#"{"coordinators": []}"#).unwrap();
+        assert!(none.gpus.is_empty() && none.gpu_memory.is_none() && none.jobs_per_gpu.is_none());
+        assert!(!serde_json::to_string(&none).unwrap().contains("gpu"));
     }
 
     #[test]

@@ -27,6 +27,33 @@ fn gpu_name(index: &str) -> Option<String> {
     (out.status.success() && !name.is_empty()).then_some(name)
 }
 
+/// Total memory of GPU `index` in bytes, from
+/// `nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits -i N` (MiB); `None` without
+/// nvidia-smi or that GPU.
+pub fn gpu_memory_total(index: u32) -> Option<u64> {
+    let out = Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=memory.total",
+            "--format=csv,noheader,nounits",
+            "-i",
+            &index.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_mib(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// nvidia-smi's `memory.total` without units: MiB, one line per GPU (the first is taken).
+fn parse_mib(text: &str) -> Option<u64> {
+    let mib: u64 = text.lines().next()?.trim().parse().ok()?;
+    (mib > 0).then_some(mib << 20)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +67,15 @@ mod tests {
         if gpu_name("3").is_none() {
             assert_eq!(label("libtorch-cuda:3", None), "cuda:3");
         }
+    }
+
+    #[test]
+    fn nvidia_smi_memory_is_mib() {
+        // An H200 says 143771, an H100 80GB 81559.
+        assert_eq!(parse_mib("143771\n"), Some(143_771 << 20));
+        assert_eq!(parse_mib(" 81559 \n81559\n"), Some(81_559 << 20));
+        assert_eq!(parse_mib("[N/A]\n"), None);
+        assert_eq!(parse_mib(""), None);
+        assert_eq!(parse_mib("0"), None);
     }
 }

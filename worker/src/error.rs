@@ -7,6 +7,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum WorkerError {
+    /// `--gpus` cannot be used as configured (no memory budget, a GPU listed twice, …).
+    #[error("--gpus: {0}")]
+    Gpus(String),
     #[error("no coordinator address configured")]
     NoCoordinator,
     #[error("a worker needs at least one slot")]

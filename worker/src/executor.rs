@@ -31,6 +31,10 @@ pub struct JobContext {
     pub metrics_file: PathBuf,
     /// Directory for stdout/stderr logs of this attempt.
     pub log_dir: PathBuf,
+    /// The CUDA device this job was placed on by a worker packing jobs onto GPUs (`--gpus`);
+    /// `None` otherwise (then the executor's own device). The burn executor trains on
+    /// `libtorch-cuda:<gpu>`, the command executor sets `CUDA_VISIBLE_DEVICES`.
+    pub gpu: Option<u32>,
 }
 
 /// Receives progress updates from a running job. Cheap to call often.

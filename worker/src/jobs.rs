@@ -17,7 +17,9 @@ use stilts_common::failure::{Failure, FailureReason};
 use stilts_proto::v1 as pb;
 use tracing::{error, info, info_span, warn};
 
-use crate::executor::{CancelFlag, JobContext, JobOutput};
+use crate::executor::{CancelFlag, JobContext, JobOutput, Progress, ProgressSink};
+use crate::gpu_estimate;
+use crate::gpu_pool::{Ending, NotPlaced, Placed};
 use crate::job_table::{CancelCause, Entry, SharedProgress, handed_back};
 use crate::report_queue::{Outcome, Report};
 use crate::shared::Agent;
@@ -98,6 +100,7 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
         metrics_file: output_dir.join("metrics.json"),
         log_dir: output_dir.join("logs").join(format!("attempt-{attempt}")),
         output_dir,
+        gpu: None,
     };
     if let Err(e) = prepare_dirs(&ctx) {
         return refuse(Failure::retryable(
@@ -121,6 +124,10 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
         map.insert(key.clone(), entry);
         agent.jobs.publish(&map);
     }
+    if let Some(pool) = &agent.gpus {
+        // In the line for GPU memory before the thread starts: no more acquiring until placed.
+        pool.enqueue(&key);
+    }
     info!(job = %key, attempt, kind = %ctx.spec.kind, sweep = %a.sweep, "job started");
     // The executor's work (and any span it opens) is a child of the attempt's trace.
     let span = trace_ctx::adopt(
@@ -131,6 +138,14 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
     let spawned = std::thread::Builder::new()
         .name(format!("job-{}", &key[..key.len().min(12)]))
         .spawn(move || {
+            let mut ctx = ctx;
+            let placed = match place(&thread_agent, &ctx, progress.as_ref(), &cancel) {
+                Ok(placed) => placed,
+                Err(failure) => {
+                    return finish(&thread_agent, &ctx.key, Err(failure), Instant::now());
+                }
+            };
+            ctx.gpu = placed.map(|p| p.gpu);
             let started = Instant::now();
             let executor = thread_agent.executor.clone();
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -145,9 +160,15 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
                 Err(panic_failure(&what))
             })
             .and_then(|out| checked_metrics(&ctx, out));
+            if let (Some(pool), Some(_)) = (&thread_agent.gpus, placed) {
+                pool.release(&ctx.key, ending(&result));
+            }
             finish(&thread_agent, &ctx.key, result, started);
         });
     if let Err(e) = spawned {
+        if let Some(pool) = &agent.gpus {
+            pool.dequeue(&key);
+        }
         let mut map = agent.jobs.map.lock().expect("jobs lock");
         map.remove(&key);
         agent.jobs.publish(&map);
@@ -156,6 +177,54 @@ pub(crate) fn start(agent: &Arc<Agent>, a: pb::JobAssignment, shutting_down: boo
             FailureReason::Error,
             format!("cannot start a job thread: {e}"),
         ));
+    }
+}
+
+/// On a worker packing jobs onto GPUs: reserves the job's estimated memory
+/// (`gpu_estimate.rs`, raised by the out-of-memory memo), waiting while it does not fit; the
+/// phase says so meanwhile. `None` on a worker without GPUs. A job cancelled, or whose worker
+/// shuts down, while it waits ends without running.
+fn place(
+    agent: &Agent,
+    ctx: &JobContext,
+    progress: &dyn ProgressSink,
+    cancel: &CancelFlag,
+) -> Result<Option<Placed>, Failure> {
+    let Some(pool) = &agent.gpus else {
+        return Ok(None);
+    };
+    let estimate = gpu_estimate::for_spec(&ctx.spec);
+    let waiting = |phase: String| {
+        progress.report(Progress {
+            phase,
+            ..Progress::default()
+        })
+    };
+    match pool.reserve(&ctx.key, estimate, cancel, waiting) {
+        Ok(placed) => {
+            // The phase said `waiting for GPU memory …`: the executor reports its own from here.
+            progress.report(Progress::default());
+            Ok(Some(placed))
+        }
+        Err(NotPlaced::Cancelled) => Err(Failure {
+            reason: FailureReason::Cancelled,
+            retryable: false,
+            counts_against_budget: false,
+            message: "cancelled on the worker while waiting for GPU memory".to_string(),
+        }),
+        Err(NotPlaced::Closed) => Err(handed_back(format!(
+            "worker {} shut down before the job got GPU memory",
+            agent.cfg.name
+        ))),
+    }
+}
+
+/// How a job ended, for the out-of-memory memo.
+fn ending(result: &Result<JobOutput, Failure>) -> Ending {
+    match result {
+        Ok(_) => Ending::Succeeded,
+        Err(f) if f.reason == FailureReason::Oom => Ending::OutOfMemory,
+        Err(_) => Ending::Failed,
     }
 }
 

@@ -10,6 +10,7 @@ use tracing::error;
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 use crate::executor::Executor;
+use crate::gpu_pool::GpuPool;
 use crate::job_table::Jobs;
 use crate::link::Link;
 use crate::report_queue::ReportQueue;
@@ -20,6 +21,8 @@ pub(crate) struct Agent {
     pub(crate) executor: Arc<dyn Executor>,
     pub(crate) link: Link,
     pub(crate) jobs: Jobs,
+    /// The GPUs jobs are packed onto (`gpus` in the config); `None`: `slots` jobs at once.
+    pub(crate) gpus: Option<GpuPool>,
     pub(crate) reports: ReportQueue,
     pub(crate) fatal: Mutex<Option<WorkerError>>,
     pub(crate) fatal_token: CancellationToken,

@@ -44,6 +44,15 @@ impl Backend {
         Ok(backend)
     }
 
+    /// This backend on CUDA GPU `gpu` when one is given (a worker packing jobs onto GPUs chose
+    /// it): `LibTorchCuda(_)` becomes `LibTorchCuda(gpu)`; other backends stay as they are.
+    pub fn on_gpu(self, gpu: Option<u32>) -> Self {
+        match (self, gpu) {
+            (Self::LibTorchCuda(_), Some(n)) => Self::LibTorchCuda(n as usize),
+            (other, _) => other,
+        }
+    }
+
     /// The name announced to the coordinator.
     pub fn name(&self) -> String {
         match self {
@@ -80,6 +89,16 @@ mod tests {
     fn parse_backends() {
         assert_eq!(Backend::parse("cpu").unwrap(), Backend::Flex);
         assert!(Backend::parse("tpu").is_err());
+        assert_eq!(
+            Backend::LibTorchCuda(0).on_gpu(Some(3)),
+            Backend::LibTorchCuda(3)
+        );
+        assert_eq!(
+            Backend::LibTorchCuda(2).on_gpu(None),
+            Backend::LibTorchCuda(2)
+        );
+        assert_eq!(Backend::Flex.on_gpu(Some(1)), Backend::Flex);
+        assert_eq!(Backend::LibTorchCpu.on_gpu(Some(1)), Backend::LibTorchCpu);
         if !cfg!(feature = "libtorch") {
             let err = Backend::parse("libtorch-cuda:1").unwrap_err().to_string();
             assert!(err.contains("feature `libtorch`"), "{err}");

@@ -85,6 +85,12 @@ impl BurnExecutor {
         self
     }
 
+    /// The device a job computes on: this executor's backend, on the GPU the worker placed the
+    /// job on when it packs jobs onto GPUs (`JobContext::gpu`, `--gpus`).
+    fn device(&self, ctx: &JobContext) -> burn::prelude::Device {
+        self.backend.on_gpu(ctx.gpu).device()
+    }
+
     fn data_root(&self, spec: &JobSpec) -> PathBuf {
         if let Some(dir) = spec.recipe.get("data_dir").and_then(|v| v.as_str()) {
             return PathBuf::from(dir);
@@ -309,7 +315,7 @@ impl BurnExecutor {
         cfg.mixture = task.mixture.iter().map(|c| c.weight).collect();
         let cfg = cfg;
         let root = self.data_root(spec);
-        let device = self.backend.device();
+        let device = self.device(ctx);
 
         // Base: the parent's selected encoder, or the pretrained model.
         let (base_dir, encoder_config, tokenizer, encoder) = match self.parent_best(ctx)? {
@@ -433,7 +439,7 @@ impl BurnExecutor {
         cfg: &TrainConfig,
     ) -> Result<serde_json::Value, Failure> {
         check_retrieval(task, ctx.spec.kind)?;
-        let device = self.backend.device();
+        let device = self.device(ctx);
         let (base_dir, encoder) = match self.parent_best(ctx)? {
             Some(best) => {
                 let (_, config, _) = load_config_and_tokenizer(&best, cfg.max_seq_len)?;
@@ -464,7 +470,7 @@ impl BurnExecutor {
         check_retrieval(task, ctx.spec.kind)?;
         let spec = &ctx.spec;
         let root = self.data_root(spec);
-        let device = self.backend.device();
+        let device = self.device(ctx);
         let (_, config, tokenizer) = load_config_and_tokenizer(best, cfg.max_seq_len)?;
         let encoder = load_best_encoder(best, config.init(&device))?;
         let layer = cfg
@@ -522,7 +528,7 @@ impl BurnExecutor {
     ) -> Result<serde_json::Value, Failure> {
         let spec = &ctx.spec;
         let root = self.data_root(spec);
-        let device = self.backend.device();
+        let device = self.device(ctx);
         let HeadKind::DualEncoder { pooling } = crate::checkpoint::read_head_kind(best)? else {
             return Err(Failure::permanent(
                 FailureReason::User,
@@ -642,7 +648,7 @@ impl BurnExecutor {
         let catalog = self.catalog_for(spec)?;
         let task = task(&catalog, &spec.task)?;
         let root = self.data_root(spec);
-        let device = self.backend.device();
+        let device = self.device(ctx);
         let best = self.parent_best(ctx)?.expect("evaluate jobs have a parent");
         if task.head == TaskHead::Retrieval {
             return self.evaluate_retrieval(ctx, task, &cfg, &best, progress, cancel);

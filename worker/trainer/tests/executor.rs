@@ -67,6 +67,7 @@ fn ctx(root: &Path, key: &str, spec: JobSpec, input: Option<&str>) -> JobContext
         output_dir: root.join(key),
         metrics_file: root.join(key).join("metrics.json"),
         log_dir: root.join(key).join("logs"),
+        gpu: None,
     }
 }
 

@@ -81,6 +81,7 @@ pub fn job_ctx(dir: &Path, key: &str, spec: JobSpec, input: Option<&str>) -> Job
         output_dir: dir.join(key),
         metrics_file: dir.join(key).join("metrics.json"),
         log_dir: dir.join(key).join("logs"),
+        gpu: None,
     }
 }
 
