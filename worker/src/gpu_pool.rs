@@ -16,7 +16,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::byte_size;
 use crate::config::WorkerConfig;
@@ -46,6 +46,8 @@ pub(crate) enum NotPlaced {
     Cancelled,
     /// The worker is shutting down.
     Closed,
+    /// Every GPU of the worker was lost (a device error): the job goes back for another worker.
+    NoGpu,
 }
 
 /// How a job on a GPU ended, for the memo.
@@ -53,6 +55,9 @@ pub(crate) enum NotPlaced {
 pub(crate) enum Ending {
     Succeeded,
     OutOfMemory,
+    /// The GPU itself failed (a CUDA device error, not out of memory): nothing more is placed
+    /// on it.
+    DeviceLost,
     Failed,
 }
 
@@ -64,6 +69,8 @@ struct State {
     waiting: VecDeque<String>,
     memo: OomMemo,
     closed: bool,
+    /// Positions of GPUs lost to a device error: their budget counts as 0 from then on.
+    lost: std::collections::BTreeSet<usize>,
 }
 
 pub(crate) struct GpuPool {
@@ -164,8 +171,9 @@ impl GpuPool {
         let mut loads: Vec<GpuLoad> = self
             .budgets
             .iter()
-            .map(|&budget| GpuLoad {
-                budget,
+            .enumerate()
+            .map(|(pos, &budget)| GpuLoad {
+                budget: if state.lost.contains(&pos) { 0 } else { budget },
                 reserved: 0,
                 jobs: 0,
             })
@@ -175,6 +183,10 @@ impl GpuPool {
             loads[pos].jobs += 1;
         }
         loads
+    }
+
+    fn all_lost(&self, state: &State) -> bool {
+        state.lost.len() == self.budgets.len()
     }
 
     fn notify(&self) {
@@ -187,6 +199,7 @@ impl GpuPool {
     pub(crate) fn can_acquire(&self) -> bool {
         let state = self.lock();
         !state.closed
+            && !self.all_lost(&state)
             && state.waiting.is_empty()
             && place(&self.loads(&state), SMALLEST_JOB, self.jobs_per_gpu) != Placement::Wait
     }
@@ -232,6 +245,8 @@ impl GpuPool {
         loop {
             let stop = if state.closed {
                 Some(NotPlaced::Closed)
+            } else if self.all_lost(&state) {
+                Some(NotPlaced::NoGpu)
             } else if cancel.is_cancelled() {
                 Some(NotPlaced::Cancelled)
             } else {
@@ -293,6 +308,12 @@ impl GpuPool {
             }
             Ending::Succeeded => {
                 state.memo.forget(key);
+                None
+            }
+            Ending::DeviceLost => {
+                state.lost.insert(pos);
+                let left = self.budgets.len() - state.lost.len();
+                warn!(job = %key, gpu = self.indices[pos], gpus_left = left, "GPU failed (device error): no more jobs are placed on it{}", if left == 0 { "; this worker takes no more jobs" } else { "" });
                 None
             }
             Ending::Failed => None,
@@ -397,6 +418,32 @@ mod tests {
             pool.reserve("big", 10 * G, &none, |_| {}).unwrap().bytes,
             10 * G
         );
+    }
+
+    #[test]
+    fn a_lost_gpu_takes_no_more_jobs_and_without_gpus_the_worker_stops_taking_jobs() {
+        let pool = GpuPool::new(vec![2, 5], vec![20 * G, 20 * G], None);
+        let cancel = CancelFlag::default();
+        let a = pool.reserve("a", 4 * G, &cancel, |_| {}).unwrap();
+        let b = pool.reserve("b", 4 * G, &cancel, |_| {}).unwrap();
+        assert_ne!(a.gpu, b.gpu);
+        // `a`'s GPU fails: its next jobs go to the other one, even with more free memory there.
+        assert_eq!(pool.release("a", Ending::DeviceLost), None);
+        assert!(pool.can_acquire());
+        for key in ["c", "d"] {
+            assert_eq!(
+                pool.reserve(key, 4 * G, &cancel, |_| {}).unwrap().gpu,
+                b.gpu
+            );
+        }
+        // The second GPU fails too: nothing is acquired, a job that arrives goes back.
+        pool.release("b", Ending::DeviceLost);
+        assert!(!pool.can_acquire());
+        assert_eq!(
+            pool.reserve("e", 4 * G, &cancel, |_| {}),
+            Err(NotPlaced::NoGpu)
+        );
+        assert_eq!(pool.counts().1, 0, "the job left the waiting line");
     }
 
     #[test]

@@ -216,6 +216,10 @@ fn place(
             "worker {} shut down before the job got GPU memory",
             agent.cfg.name
         ))),
+        Err(NotPlaced::NoGpu) => Err(handed_back(format!(
+            "every GPU of worker {} failed (device errors); the job goes to another worker",
+            agent.cfg.name
+        ))),
     }
 }
 
@@ -224,8 +228,27 @@ fn ending(result: &Result<JobOutput, Failure>) -> Ending {
     match result {
         Ok(_) => Ending::Succeeded,
         Err(f) if f.reason == FailureReason::Oom => Ending::OutOfMemory,
+        Err(f) if device_lost(&f.message) => Ending::DeviceLost,
         Err(_) => Ending::Failed,
     }
+}
+
+/// Whether a failure message is a CUDA device error (the GPU itself failed or is gone), as
+/// opposed to a bug in the job or an out-of-memory: such a job is retried elsewhere and the GPU
+/// takes no more jobs. Patterns from the CUDA runtime's and PyTorch's error texts.
+fn device_lost(message: &str) -> bool {
+    const PATTERNS: [&str; 8] = [
+        "gpu is lost",
+        "fallen off the bus",
+        "uncorrectable ecc error",
+        "cudaerrorecc",
+        "cuda_error_ecc",
+        "no cuda gpus are available",
+        "cuda-capable device(s) is/are busy or unavailable",
+        "cudaerrordevicesunavailable",
+    ];
+    let lower = message.to_ascii_lowercase();
+    PATTERNS.iter().any(|p| lower.contains(p))
 }
 
 /// The failure of an executor that panicked. LibTorch reports a CUDA allocation failure by a
@@ -313,6 +336,21 @@ fn finish(agent: &Agent, key: &str, result: Result<JobOutput, Failure>, started:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_errors_lose_the_gpu_other_failures_do_not() {
+        let lost = panic_failure(
+            "Torch(\"CUDA error: uncorrectable ECC error encountered\nCompile with `TORCH_USE_CUDA_DSA`\")",
+        );
+        assert!(lost.retryable);
+        assert_eq!(ending(&Err(lost)), Ending::DeviceLost);
+        let gone = panic_failure("RuntimeError: No CUDA GPUs are available");
+        assert_eq!(ending(&Err(gone)), Ending::DeviceLost);
+        let oom = panic_failure("CUDA out of memory. Tried to allocate 2.00 GiB");
+        assert_eq!(ending(&Err(oom)), Ending::OutOfMemory);
+        let bug = panic_failure("index out of bounds: the len is 3 but the index is 7");
+        assert_eq!(ending(&Err(bug)), Ending::Failed);
+    }
 
     #[test]
     fn cuda_out_of_memory_panics_are_retryable_oom_failures() {
