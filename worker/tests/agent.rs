@@ -4,114 +4,20 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stilts_common::convert::job_spec_to_json;
-use stilts_common::job::{ExecutorSpec, JobSpec, StageKind};
+use stilts_common::job::StageKind;
 use stilts_proto::v1 as pb;
-use stilts_worker::backoff::BackoffConfig;
-use stilts_worker::{CommandExecutor, WorkerConfig, WorkerError};
+use stilts_worker::{WorkerConfig, WorkerError};
+use support::harness::{PATIENCE, Worker, command_job, gated, worker_config};
 use support::{Peer, PeerServer};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-const PATIENCE: Duration = Duration::from_secs(20);
 
 fn assignment(key: &str, token: u64, kind: StageKind, template: &str) -> pb::JobAssignment {
-    let spec = JobSpec {
-        kind,
-        model: "xlmr".into(),
-        model_source: "models/xlmr".into(),
-        task: "xnli".into(),
-        intermediate: "none".into(),
-        languages: if kind == StageKind::Evaluate {
-            vec!["de".into()]
-        } else {
-            vec![]
-        },
-        seed: 1,
-        recipe: Default::default(),
-        executor: ExecutorSpec::Command {
-            template: template.into(),
-            retryable_exit_codes: vec![],
-            timeout_s: None,
-        },
-        parent: None,
-        data_version: "d".into(),
-        code_version: "c".into(),
-        task_defs: Default::default(),
-    };
-    pb::JobAssignment {
-        job_key: key.into(),
-        attempt: 1,
-        fencing_token: token,
-        spec_json: job_spec_to_json(&spec),
-        input_artifact: String::new(),
-        sweep: "sweep".into(),
-        trace_context: Default::default(),
-    }
-}
-
-/// A job that prints progress, waits for `gate` to exist, then writes metrics.
-fn gated(gate: &Path) -> String {
-    format!(
-        "echo STILTS_PROGRESS step=3 total=10 loss=0.5 phase=train; \
-         while [ ! -e {} ]; do sleep 0.02; done; \
-         echo '{{{{\"de\": {{{{\"accuracy\": 80}}}}}}}}' > {{metrics_file}}",
-        gate.display()
-    )
+    command_job(key, token, kind, "models/xlmr", template)
 }
 
 fn config(urls: Vec<String>, artifacts: &Path) -> WorkerConfig {
-    let mut cfg = WorkerConfig::new(urls, artifacts);
-    cfg.name = "test-worker".into();
-    cfg.heartbeat_period = Some(Duration::from_millis(50));
-    cfg.acquire_wait = Duration::from_millis(200);
-    cfg.rpc_timeout = Duration::from_secs(2);
-    cfg.shutdown_grace = Duration::from_secs(10);
-    cfg.cancel_wait = Duration::from_secs(10);
-    cfg.report_flush = Duration::from_secs(5);
-    cfg.backoff = BackoffConfig {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(300),
-    };
-    cfg
-}
-
-struct Worker {
-    shutdown: CancellationToken,
-    now: CancellationToken,
-    handle: JoinHandle<Result<(), WorkerError>>,
-}
-
-impl Worker {
-    fn start(cfg: WorkerConfig) -> Self {
-        let (shutdown, now) = (CancellationToken::new(), CancellationToken::new());
-        let executor = Arc::new(CommandExecutor::new().with_kill_grace(Duration::from_millis(200)));
-        let run = stilts_worker::run_until(cfg, executor, shutdown.clone(), now.clone());
-        Self {
-            shutdown,
-            now,
-            handle: tokio::spawn(run),
-        }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.join().await;
-    }
-
-    async fn join(self) {
-        self.result().await.expect("worker ended cleanly");
-    }
-
-    async fn result(self) -> Result<(), WorkerError> {
-        tokio::time::timeout(PATIENCE, self.handle)
-            .await
-            .expect("worker stopped in time")
-            .unwrap()
-    }
+    worker_config(urls, artifacts, "test-worker")
 }
 
 fn touch(path: &Path) {

@@ -7,59 +7,24 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use stilts_common::convert::{job_spec_from_json, job_spec_to_json};
-use stilts_common::job::{ExecutorSpec, JobSpec, StageKind};
+use stilts_common::convert::job_spec_from_json;
+use stilts_common::job::StageKind;
 use stilts_proto::v1 as pb;
-use stilts_worker::backoff::BackoffConfig;
+use stilts_worker::WorkerConfig;
 use stilts_worker::gpu_estimate;
-use stilts_worker::{CommandExecutor, WorkerConfig, WorkerError};
+use support::harness::{PATIENCE, Worker, command_job, gated, worker_config};
 use support::{Peer, PeerServer};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A job that records the GPU it was given, waits for `gate`, then writes metrics.
+/// A job that records the GPU it was given, waits for `gate`, then writes metrics. Its model is
+/// not on this machine: the conservative (XLM-R large) estimate.
 fn assignment(key: &str, token: u64, gate: &Path) -> pb::JobAssignment {
     let template = format!(
-        "echo \"$STILTS_GPU $CUDA_VISIBLE_DEVICES\" > {{output_dir}}/gpu; \
-         echo STILTS_PROGRESS step=3 total=10 loss=0.5 phase=train; \
-         while [ ! -e {} ]; do sleep 0.02; done; \
-         echo '{{{{\"de\": {{{{\"accuracy\": 80}}}}}}}}' > {{metrics_file}}",
-        gate.display()
+        "echo \"$STILTS_GPU $CUDA_VISIBLE_DEVICES\" > {{output_dir}}/gpu; {}",
+        gated(gate)
     );
-    let spec = JobSpec {
-        kind: StageKind::Target,
-        model: "xlmr".into(),
-        // Not on this machine: the conservative (XLM-R large) estimate.
-        model_source: "models/not-here".into(),
-        task: "xnli".into(),
-        intermediate: "none".into(),
-        languages: vec![],
-        seed: 1,
-        recipe: Default::default(),
-        executor: ExecutorSpec::Command {
-            template,
-            retryable_exit_codes: vec![],
-            timeout_s: None,
-        },
-        parent: None,
-        data_version: "d".into(),
-        code_version: "c".into(),
-        task_defs: Default::default(),
-    };
-    pb::JobAssignment {
-        job_key: key.into(),
-        attempt: 1,
-        fencing_token: token,
-        spec_json: job_spec_to_json(&spec),
-        input_artifact: String::new(),
-        sweep: "sweep".into(),
-        trace_context: Default::default(),
-    }
+    command_job(key, token, StageKind::Target, "models/not-here", &template)
 }
 
 fn estimate(a: &pb::JobAssignment) -> u64 {
@@ -67,35 +32,7 @@ fn estimate(a: &pb::JobAssignment) -> u64 {
 }
 
 fn config(url: String, artifacts: &Path) -> WorkerConfig {
-    let mut cfg = WorkerConfig::new(vec![url], artifacts);
-    cfg.name = "gpu-worker".into();
-    cfg.heartbeat_period = Some(Duration::from_millis(50));
-    cfg.acquire_wait = Duration::from_millis(200);
-    cfg.rpc_timeout = Duration::from_secs(2);
-    cfg.shutdown_grace = Duration::from_secs(10);
-    cfg.cancel_wait = Duration::from_secs(10);
-    cfg.report_flush = Duration::from_secs(5);
-    cfg.backoff = BackoffConfig {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(300),
-    };
-    cfg
-}
-
-fn start(cfg: WorkerConfig) -> (CancellationToken, JoinHandle<Result<(), WorkerError>>) {
-    let shutdown = CancellationToken::new();
-    let executor = Arc::new(CommandExecutor::new().with_kill_grace(Duration::from_millis(200)));
-    let run = stilts_worker::run(cfg, executor, shutdown.clone());
-    (shutdown, tokio::spawn(run))
-}
-
-async fn stop(shutdown: CancellationToken, handle: JoinHandle<Result<(), WorkerError>>) {
-    shutdown.cancel();
-    tokio::time::timeout(PATIENCE, handle)
-        .await
-        .expect("worker stopped in time")
-        .unwrap()
-        .expect("worker ended cleanly");
+    worker_config(vec![url], artifacts, "gpu-worker")
 }
 
 /// Keys of the jobs in the last heartbeat, with their phases.
@@ -148,7 +85,7 @@ async fn concurrency_follows_the_packing_and_a_job_that_does_not_fit_waits() {
     cfg.gpus = vec![3, 7];
     cfg.gpu_memory = Some(2 * need + need / 2);
     cfg.slots = 1;
-    let (shutdown, handle) = start(cfg);
+    let worker = Worker::start(cfg);
 
     // Four run (two per GPU), the fifth waits for memory, heartbeating; the sixth is not taken.
     let running = peer
@@ -199,7 +136,7 @@ async fn concurrency_follows_the_packing_and_a_job_that_does_not_fit_waits() {
     .await;
     assert!(peer.state().fails.is_empty());
     assert_eq!(gpus_given(&artifacts, &keys).len(), 6);
-    stop(shutdown, handle).await;
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,14 +156,14 @@ async fn a_job_waiting_for_memory_is_handed_back_at_shutdown() {
     let mut cfg = config(server.url(), &artifacts);
     cfg.gpus = vec![0];
     cfg.gpu_memory = Some(need + need / 2);
-    let (shutdown, handle) = start(cfg);
+    let worker = Worker::start(cfg);
 
     peer.wait_for("one running, one waiting", PATIENCE, |s| {
         let jobs = last_heartbeat(s);
         (jobs.len() == 2 && jobs[1].1.starts_with("waiting for GPU memory")).then_some(())
     })
     .await;
-    shutdown.cancel();
+    worker.shutdown.cancel();
     let fail = peer
         .wait_for("the waiting job handed back", PATIENCE, |s| {
             s.fails.first().cloned()
@@ -238,11 +175,7 @@ async fn a_job_waiting_for_memory_is_handed_back_at_shutdown() {
     assert!(failure.retryable && !failure.counts_against_budget);
     assert!(peer.state().completes.is_empty(), "the first still runs");
     std::fs::write(&gate, "").unwrap();
-    tokio::time::timeout(PATIENCE, handle)
-        .await
-        .expect("worker stopped in time")
-        .unwrap()
-        .expect("worker ended cleanly");
+    worker.join().await;
     assert_eq!(peer.state().completes.len(), 1);
     assert!(!artifacts.join("second/gpu").exists(), "never ran");
 }

@@ -5,6 +5,8 @@
 //! It runs on its own thread and Tokio runtime, so [`PeerServer::stop`] is a real outage: the
 //! runtime is dropped with its listener and every open connection.
 
+pub mod harness;
+
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
