@@ -183,6 +183,17 @@ pub(crate) fn compute(
     (summaries, matrices, warnings)
 }
 
+/// The (model, intermediate, target, language, seed) unit of a cell or result.
+fn unit_key(model: &str, intermediate: &str, target: &str, language: &str, seed: u64) -> Key {
+    (
+        model.to_string(),
+        intermediate.to_string(),
+        target.to_string(),
+        language.to_string(),
+        seed,
+    )
+}
+
 /// The results and cell states of the input, indexed by unit.
 struct Observed<'a> {
     metrics: BTreeMap<Key, BTreeMap<&'a str, f64>>,
@@ -198,13 +209,7 @@ impl<'a> Observed<'a> {
         let mut metrics: BTreeMap<Key, BTreeMap<&str, f64>> = BTreeMap::new();
         let mut seen_metrics: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for r in &input.results {
-            let key = (
-                r.model.clone(),
-                r.intermediate.clone(),
-                r.target.clone(),
-                r.language.clone(),
-                r.seed,
-            );
+            let key = unit_key(&r.model, &r.intermediate, &r.target, &r.language, r.seed);
             let slot = metrics.entry(key).or_default();
             if let Some(old) = slot.insert(&r.metric, r.value)
                 && old != r.value
@@ -223,13 +228,7 @@ impl<'a> Observed<'a> {
             .cells
             .iter()
             .map(|c| {
-                let key = (
-                    c.model.clone(),
-                    c.intermediate.clone(),
-                    c.target.clone(),
-                    c.language.clone(),
-                    c.seed,
-                );
+                let key = unit_key(&c.model, &c.intermediate, &c.target, &c.language, c.seed);
                 (key, c.state)
             })
             .collect();
