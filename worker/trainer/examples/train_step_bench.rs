@@ -3,7 +3,9 @@
 //!
 //! cargo run --release -p stilts-trainer --example train_step_bench -- [minilm|bert-base] \
 //!     [--batch 16] [--seq 128] [--steps 5] [--dropout 0.1] [--backend cpu|libtorch-cpu|libtorch-cuda]
-//! (libtorch-*: build with `--features libtorch`, see the README's "GPU build")
+//!     [--precision fp32|tf32|bf16]
+//! (libtorch-*: build with `--features libtorch`, see the README's "GPU build"; there the encoder
+//! layers run as one LibTorch node each, `STILTS_FUSED=off` measures the burn-op path instead)
 //! Compare with `python3 worker/trainer/benches/torch_train_step.py` (same shapes).
 
 use std::time::Instant;
@@ -13,6 +15,7 @@ use stilts_trainer::Backend;
 use stilts_trainer::batch::TokenBatch;
 use stilts_trainer::encoder::EncoderConfig;
 use stilts_trainer::heads::{HeadConfig, TaskModel, cross_entropy};
+use stilts_trainer::precision::Precision;
 use stilts_trainer::tokenize::Encoded;
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
@@ -51,10 +54,18 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map_or(Ok(Backend::Flex), |b| Backend::parse(b))
         .unwrap();
+    let precision = args
+        .iter()
+        .position(|a| a == "--precision")
+        .and_then(|i| args.get(i + 1))
+        .map_or(Some(Precision::Fp32), |p| Precision::parse(p))
+        .expect("--precision fp32, tf32 or bf16");
     let device = backend.device().autodiff();
     device.seed(0);
+    let mut encoder = cfg.init(&device);
+    encoder.precision = precision;
     let mut model = TaskModel {
-        encoder: cfg.init(&device),
+        encoder,
         head: HeadConfig::new(cfg.hidden_size, 3).init(&device),
     };
     let mut optim = AdamWConfig::new().with_weight_decay(0.01).init();
@@ -85,8 +96,13 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "{} {which} batch {batch} seq {seq}: median {:.0} ms/step over {} steps (threads: {})",
+        "{} {which} {precision}{} batch {batch} seq {seq}: median {:.0} ms/step over {} steps (threads: {})",
         backend.name(),
+        if std::env::var("STILTS_FUSED").is_ok_and(|v| v == "off") {
+            " (STILTS_FUSED=off)"
+        } else {
+            ""
+        },
         times[times.len() / 2],
         times.len(),
         std::thread::available_parallelism().map_or(1, |n| n.get())

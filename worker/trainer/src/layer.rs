@@ -56,6 +56,10 @@ pub struct EncoderLayer {
     pub norm_2: LayerNorm,
     /// On each sub-layer's output before the residual add (HF `hidden_dropout_prob`).
     pub dropout: Dropout,
+    /// The LayerNorms' epsilon (burn's `LayerNorm` keeps its own private; the LibTorch path,
+    /// [`crate::fused`], needs it).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
 }
 
 /// Sizes and options of one layer.
@@ -101,6 +105,7 @@ impl LayerConfig {
             norm_1: norm(),
             norm_2: norm(),
             dropout: DropoutConfig::new(self.dropout).init(),
+            layer_norm_eps: self.layer_norm_eps,
         }
     }
 }
@@ -145,7 +150,19 @@ impl FeedForward {
 impl EncoderLayer {
     /// `[batch, seq, hidden]` → `[batch, seq, hidden]`; `bias` from [`attention_bias`].
     /// LayerNorms and residual adds in f32 whatever `p` is.
+    /// On LibTorch the whole layer is one node run by LibTorch's fused kernels
+    /// ([`crate::fused`]).
     pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>, p: Precision) -> Tensor<3> {
+        #[cfg(feature = "libtorch")]
+        if let Some(y) = crate::fused::encoder_layer(self, &x, &bias, p) {
+            return y;
+        }
+        self.forward_burn(x, bias, p)
+    }
+
+    /// [`Self::forward`] as burn operations on any backend (the reference for the LibTorch
+    /// path).
+    pub fn forward_burn(&self, x: Tensor<3>, bias: Tensor<4>, p: Precision) -> Tensor<3> {
         let attended = dropout::forward(&self.dropout, self.mha.forward(x.clone(), bias, p));
         let x = self.norm_1.forward(x + attended);
         let fed = dropout::forward(&self.dropout, self.pwff.forward(x.clone(), p));

@@ -15,6 +15,8 @@ pub mod error;
 pub mod evaluate;
 pub mod example;
 pub mod executor;
+#[cfg(feature = "libtorch")]
+pub mod fused;
 pub mod heads;
 pub mod hf_config;
 pub mod layer;
