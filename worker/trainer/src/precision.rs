@@ -15,6 +15,12 @@
 //!
 //! On burn-flex (the CPU backend) bf16 matmuls are not faster; use it there to check that a
 //! recipe trains the same in bf16 before spending GPU hours on it.
+//!
+//! On LibTorch the BERT-family layers run as one LibTorch block each ([`crate::fused`]), and
+//! there `bf16` is exactly PyTorch autocast: the linear layers (bias included), GELU and
+//! attention (SDPA) run in bfloat16; the residual stream, LayerNorm, dropout and everything
+//! outside the layers stay f32. The tests compare it with the burn path above (relative
+//! difference ≤ 5e-2 on outputs and gradients, `worker/trainer/tests/fused.rs`).
 
 use burn::nn::Linear;
 use burn::prelude::*;
