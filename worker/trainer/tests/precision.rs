@@ -6,63 +6,16 @@
 mod common;
 
 use burn::prelude::*;
-use stilts_common::job::StageKind;
+use stilts_trainer::Backend;
 use stilts_trainer::batch::TokenBatch;
 use stilts_trainer::precision::Precision;
-use stilts_trainer::{Backend, BurnExecutor};
-use stilts_worker::executor::{CancelFlag, Executor, Progress, ProgressSink};
-
-struct NoProgress;
-impl ProgressSink for NoProgress {
-    fn report(&self, _: Progress) {}
-}
-
-/// Dev accuracy (best checkpoint) of one intermediate-stage run on SST-2, and its loss.
-fn sst2_dev_accuracy(precision: &str) -> Option<(f64, f64)> {
-    let model = common::minilm()?;
-    let data = common::shared_data()?;
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = common::burn_spec(
-        StageKind::Intermediate,
-        "sst2",
-        "en",
-        (&model, &data),
-        None,
-        &[
-            ("batch_size", 16),
-            ("epochs", 2),
-            ("max_seq_len", 64),
-            ("max_train_examples", 320),
-            ("checkpoint_every", 20),
-        ],
-    );
-    spec.languages.clear();
-    spec.recipe.insert("lr".into(), serde_json::json!(1e-4));
-    spec.recipe.insert("precision".into(), precision.into());
-    let ctx = common::job_ctx(dir.path(), precision, spec, None);
-    let started = std::time::Instant::now();
-    let out = BurnExecutor::new(Backend::Flex)
-        .run(&ctx, &NoProgress, &CancelFlag::new())
-        .unwrap_or_else(|f| panic!("{precision}: {f}"));
-    let phase = &out.metrics["train"]["phases"][0];
-    let acc = phase["dev"]["accuracy"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("no dev accuracy in {phase}"));
-    let loss = phase["loss"].as_f64().unwrap();
-    eprintln!(
-        "{precision}: dev accuracy {acc:.2}, final loss {loss:.4}, {} steps in {:.1} s",
-        phase["steps"],
-        started.elapsed().as_secs_f64()
-    );
-    Some((acc, loss))
-}
 
 #[test]
 fn bf16_fine_tunes_sst2_like_fp32() {
-    let Some((fp32, fp32_loss)) = sst2_dev_accuracy("fp32") else {
+    let Some((fp32, fp32_loss)) = common::sst2_dev_accuracy(Backend::Flex, "fp32") else {
         return;
     };
-    let (bf16, bf16_loss) = sst2_dev_accuracy("bf16").unwrap();
+    let (bf16, bf16_loss) = common::sst2_dev_accuracy(Backend::Flex, "bf16").unwrap();
     assert!(fp32_loss.is_finite() && bf16_loss.is_finite());
     // 872 dev sentences: chance is ~50 % (one standard error 1.7 points); 60 % is 6 standard
     // errors above it, so both runs must have learned the task.

@@ -9,7 +9,8 @@ use stilts_trainer::heads::{HeadConfig, HeadKind, TaskModel};
 use stilts_trainer::model::Pretrained;
 use stilts_trainer::recipe::TrainConfig;
 use stilts_trainer::train::TrainOutcome;
-use stilts_worker::executor::JobContext;
+use stilts_trainer::{Backend, BurnExecutor};
+use stilts_worker::executor::{CancelFlag, Executor, JobContext};
 
 /// `$STILTS_TEST_MODELS` (written by `deploy/fetch-models.sh`), or `None` after printing a
 /// visible skip notice.
@@ -186,4 +187,47 @@ pub fn fit_head_with(
         head,
     };
     stilts_trainer::train::train(&run, model).unwrap()
+}
+
+/// Dev accuracy (best checkpoint) of one intermediate-stage run of MiniLM on the shared SST-2
+/// subset (320 training sentences, 2 epochs) on `backend`, and its final loss; `None` (after a
+/// skip notice) without the model or the data.
+pub fn sst2_dev_accuracy(backend: Backend, precision: &str) -> Option<(f64, f64)> {
+    let model = minilm()?;
+    let data = shared_data()?;
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = burn_spec(
+        StageKind::Intermediate,
+        "sst2",
+        "en",
+        (&model, &data),
+        None,
+        &[
+            ("batch_size", 16),
+            ("epochs", 2),
+            ("max_seq_len", 64),
+            ("max_train_examples", 320),
+            ("checkpoint_every", 20),
+        ],
+    );
+    spec.languages.clear();
+    spec.recipe.insert("lr".into(), serde_json::json!(1e-4));
+    spec.recipe.insert("precision".into(), precision.into());
+    let ctx = job_ctx(dir.path(), precision, spec, None);
+    let started = std::time::Instant::now();
+    let out = BurnExecutor::new(backend)
+        .run(&ctx, &NoProgress, &CancelFlag::new())
+        .unwrap_or_else(|f| panic!("{precision}: {f}"));
+    let phase = &out.metrics["train"]["phases"][0];
+    let acc = phase["dev"]["accuracy"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no dev accuracy in {phase}"));
+    let loss = phase["loss"].as_f64().unwrap();
+    eprintln!(
+        "{} {precision}: dev accuracy {acc:.2}, final loss {loss:.4}, {} steps in {:.1} s",
+        backend.name(),
+        phase["steps"],
+        started.elapsed().as_secs_f64()
+    );
+    Some((acc, loss))
 }
