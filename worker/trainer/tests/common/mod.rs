@@ -231,3 +231,22 @@ pub fn sst2_dev_accuracy(backend: Backend, precision: &str) -> Option<(f64, f64)
     );
     Some((acc, loss))
 }
+
+/// MiniLM fine-tuned on the shared SST-2 subset on `backend` in fp32 and in bf16 (same seed, data
+/// order and dropout masks): both must learn the task and reach the same dev accuracy within
+/// `max_gap` points. Skips (after a notice) without the model or the data.
+pub fn assert_bf16_learns_sst2_like_fp32(backend: Backend, max_gap: f64) {
+    let Some((fp32, fp32_loss)) = sst2_dev_accuracy(backend, "fp32") else {
+        return;
+    };
+    let (bf16, bf16_loss) = sst2_dev_accuracy(backend, "bf16").unwrap();
+    assert!(fp32_loss.is_finite() && bf16_loss.is_finite());
+    // 872 dev sentences: chance is ~50 % (one standard error 1.7 points); 60 % is 6 standard
+    // errors above it, so both runs must have learned the task.
+    assert!(fp32 > 60.0, "fp32 did not learn SST-2: {fp32:.2}");
+    assert!(bf16 > 60.0, "bf16 did not learn SST-2: {bf16:.2}");
+    assert!(
+        (fp32 - bf16).abs() <= max_gap,
+        "bf16 {bf16:.2} vs fp32 {fp32:.2}: more than rounding noise"
+    );
+}
